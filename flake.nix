@@ -1,0 +1,62 @@
+{
+  description = "Self-host the PowerSync Service on NixOS: modules, a host, checks and an xtask";
+
+  inputs = {
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
+    sops-nix = {
+      url = "github:Mic92/sops-nix";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
+  };
+
+  # Wiring only. Every output that needs nixpkgs sits behind its own attribute, so `nix eval .#lib.<name>`
+  # evaluates without fetching any input (Nix fetches inputs lazily).
+  outputs = {nixpkgs, ...}: let
+    systems = ["x86_64-linux" "aarch64-linux"];
+    eachSystem = f:
+      builtins.listToAttrs (map (system: {
+          name = system;
+          value = f nixpkgs.legacyPackages.${system};
+        })
+        systems);
+  in {
+    # Pure helpers (builtins only): config rendering, the image pin, the config contract.
+    lib = import ./lib;
+
+    checks = eachSystem (pkgs: {
+      # The same Nix unit tests `cargo xtask test` runs, so `nix flake check` covers them too.
+      unit-tests = import ./tests/unit-check.nix {inherit pkgs;};
+    });
+
+    devShells = eachSystem (pkgs: {
+      default = pkgs.mkShell {
+        packages = [
+          pkgs.cargo
+          pkgs.rustc
+          pkgs.rustfmt
+          pkgs.clippy
+          pkgs.nix
+          pkgs.alejandra
+          pkgs.deadnix
+          pkgs.skopeo
+          pkgs.sops
+          pkgs.age
+          pkgs.nodejs
+          pkgs.git
+        ];
+      };
+    });
+
+    # `nix fmt` runs `cargo xtask fmt`, so it uses the alejandra pinned in Cargo.lock: the one the tests check
+    # with. nixpkgs' alejandra binary (in the dev shell) is a newer major version and may format differently.
+    formatter = eachSystem (pkgs:
+      pkgs.writeShellApplication {
+        name = "powersync-nix-fmt";
+        runtimeInputs = [pkgs.cargo pkgs.rustc pkgs.rustfmt pkgs.git];
+        text = ''
+          root=$(git rev-parse --show-toplevel)
+          exec cargo run --quiet --manifest-path "$root/Cargo.toml" --package xtask --bin xtask -- fmt "$@"
+        '';
+      });
+  };
+}

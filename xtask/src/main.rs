@@ -1,0 +1,26 @@
+//! powersync-nix's task runner, in the cargo-xtask convention
+//! (<https://github.com/matklad/cargo-xtask>): `cargo xtask --help` lists the tasks.
+
+mod flags;
+mod fmt;
+mod nix;
+mod test;
+mod tools;
+mod util;
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let flags = flags::Xtask::parse();
+    let sh = xshell::Shell::new()?;
+    // Paths on the command line are the caller's, relative to where they stand, not to the root.
+    let caller_dir = sh.current_dir();
+    sh.change_dir(util::project_root());
+    match flags.command {
+        flags::Command::Test(cmd) => cmd.run(&sh),
+        flags::Command::Fmt(mut cmd) => {
+            cmd.paths = cmd.paths.iter().map(|path| caller_dir.join(path)).collect();
+            cmd.run(&sh)
+        }
+    }
+}

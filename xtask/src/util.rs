@@ -1,0 +1,146 @@
+//! Small helpers shared by the tasks.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+use xshell::{cmd, Shell};
+
+/// The repository root: the parent of this crate's directory, fixed at compile time.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the repository root")
+        .to_path_buf()
+}
+
+/// The `.nix` files git knows under `root` (tracked, plus new files not ignored), as paths relative to `root`.
+/// New files count so that a file being written is checked before it is committed.
+pub fn nix_files(sh: &Shell, root: &Path) -> Result<Vec<PathBuf>> {
+    crate::tools::GIT.require()?;
+    let _dir = sh.push_dir(root);
+    let listing = cmd!(
+        sh,
+        "git ls-files --cached --others --exclude-standard -- *.nix"
+    )
+    .read()
+    .with_context(|| format!("list the .nix files git knows in {}", root.display()))?;
+    let mut files: Vec<PathBuf> = listing
+        .lines()
+        .map(PathBuf::from)
+        // A tracked file deleted in the work tree is not ours to check.
+        .filter(|path| root.join(path).is_file())
+        .collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+/// Replace `path`'s content in one step: write a sibling temporary file, then rename it over the original,
+/// so a reader never sees half a file and a failure leaves the original as it was.
+pub fn write_atomically(path: &Path, content: &str) -> Result<()> {
+    let file_name = path
+        .file_name()
+        .with_context(|| format!("{} has no file name", path.display()))?;
+    let tmp = path.with_file_name(format!(".{}.xtask-tmp", file_name.to_string_lossy()));
+    fs::write(&tmp, content).with_context(|| format!("write {}", tmp.display()))?;
+    if let Ok(meta) = fs::metadata(path) {
+        fs::set_permissions(&tmp, meta.permissions())
+            .with_context(|| format!("copy permissions onto {}", tmp.display()))?;
+    }
+    fs::rename(&tmp, path).with_context(|| format!("replace {}", path.display()))
+}
+
+#[cfg(test)]
+pub mod testing {
+    //! A scratch git repository for tests that need files on disk.
+
+    use std::{
+        fs,
+        path::PathBuf,
+        sync::atomic::{AtomicUsize, Ordering},
+    };
+
+    use xshell::{cmd, Shell};
+
+    pub struct Scratch {
+        pub root: PathBuf,
+    }
+
+    impl Scratch {
+        /// A fresh, empty git repository under the system temporary directory.
+        pub fn new(label: &str) -> Scratch {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let root = std::env::temp_dir().join(format!(
+                "xtask-{label}-{}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::SeqCst)
+            ));
+            let _ = fs::remove_dir_all(&root);
+            fs::create_dir_all(&root).unwrap();
+            let sh = Shell::new().unwrap();
+            let _dir = sh.push_dir(&root);
+            cmd!(sh, "git init --quiet").run().unwrap();
+            Scratch { root }
+        }
+
+        pub fn write(&self, relative: &str, content: &str) -> &Scratch {
+            let path = self.root.join(relative);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, content).unwrap();
+            self
+        }
+
+        pub fn read(&self, relative: &str) -> String {
+            fs::read_to_string(self.root.join(relative)).unwrap()
+        }
+
+        pub fn path(&self, relative: &str) -> PathBuf {
+            self.root.join(relative)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{testing::Scratch, *};
+
+    #[test]
+    fn nix_files_lists_tracked_and_new_files_but_not_ignored_ones() {
+        let scratch = Scratch::new("nix-files");
+        scratch
+            .write("a.nix", "1\n")
+            .write("sub/b.nix", "2\n")
+            .write("ignored/c.nix", "3\n")
+            .write("readme.md", "x\n")
+            .write(".gitignore", "/ignored\n");
+        let sh = Shell::new().unwrap();
+        let files = nix_files(&sh, &scratch.root).unwrap();
+        assert_eq!(
+            files,
+            vec![PathBuf::from("a.nix"), PathBuf::from("sub/b.nix")]
+        );
+    }
+
+    #[test]
+    fn write_atomically_replaces_content_and_leaves_no_temporary_file() {
+        let scratch = Scratch::new("atomic");
+        scratch.write("f.nix", "old\n");
+        write_atomically(&scratch.path("f.nix"), "new\n").unwrap();
+        assert_eq!(scratch.read("f.nix"), "new\n");
+        let leftovers: Vec<_> = fs::read_dir(&scratch.root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().contains("xtask-tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+}
