@@ -1,3 +1,14 @@
 # powersync-nix's pure helpers: builtins only (no nixpkgs, no lib), so `nix eval .#lib.<name>` and the unit
-# tests under tests/unit/ run offline. The NixOS modules call these same functions.
-{}
+# tests under tests/unit/ run offline. The NixOS modules call these same functions, so what `lib` renders is
+# byte for byte what the container mounts.
+let
+  yaml = import ./yaml.nix;
+  settings = import ./settings.nix;
+  contract = import ./contract.nix;
+  image = import ./image.nix;
+in {
+  inherit (yaml) toYAML env envNumber envBoolean isEnv;
+  inherit (settings) generatedSettings mergeSettings renderConfig configPath syncConfigPath prometheusPort;
+  inherit (contract) checkSettings envRefs maxSlotPrefix;
+  inherit (image) imagePin;
+}

@@ -60,6 +60,8 @@ pub enum Step {
     NixUnit,
     /// The flake's `lib` evaluates offline with the committed flake.lock.
     FlakeLib,
+    /// Rendered configs validated against the pinned official `@powersync/service-schema`.
+    Schema,
 }
 
 #[derive(Parser, Debug)]

@@ -4,6 +4,7 @@
 mod flags;
 mod fmt;
 mod nix;
+mod schema;
 mod test;
 mod tools;
 mod util;

@@ -9,7 +9,7 @@ use xshell::{cmd, Shell};
 
 use crate::{
     flags::{self, Step},
-    fmt, nix, util,
+    fmt, nix, schema, util,
 };
 
 impl flags::Test {
@@ -66,6 +66,7 @@ fn run_step(sh: &Shell, step: Step) -> Result<()> {
         Step::Deadnix => nix::deadnix(sh, &root),
         Step::NixUnit => nix::unit_tests(sh, &root.join("tests/run-unit.nix"), &root),
         Step::FlakeLib => nix::flake_lib(sh, &root),
+        Step::Schema => schema::check_configs(sh, &root),
     }
 }
 

@@ -25,6 +25,11 @@ pub const DEADNIX: Tool = Tool {
     install: "`cargo install --locked deadnix`, or run inside `nix develop`",
 };
 
+pub const NODE: Tool = Tool {
+    program: "node",
+    install: "`apt-get install nodejs npm` on Debian 12, or run inside `nix develop`",
+};
+
 pub const GIT: Tool = Tool {
     program: "git",
     install: "`apt-get install git`",

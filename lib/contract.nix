@@ -1,0 +1,140 @@
+# The config contract: mistakes the PowerSync Service silently ignores or only reports at run time (and its
+# JSON schema does not catch), found at evaluation time. `checkSettings settings` returns
+# `{ errors = [ … ]; warnings = [ … ]; }`; the NixOS module turns them into assertions and warnings, so each
+# text says what is wrong and what to set instead.
+let
+  inherit (builtins) attrNames concatLists concatMap elem filter genList head isAttrs isInt isList isString length match stringLength substring;
+  inherit (import ./yaml.nix) isEnv;
+
+  knownTopLevel = ["replication" "storage" "port" "sync_config" "sync_rules" "client_auth" "api" "metadata" "migrations" "telemetry" "healthcheck" "system" "parameters"];
+  sslmodes = ["verify-full" "verify-ca" "disable"];
+
+  # PostgreSQL slot names are lower-case letters, digits and `_`, at most 63 bytes; the service appends
+  # `<sync config id>_<4 hex>`, so leave it 11 of them.
+  maxSlotPrefix = 52;
+
+  when = condition: message:
+    if condition
+    then [message]
+    else [];
+
+  # Every `!env` reference in a value, with where it sits (e.g. "storage.password").
+  envRefs = path: value:
+    if isEnv value
+    then [
+      {
+        inherit path;
+        name = head (builtins.split "::" value._env);
+        conversion = let
+          parts = filter isString (builtins.split "::" value._env);
+        in
+          if length parts > 1
+          then builtins.elemAt parts 1
+          else null;
+      }
+    ]
+    else if isAttrs value
+    then concatMap (name: envRefs "${path}.${name}" value.${name}) (attrNames value)
+    else if isList value
+    then concatLists (genList (i: envRefs "${path}[${toString i}]" (builtins.elemAt value i)) (length value))
+    else [];
+
+  envErrors = settings:
+    concatMap (ref:
+      when (match "PS_.*" ref.name == null)
+      "${ref.path}: `!env ${ref.name}` does not start with PS_; the service only substitutes PS_* variables and refuses to start (exit 150). Rename the variable to PS_${ref.name}."
+      ++ when (ref.conversion != null && !(elem ref.conversion ["number" "boolean"]))
+      "${ref.path}: `!env ${ref.name}::${ref.conversion}` has an unknown conversion; the service knows ::number and ::boolean.")
+    (concatMap (name: envRefs name settings.${name}) (attrNames settings));
+
+  isLiteral = value: isString value;
+
+  connectionErrors = where: connection:
+    when (connection ? slot_name)
+    "${where}.slot_name is not a PowerSync option (the service ignores it and names slots itself); set `slot_name_prefix` (services.powersync.replication.slotNamePrefix) instead."
+    ++ when (connection ? sslmode && !(elem connection.sslmode sslmodes))
+    "${where}.sslmode = ${builtins.toJSON connection.sslmode} is refused by the service (exit 150); use one of verify-full (the default), verify-ca (with `cacert`) or disable."
+    ++ when ((connection.sslmode or null) == "verify-ca" && !(connection ? cacert))
+    "${where}.sslmode = verify-ca needs `cacert` (the CA certificate that signed the server's certificate); set it, or use verify-full."
+    ++ when (connection ? hostname && isLiteral connection.hostname && substring 0 1 connection.hostname == "/")
+    "${where}.hostname ${builtins.toJSON connection.hostname} is a Unix socket directory; the service connects over TCP only. Point it at a TCP address."
+    ++ when (connection ? uri && isLiteral connection.uri && match ".*(host=/|@/|@%2[Ff]).*" connection.uri != null)
+    "${where}.uri names a Unix socket; the service connects over TCP only. Point it at a TCP address."
+    ++ when (connection ? password && isLiteral connection.password)
+    "${where}.password is a literal: it would be written to the world-readable Nix store. Use `!env PS_…` (lib.env \"PS_…\") and pass the value in an environment file."
+    ++ when (connection ? uri && isLiteral connection.uri && match "[a-z]+://[^/@:]*:[^/@]+@.*" connection.uri != null)
+    "${where}.uri contains a password: it would be written to the world-readable Nix store. Use `!env PS_…` (lib.env \"PS_…\") for the URI."
+    ++ (
+      let
+        prefix = connection.slot_name_prefix or null;
+      in
+        when (prefix != null && (!(isString prefix) || match "[a-z0-9_]+" prefix == null || stringLength prefix > maxSlotPrefix))
+        "${where}.slot_name_prefix = ${builtins.toJSON prefix} is not a valid PostgreSQL slot name prefix: use lower-case letters, digits and `_` only, at most ${toString maxSlotPrefix} characters (the service appends `<id>_<hex>`). The service would only fail when it creates the slot (PSYNC_S1120), with probes still green."
+    );
+
+  connectionWarnings = where: connection:
+    when (connection ? uri && isLiteral connection.uri && match ".*[?&]sslmode=.*" connection.uri != null)
+    "${where}.uri carries `sslmode=` in its query, which the service ignores: TLS follows the `sslmode` key only (default verify-full)."
+    ++ when (connection ? uri && isLiteral connection.uri && match ".*[?&]replication=database.*" connection.uri != null)
+    "${where}.uri carries `replication=database`; remove it (the service opens its own replication connection).";
+
+  connectionsOf = settings: let
+    replication = settings.replication.connections or [];
+  in
+    genList (i: {
+      where = "replication.connections[${toString i}]";
+      connection = builtins.elemAt replication i;
+    }) (length replication)
+    ++ (
+      if isAttrs (settings.storage or null)
+      then [
+        {
+          where = "storage";
+          connection = settings.storage;
+        }
+      ]
+      else []
+    );
+
+  portErrors = settings: let
+    port = settings.port or null;
+  in
+    if port == null || isEnv port
+    then []
+    else if !(isInt port) || port < 1 || port > 65535
+    then ["port = ${builtins.toJSON port} is not a TCP port number."]
+    else
+      when (port < 1024)
+      "port = ${toString port}: the service runs as an unprivileged user (uid 901) and cannot bind ports below 1024 (exit 150, EACCES). Use 1024 or above, e.g. 8080.";
+in {
+  inherit envRefs maxSlotPrefix;
+
+  checkSettings = settings: {
+    errors =
+      when ((settings.api or {}) ? port)
+      "api.port is ignored by the service, which listens on the top-level `port`; set `port` (services.powersync.settings.port) instead."
+      ++ when (settings ? sync_rules && settings ? sync_config)
+      "Both sync_rules and sync_config are set; the service refuses to start (exit 150). Keep only sync_config (sync_rules is its deprecated name)."
+      ++ when (!(settings ? sync_rules) && !(settings ? sync_config))
+      "No sync_config: set services.powersync.syncConfig to your sync config YAML."
+      ++ when (!(settings ? storage))
+      "No storage block: the service needs bucket storage (exit 150 without it)."
+      ++ when (isAttrs (settings.storage or null) && !(settings.storage ? type))
+      "storage.type is missing; use \"postgresql\" (or \"mongodb\")."
+      ++ when (isAttrs (settings.storage or null) && settings.storage ? type && !(elem settings.storage.type ["postgresql" "mongodb"]))
+      "storage.type = ${builtins.toJSON (settings.storage.type or null)} is not a storage the service knows; use \"postgresql\" or \"mongodb\"."
+      ++ when (!((settings.telemetry or {}) ? disable_telemetry_sharing))
+      "telemetry.disable_telemetry_sharing is not set: without it the service shares anonymous usage telemetry. Set it explicitly (services.powersync.settings.telemetry.disable_telemetry_sharing)."
+      ++ when ((settings.healthcheck or {}) ? probes && ((settings.healthcheck.probes.use_http or false) != true))
+      "healthcheck.probes is set without use_http = true: the service then stops serving /probes/*, which the container health check and the nginx liveness probe use. Add use_http = true or drop the healthcheck block."
+      ++ portErrors settings
+      ++ concatMap (c: connectionErrors c.where c.connection) (connectionsOf settings)
+      ++ envErrors settings;
+    warnings =
+      map (name: "Unknown top-level key `${name}` in services.powersync.settings: the service ignores unknown keys silently. Known keys: ${builtins.concatStringsSep ", " knownTopLevel}.")
+      (filter (name: !(elem name knownTopLevel)) (attrNames settings))
+      ++ when (settings ? sync_rules && !(settings ? sync_config))
+      "sync_rules is the deprecated name of sync_config; rename it."
+      ++ concatMap (c: connectionWarnings c.where c.connection) (connectionsOf settings);
+  };
+}

@@ -1,0 +1,176 @@
+# lib.checkSettings: each mistake in powersync-facts' "Mistakes the service does not catch" is refused with a
+# message that names the key and the fix, and a good config passes untouched.
+{lib}: let
+  good = lib.generatedSettings {
+    port = 8080;
+    slotNamePrefix = "powersync_selfhost_";
+    storageHostname = "10.89.64.1";
+    storagePort = 5432;
+    jwksUri = "https://example.supabase.co/auth/v1/.well-known/jwks.json";
+    audience = "authenticated";
+  };
+  with' = overrides: lib.mergeSettings good overrides;
+  source = overrides: with' {replication.connections = [((builtins.head good.replication.connections) // overrides)];};
+
+  # The one error a config produces, reduced to whether it mentions `phrase` (a regex); a config that has no
+  # error or several gives the list itself, so a failure shows what came out.
+  oneError = phrase: settings: let
+    inherit (lib.checkSettings settings) errors;
+  in
+    if builtins.length errors == 1 && builtins.match ".*${phrase}.*" (builtins.head errors) != null
+    then "refused"
+    else errors;
+  oneWarning = phrase: settings: let
+    inherit (lib.checkSettings settings) errors warnings;
+  in
+    if errors == [] && builtins.length warnings == 1 && builtins.match ".*${phrase}.*" (builtins.head warnings) != null
+    then "warned"
+    else {inherit errors warnings;};
+in {
+  testContractGoodConfigPasses = {
+    expr = lib.checkSettings good;
+    expected = {
+      errors = [];
+      warnings = [];
+    };
+  };
+  testContractApiPortIsRefused = {
+    expr = oneError "api.port is ignored.*top-level `port`" (with' {api.port = 9000;});
+    expected = "refused";
+  };
+  testContractApiTokensAloneAreFine = {
+    expr = (lib.checkSettings (with' {api.tokens = [(lib.env "PS_API_TOKEN")];})).errors;
+    expected = [];
+  };
+  testContractSlotNameIsRefused = {
+    expr = oneError "slot_name is not a PowerSync option.*slot_name_prefix" (source {slot_name = "mine";});
+    expected = "refused";
+  };
+  testContractSlotNameOnStorageIsRefusedToo = {
+    expr = oneError "^storage.slot_name" (with' {storage.slot_name = "mine";});
+    expected = "refused";
+  };
+  testContractSyncRulesAndSyncConfigTogetherAreRefused = {
+    expr = oneError "Both sync_rules and sync_config" (with' {sync_rules.path = "/config/rules.yaml";});
+    expected = "refused";
+  };
+  testContractSyncRulesAloneIsAWarning = {
+    expr = oneWarning "deprecated name of sync_config" (with' {
+      sync_config = null;
+      sync_rules.path = "/config/rules.yaml";
+    });
+    expected = "warned";
+  };
+  testContractNoSyncConfigIsRefused = {
+    expr = oneError "No sync_config" (with' {sync_config = null;});
+    expected = "refused";
+  };
+  testContractSslmodeRequireIsRefused = {
+    expr = oneError "sslmode = \"require\" is refused" (source {sslmode = "require";});
+    expected = "refused";
+  };
+  testContractVerifyCaWithoutCacertIsRefused = {
+    expr = oneError "verify-ca needs `cacert`" (source {sslmode = "verify-ca";});
+    expected = "refused";
+  };
+  testContractVerifyCaWithCacertPasses = {
+    expr =
+      (lib.checkSettings (source {
+        sslmode = "verify-ca";
+        cacert = "-----BEGIN CERTIFICATE-----";
+      }))
+      .errors;
+    expected = [];
+  };
+  testContractUpperCaseSlotPrefixIsRefused = {
+    expr = oneError "not a valid PostgreSQL slot name prefix" (source {slot_name_prefix = "PowerSync_";});
+    expected = "refused";
+  };
+  testContractDashInSlotPrefixIsRefused = {
+    expr = oneError "not a valid PostgreSQL slot name prefix" (source {slot_name_prefix = "power-sync_";});
+    expected = "refused";
+  };
+  testContractOverlongSlotPrefixIsRefused = {
+    expr = oneError "at most 52 characters" (source {slot_name_prefix = builtins.concatStringsSep "" (builtins.genList (_: "a") 53);});
+    expected = "refused";
+  };
+  testContractLongestSlotPrefixPasses = {
+    expr = (lib.checkSettings (source {slot_name_prefix = builtins.concatStringsSep "" (builtins.genList (_: "a") 52);})).errors;
+    expected = [];
+  };
+  testContractEnvWithoutPsPrefixIsRefused = {
+    expr = oneError "`!env SOURCE_DSN` does not start with PS_" (source {uri = lib.env "SOURCE_DSN";});
+    expected = "refused";
+  };
+  testContractEnvWithAnUnknownConversionIsRefused = {
+    expr = oneError "unknown conversion" (with' {storage.max_pool_size = lib.env "PS_POOL::integer";});
+    expected = "refused";
+  };
+  testContractEnvNumberPasses = {
+    expr = (lib.checkSettings (with' {storage.max_pool_size = lib.envNumber "PS_POOL";})).errors;
+    expected = [];
+  };
+  testContractMissingStorageIsRefused = {
+    expr = oneError "No storage block" (with' {storage = null;});
+    expected = "refused";
+  };
+  testContractStorageTypeTypoIsRefused = {
+    expr = oneError "storage.type = \"postgres\" is not a storage" (with' {storage.type = "postgres";});
+    expected = "refused";
+  };
+  testContractMissingTelemetryFlagIsRefused = {
+    expr = oneError "telemetry.disable_telemetry_sharing is not set" (with' {telemetry.disable_telemetry_sharing = null;});
+    expected = "refused";
+  };
+  testContractUnknownTopLevelKeyIsAWarning = {
+    expr = oneWarning "Unknown top-level key `replications`" (with' {replications = {};});
+    expected = "warned";
+  };
+  testContractPortBelow1024IsRefused = {
+    expr = oneError "cannot bind ports below 1024" (with' {port = 80;});
+    expected = "refused";
+  };
+  testContractPortAsStringIsRefused = {
+    expr = oneError "is not a TCP port number" (with' {port = "8080";});
+    expected = "refused";
+  };
+  testContractUnixSocketStorageIsRefused = {
+    expr = oneError "Unix socket directory.*TCP only" (with' {storage.hostname = "/run/postgresql";});
+    expected = "refused";
+  };
+  testContractUnixSocketUriIsRefused = {
+    expr = oneError "names a Unix socket" (source {uri = "postgresql:///postgres?host=/run/postgresql";});
+    expected = "refused";
+  };
+  testContractLiteralPasswordIsRefused = {
+    expr = oneError "password is a literal.*Nix store" (with' {storage.password = "hunter2";});
+    expected = "refused";
+  };
+  testContractLiteralDsnWithPasswordIsRefused = {
+    expr = oneError "uri contains a password" (source {uri = "postgresql://u:secret@db.example.supabase.co:5432/postgres";});
+    expected = "refused";
+  };
+  testContractSslmodeInALiteralDsnIsAWarning = {
+    expr = oneWarning "ignores.*`sslmode` key" (source {uri = "postgresql://db.example.supabase.co:5432/postgres?sslmode=require";});
+    expected = "warned";
+  };
+  testContractHealthcheckProbesWithoutHttpAreRefused = {
+    expr = oneError "without use_http = true" (with' {healthcheck.probes.use_filesystem = true;});
+    expected = "refused";
+  };
+  testContractHealthcheckProbesWithHttpPass = {
+    expr = (lib.checkSettings (with' {healthcheck.probes.use_http = true;})).errors;
+    expected = [];
+  };
+  testContractSeveralMistakesAreAllReported = {
+    expr =
+      builtins.length
+      (lib.checkSettings (with' {
+        api.port = 9000;
+        port = 80;
+        storage.password = "x";
+      }))
+      .errors;
+    expected = 3;
+  };
+}
