@@ -23,6 +23,13 @@
     # Pure helpers (builtins only): config rendering, the image pin, the config contract.
     lib = import ./lib;
 
+    # Paths, not imported functions, so error messages name the file (as sops-nix does).
+    nixosModules = {
+      powersync = ./modules/powersync;
+      v6egress = ./modules/v6egress;
+      default = ./modules/powersync;
+    };
+
     checks = eachSystem (pkgs: {
       # The same Nix unit tests `cargo xtask test` runs, so `nix flake check` covers them too.
       unit-tests = import ./tests/unit-check.nix {inherit pkgs;};

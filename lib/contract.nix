@@ -117,6 +117,8 @@ in {
       "Both sync_rules and sync_config are set; the service refuses to start (exit 150). Keep only sync_config (sync_rules is its deprecated name)."
       ++ when (!(settings ? sync_rules) && !(settings ? sync_config))
       "No sync_config: set services.powersync.syncConfig to your sync config YAML."
+      ++ when ((settings.replication.connections or []) == [])
+      "No replication connection (replication.connections is empty): the service would serve nothing. Keep the generated source connection or add one."
       ++ when (!(settings ? storage))
       "No storage block: the service needs bucket storage (exit 150 without it)."
       ++ when (isAttrs (settings.storage or null) && !(settings.storage ? type))
@@ -131,7 +133,7 @@ in {
       ++ concatMap (c: connectionErrors c.where c.connection) (connectionsOf settings)
       ++ envErrors settings;
     warnings =
-      map (name: "Unknown top-level key `${name}` in services.powersync.settings: the service ignores unknown keys silently. Known keys: ${builtins.concatStringsSep ", " knownTopLevel}.")
+      map (name: "Unknown top-level key `${name}`: the service ignores unknown keys silently. Known keys: ${builtins.concatStringsSep ", " knownTopLevel}.")
       (filter (name: !(elem name knownTopLevel)) (attrNames settings))
       ++ when (settings ? sync_rules && !(settings ? sync_config))
       "sync_rules is the deprecated name of sync_config; rename it."

@@ -6,9 +6,11 @@ let
   settings = import ./settings.nix;
   contract = import ./contract.nix;
   image = import ./image.nix;
+  network = import ./network.nix;
 in {
   inherit (yaml) toYAML env envNumber envBoolean isEnv;
   inherit (settings) generatedSettings mergeSettings renderConfig configPath syncConfigPath prometheusPort;
   inherit (contract) checkSettings envRefs maxSlotPrefix;
   inherit (image) imagePin;
+  inherit (network) gateway4 gateway6;
 }

@@ -110,6 +110,10 @@ in {
     expr = (lib.checkSettings (with' {storage.max_pool_size = lib.envNumber "PS_POOL";})).errors;
     expected = [];
   };
+  testContractNoReplicationConnectionIsRefused = {
+    expr = oneError "No replication connection" (with' {replication = null;});
+    expected = "refused";
+  };
   testContractMissingStorageIsRefused = {
     expr = oneError "No storage block" (with' {storage = null;});
     expected = "refused";
