@@ -7,10 +7,14 @@ let
   contract = import ./contract.nix;
   image = import ./image.nix;
   network = import ./network.nix;
+  instance = import ./instance.nix;
 in {
   inherit (yaml) toYAML env envNumber envBoolean isEnv;
   inherit (settings) generatedSettings mergeSettings renderConfig configPath syncConfigPath prometheusPort;
   inherit (contract) checkSettings envRefs maxSlotPrefix;
   inherit (image) imagePin;
   inherit (network) gateway4 gateway6;
+  inherit (instance) defaults instanceSettings;
+  # The config file a host's instance (hosts/<host>/modules/powersync/instance.nix) runs with.
+  renderInstance = i: settings.renderConfig (instance.instanceSettings i);
 }

@@ -12,6 +12,7 @@
   pure = import ../../lib;
   cfg = config.services.powersync;
   pin = pure.imagePin (import ./image.nix);
+  inherit (pure) defaults;
   contract = pure.checkSettings cfg.finalSettings;
 
   # A secret's path must not point into the world-readable store (a Nix path literal would copy it there).
@@ -72,22 +73,18 @@ in {
     finalSettings = mkOption {
       type = types.attrs;
       readOnly = true;
-      default =
-        pure.mergeSettings (pure.generatedSettings {
-          port = 8080;
-          inherit (cfg.replication) slotNamePrefix;
-          sourceHostname = cfg.replication.hostname;
-          sourcePort =
-            if cfg.replication.hostname == null
-            then null
-            else cfg.replication.port;
-          storageHostname = config.networking.v6egress.gateway4;
-          storagePort = cfg.storage.proxyPort;
-          jwksUri = cfg.auth.jwksUri;
-          inherit (cfg.auth) audience;
-          metrics = cfg.metrics.enable;
-        })
-        cfg.settings;
+      # The same function `cargo xtask render` calls on a host's instance.nix: one path to the bytes.
+      default = pure.instanceSettings {
+        powersync = {
+          replication = {inherit (cfg.replication) slotNamePrefix hostname port;};
+          auth = {inherit (cfg.auth) jwksUri audience;};
+          metrics = {inherit (cfg.metrics) enable port;};
+          storage = {inherit (cfg.storage) proxyPort;};
+          listen = {inherit (cfg.listen) port;};
+          inherit (cfg) settings;
+        };
+        v6egress = {inherit (config.networking.v6egress) subnet4 subnet6 interfaceName;};
+      };
       defaultText = literalExpression "generated settings merged with services.powersync.settings";
       description = "The service config as rendered: what this module generates, with `settings` merged over it.";
     };
@@ -119,14 +116,14 @@ in {
     auth = {
       jwksUri = mkOption {
         type = types.nullOr types.str;
-        default = null;
+        default = defaults.auth.jwksUri;
         example = "https://<project>.supabase.co/auth/v1/.well-known/jwks.json";
         description = "JWKS URI whose keys verify client JWTs (`client_auth.jwks_uri`). Supabase publishes its asymmetric signing keys here.";
       };
 
       audience = mkOption {
         type = types.str;
-        default = "authenticated";
+        default = defaults.auth.audience;
         description = "Audience client JWTs must carry (`client_auth.audience`); Supabase user tokens use `authenticated`.";
       };
     };
@@ -134,7 +131,7 @@ in {
     replication = {
       slotNamePrefix = mkOption {
         type = types.str;
-        default = "powersync_selfhost_";
+        default = defaults.replication.slotNamePrefix;
         description = ''
           Prefix of the replication slots the service creates on the source; it appends `<sync config id>_<hex>`.
           A prefix distinct from PowerSync Cloud's keeps both apart when they replicate the same database.
@@ -143,7 +140,7 @@ in {
 
       hostname = mkOption {
         type = types.nullOr types.str;
-        default = null;
+        default = defaults.replication.hostname;
         example = "db.<project>.supabase.co";
         description = ''
           Source host, rendered as the connection's own `hostname` key, which wins over the DSN's host: the
@@ -153,34 +150,34 @@ in {
 
       port = mkOption {
         type = types.port;
-        default = 5432;
+        default = defaults.replication.port;
         description = "Source port, rendered with `hostname` (ignored when `hostname` is null).";
       };
     };
 
     listen.port = mkOption {
       type = types.port;
-      default = 8080;
+      default = defaults.listen.port;
       description = "Host port on 127.0.0.1 where the service's API is published (nginx proxies to it).";
     };
 
     metrics = {
       enable = mkOption {
         type = types.bool;
-        default = true;
+        default = defaults.metrics.enable;
         description = "Expose the service's Prometheus metrics (`telemetry.prometheus_port`) on 127.0.0.1.";
       };
 
       port = mkOption {
         type = types.port;
-        default = 9464;
+        default = defaults.metrics.port;
         description = "Host port on 127.0.0.1 where the Prometheus metrics are published.";
       };
     };
 
     storage.proxyPort = mkOption {
       type = types.port;
-      default = 5432;
+      default = defaults.storage.proxyPort;
       description = ''
         Port of the storage proxy on the v6egress gateway address: the container's only way into this host's
         PostgreSQL (see storage.nix for why a proxy).

@@ -27,7 +27,7 @@ in {
 
     interfaceName = mkOption {
       type = types.strMatching "[a-zA-Z0-9_-]{1,15}";
-      default = "v6egress0";
+      default = pure.defaults.v6egress.interfaceName;
       description = ''
         Name of the network's bridge interface. Fixed (not podman's `podmanN`) so firewall rules and sockets
         can name it. Linux limits interface names to 15 characters.
@@ -36,14 +36,14 @@ in {
 
     subnet4 = mkOption {
       type = types.str;
-      default = "10.89.64.0/24";
+      default = pure.defaults.v6egress.subnet4;
       example = "172.31.250.0/24";
       description = "IPv4 subnet of the network, written with its network address. Pick one no other network on the host or LAN uses.";
     };
 
     subnet6 = mkOption {
       type = types.str;
-      default = "fd70:7377:6e63:6567::/64";
+      default = pure.defaults.v6egress.subnet6;
       example = "fd12:3456:789a:1::/64";
       description = ''
         Unique local (fc00::/7) IPv6 subnet of the network, ending in `::`. Netavark masquerades it (NAT66) to

@@ -25,6 +25,29 @@ pub enum Command {
     ///
     /// Example: `cargo xtask test`, or `cargo xtask test --only nix-unit` while iterating.
     Test(Test),
+    /// Dry-build hosts: evaluate `nixosConfigurations.<host>` and report what building it would take.
+    ///
+    /// Runs `nix build --dry-run` on the host's `config.system.build.toplevel` (what `nixos-rebuild
+    /// dry-build` does) and prints how many derivations would be built and paths fetched. An evaluation
+    /// error exits non-zero with Nix's own message. Needs the network (GitHub, cache.nixos.org).
+    ///
+    /// Example: `cargo xtask dry-build web-arm`, or `cargo xtask dry-build --all --show-trace`.
+    DryBuild(DryBuild),
+    /// Run the NixOS VM tests (`checks.<this system>.<name>`) with build logs, then summarize.
+    ///
+    /// Without names it runs every VM test. Needs the network, and KVM to be quick.
+    ///
+    /// Example: `cargo xtask vm-test --list`, `cargo xtask vm-test powersync-e2e`, or
+    /// `cargo xtask vm-test powersync-e2e --interactive` for a Python prompt driving the VMs.
+    VmTest(VmTest),
+    /// Print the exact service config a host runs (offline), or check it with `--check`.
+    ///
+    /// Evaluates `hosts/<host>/modules/powersync/instance.nix` with the flake's `lib.renderInstance`, the
+    /// function the module goes through, so the text is byte for byte the file the container mounts.
+    /// `--check` also applies the config contract and validates against `@powersync/service-schema`.
+    ///
+    /// Example: `cargo xtask render web-arm`, or `cargo xtask render web-arm --check`.
+    Render(Render),
     /// Format the Nix files with alejandra (the pinned library, no binary needed) and the Rust code with rustfmt.
     ///
     /// Without paths it formats every tracked `.nix` file and runs `cargo fmt`; with paths (files or
@@ -62,6 +85,48 @@ pub enum Step {
     FlakeLib,
     /// Rendered configs validated against the pinned official `@powersync/service-schema`.
     Schema,
+}
+
+#[derive(Parser, Debug)]
+pub struct DryBuild {
+    /// Hosts to dry-build (names under `nixosConfigurations`).
+    pub hosts: Vec<String>,
+    /// Dry-build every host.
+    #[arg(long, conflicts_with = "hosts")]
+    pub all: bool,
+    /// Pass `--show-trace` to Nix for the full evaluation trace.
+    #[arg(long)]
+    pub show_trace: bool,
+    /// The flake to use (default: this repository).
+    #[arg(long, value_name = "DIR")]
+    pub flake: Option<PathBuf>,
+}
+
+#[derive(Parser, Debug)]
+pub struct VmTest {
+    /// VM tests to run (default: all of them).
+    pub names: Vec<String>,
+    /// List the VM tests for this system and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Build the test's interactive driver and start it (one test).
+    #[arg(long)]
+    pub interactive: bool,
+    /// The flake to use (default: this repository).
+    #[arg(long, value_name = "DIR")]
+    pub flake: Option<PathBuf>,
+}
+
+#[derive(Parser, Debug)]
+pub struct Render {
+    /// The host whose config to print.
+    pub host: String,
+    /// Check the config (contract and official schema) instead of only printing it.
+    #[arg(long)]
+    pub check: bool,
+    /// The repository to read the host from (default: this one).
+    #[arg(long, value_name = "DIR")]
+    pub flake: Option<PathBuf>,
 }
 
 #[derive(Parser, Debug)]

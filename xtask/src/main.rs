@@ -1,13 +1,17 @@
 //! powersync-nix's task runner, in the cargo-xtask convention
 //! (<https://github.com/matklad/cargo-xtask>): `cargo xtask --help` lists the tasks.
 
+mod dry_build;
 mod flags;
+mod flake;
 mod fmt;
 mod nix;
+mod render;
 mod schema;
 mod test;
 mod tools;
 mod util;
+mod vm_test;
 
 use clap::Parser;
 
@@ -19,6 +23,18 @@ fn main() -> anyhow::Result<()> {
     sh.change_dir(util::project_root());
     match flags.command {
         flags::Command::Test(cmd) => cmd.run(&sh),
+        flags::Command::DryBuild(mut cmd) => {
+            cmd.flake = cmd.flake.map(|dir| caller_dir.join(dir));
+            cmd.run(&sh)
+        }
+        flags::Command::Render(mut cmd) => {
+            cmd.flake = cmd.flake.map(|dir| caller_dir.join(dir));
+            cmd.run(&sh)
+        }
+        flags::Command::VmTest(mut cmd) => {
+            cmd.flake = cmd.flake.map(|dir| caller_dir.join(dir));
+            cmd.run(&sh)
+        }
         flags::Command::Fmt(mut cmd) => {
             cmd.paths = cmd.paths.iter().map(|path| caller_dir.join(path)).collect();
             cmd.run(&sh)

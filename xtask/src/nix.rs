@@ -9,9 +9,6 @@ use xshell::{cmd, Shell};
 
 use crate::{tools, util};
 
-/// Flakes are still experimental in Nix 2.8: ask for them on the command line, so no nix.conf is needed.
-const FLAKE_FEATURES: [&str; 2] = ["--extra-experimental-features", "nix-command flakes"];
-
 /// Every `.nix` file git knows goes through Nix's own parser; all failures are reported, not just the first.
 pub fn parse_all(sh: &Shell, root: &Path) -> Result<()> {
     tools::NIX_INSTANTIATE.require()?;
@@ -163,9 +160,10 @@ fn describe_failure(failure: &Value) -> String {
 pub fn flake_lib(sh: &Shell, root: &Path) -> Result<()> {
     tools::NIX.require()?;
     let _dir = sh.push_dir(root);
+    let features = crate::flake::FEATURES;
     let names = cmd!(
         sh,
-        "nix {FLAKE_FEATURES...} eval --offline --no-update-lock-file --json .#lib --apply builtins.attrNames"
+        "nix {features...} eval --offline --no-update-lock-file --json .#lib --apply builtins.attrNames"
     )
     .read()
     .context("evaluate the flake's `lib` offline (does flake.lock match flake.nix, and is `lib` free of nixpkgs?)")?;

@@ -72,6 +72,28 @@ pub mod testing {
     impl Scratch {
         /// A fresh, empty git repository under the system temporary directory.
         pub fn new(label: &str) -> Scratch {
+            let scratch = Scratch::plain(label);
+            let sh = Shell::new().unwrap();
+            let _dir = sh.push_dir(&scratch.root);
+            cmd!(sh, "git init --quiet").run().unwrap();
+            scratch
+        }
+
+        /// A fresh directory that is not a git repository, holding a copy of `xtask/tests/fixtures/<name>`
+        /// (Nix would ignore untracked files in a git repository).
+        pub fn fixture(name: &str) -> Scratch {
+            let scratch = Scratch::plain(&name.replace('/', "-"));
+            let source = super::project_root()
+                .join("xtask/tests/fixtures")
+                .join(name);
+            for entry in fs::read_dir(&source).unwrap() {
+                let path = entry.unwrap().path();
+                fs::copy(&path, scratch.root.join(path.file_name().unwrap())).unwrap();
+            }
+            scratch
+        }
+
+        fn plain(label: &str) -> Scratch {
             static COUNTER: AtomicUsize = AtomicUsize::new(0);
             let root = std::env::temp_dir().join(format!(
                 "xtask-{label}-{}-{}",
@@ -80,9 +102,6 @@ pub mod testing {
             ));
             let _ = fs::remove_dir_all(&root);
             fs::create_dir_all(&root).unwrap();
-            let sh = Shell::new().unwrap();
-            let _dir = sh.push_dir(&root);
-            cmd!(sh, "git init --quiet").run().unwrap();
             Scratch { root }
         }
 
