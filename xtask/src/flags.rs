@@ -48,6 +48,17 @@ pub enum Command {
     ///
     /// Example: `cargo xtask render web-arm`, or `cargo xtask render web-arm --check`.
     Render(Render),
+    /// Move the image pin to a newer stable tag, verified, as a two-line diff in modules/powersync/image.nix.
+    ///
+    /// Speaks the OCI distribution API (anonymous bearer token, paginated tag list, manifest by tag). By
+    /// default only a newer patch of the pinned X.Y; never a `-next` pre-release; `--tag latest` pins the
+    /// X.Y.Z that has latest's digest. The manifest's bytes must hash to the registry's digest and the index
+    /// must serve linux/arm64 and linux/amd64; its index digest is pinned. Any failure leaves the pin as it
+    /// was. Needs the network (Docker Hub) unless --registry points elsewhere.
+    ///
+    /// Example: `cargo xtask bump --dry-run`, then `cargo xtask bump --commit`;
+    /// `cargo xtask bump --tag 1.27.0 --allow-minor`.
+    Bump(Bump),
     /// Format the Nix files with alejandra (the pinned library, no binary needed) and the Rust code with rustfmt.
     ///
     /// Without paths it formats every tracked `.nix` file and runs `cargo fmt`; with paths (files or
@@ -127,6 +138,41 @@ pub struct Render {
     /// The repository to read the host from (default: this one).
     #[arg(long, value_name = "DIR")]
     pub flake: Option<PathBuf>,
+}
+
+#[derive(Parser, Debug)]
+pub struct Bump {
+    /// Pin this tag (X.Y.Z, or `latest` for the X.Y.Z it points at) instead of the newest allowed patch.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Allow moving to a newer minor version (X.Y+1.*).
+    #[arg(long)]
+    pub allow_minor: bool,
+    /// Allow moving to a newer major version (implies --allow-minor).
+    #[arg(long)]
+    pub allow_major: bool,
+    /// Show what would be pinned; change nothing.
+    #[arg(long, conflicts_with = "commit")]
+    pub dry_run: bool,
+    /// Commit the pin as `chore(web-arm): bump powersync-service to <tag>`.
+    #[arg(long)]
+    pub commit: bool,
+    /// Registry base URL (for mirrors and tests).
+    #[arg(
+        long,
+        env = "POWERSYNC_REGISTRY",
+        default_value = "https://registry-1.docker.io"
+    )]
+    pub registry: String,
+    /// Repository on the registry (default: the pin's name without `docker.io/`).
+    #[arg(long, env = "POWERSYNC_REPOSITORY")]
+    pub repository: Option<String>,
+    /// The pin file to update (default: modules/powersync/image.nix).
+    #[arg(long, value_name = "FILE")]
+    pub pin: Option<PathBuf>,
+    /// Tags per page when listing (the registry may cap it).
+    #[arg(long, hide = true)]
+    pub page_size: Option<usize>,
 }
 
 #[derive(Parser, Debug)]

@@ -1,6 +1,7 @@
 //! powersync-nix's task runner, in the cargo-xtask convention
 //! (<https://github.com/matklad/cargo-xtask>): `cargo xtask --help` lists the tasks.
 
+mod bump;
 mod dry_build;
 mod flags;
 mod flake;
@@ -25,6 +26,10 @@ fn main() -> anyhow::Result<()> {
         flags::Command::Test(cmd) => cmd.run(&sh),
         flags::Command::DryBuild(mut cmd) => {
             cmd.flake = cmd.flake.map(|dir| caller_dir.join(dir));
+            cmd.run(&sh)
+        }
+        flags::Command::Bump(mut cmd) => {
+            cmd.pin = cmd.pin.map(|file| caller_dir.join(file));
             cmd.run(&sh)
         }
         flags::Command::Render(mut cmd) => {

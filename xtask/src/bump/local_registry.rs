@@ -1,0 +1,410 @@
+//! A real OCI registry for the bump tests: Debian's `docker-registry` (CNCF distribution) on 127.0.0.1 with
+//! a throwaway config, filled through the registry API with small blobs, per-platform manifests and indexes;
+//! and, in front of it, a small proxy that demands an anonymous bearer token the way Docker Hub does, counts
+//! requests, and can misbehave on demand (refuse the token, rate-limit, fail, alter manifest bytes).
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::{tools::Tool, util::testing::Scratch};
+
+pub const DOCKER_REGISTRY: Tool = Tool {
+    program: "docker-registry",
+    install: "`apt-get install docker-registry`",
+};
+
+const TOKEN: &str = "anonymous-test-token";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(bytes))
+}
+
+pub struct LocalRegistry {
+    child: Child,
+    pub url: String,
+    _dir: Scratch,
+}
+
+impl LocalRegistry {
+    pub fn start() -> LocalRegistry {
+        DOCKER_REGISTRY.require().unwrap();
+        let dir = Scratch::new("registry");
+        let port = free_port();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path("data").display()
+        );
+        dir.write("config.yml", &config);
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let registry = LocalRegistry {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while ureq::get(&format!("{}/v2/", registry.url)).call().is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not come up on {}",
+                registry.url
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        registry
+    }
+
+    fn push_blob(&self, repo: &str, bytes: &[u8]) -> Value {
+        let digest = sha256(bytes);
+        let started = ureq::post(&format!("{}/v2/{repo}/blobs/uploads/", self.url))
+            .call()
+            .unwrap();
+        let location = started.header("location").unwrap().to_string();
+        let location = if location.starts_with('/') {
+            format!("{}{location}", self.url)
+        } else {
+            location
+        };
+        let separator = if location.contains('?') { '&' } else { '?' };
+        ureq::put(&format!("{location}{separator}digest={digest}"))
+            .set("Content-Type", "application/octet-stream")
+            .send_bytes(bytes)
+            .unwrap();
+        json!({ "digest": digest, "size": bytes.len() })
+    }
+
+    /// Pushes `manifest` under `reference` and returns its bytes' digest.
+    fn push_manifest(&self, repo: &str, reference: &str, manifest: &Value) -> (String, usize) {
+        let bytes = serde_json::to_vec(manifest).unwrap();
+        let media_type = manifest["mediaType"].as_str().unwrap();
+        ureq::put(&format!("{}/v2/{repo}/manifests/{reference}", self.url))
+            .set("Content-Type", media_type)
+            .send_bytes(&bytes)
+            .unwrap();
+        (sha256(&bytes), bytes.len())
+    }
+
+    /// One image manifest for `arch`, with its own config and layer blobs; returns (digest, size).
+    fn push_image(&self, repo: &str, label: &str, arch: &str) -> (String, usize) {
+        let config = self.push_blob(
+            repo,
+            json!({"architecture": arch, "os": "linux", "label": label})
+                .to_string()
+                .as_bytes(),
+        );
+        let layer = self.push_blob(repo, format!("layer of {label} for {arch}").as_bytes());
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config["digest"], "size": config["size"] },
+            "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer["digest"], "size": layer["size"] }],
+        });
+        let digest = sha256(&serde_json::to_vec(&manifest).unwrap());
+        self.push_manifest(repo, &digest, &manifest)
+    }
+
+    /// A multi-arch index for `arches` under `tag`; returns the index digest (what a bump must pin).
+    pub fn push_index(&self, repo: &str, tag: &str, label: &str, arches: &[&str]) -> String {
+        let manifests: Vec<Value> = arches
+            .iter()
+            .map(|arch| {
+                let (digest, size) = self.push_image(repo, label, arch);
+                json!({
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": digest, "size": size,
+                    "platform": { "architecture": arch, "os": "linux" },
+                })
+            })
+            .collect();
+        let index = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": manifests,
+        });
+        self.push_manifest(repo, tag, &index).0
+    }
+
+    /// A single-platform manifest under `tag`.
+    pub fn push_single(&self, repo: &str, tag: &str, label: &str) -> String {
+        let (digest, _) = self.push_image(repo, label, "amd64");
+        let response = ureq::get(&format!("{}/v2/{repo}/manifests/{digest}", self.url))
+            .set("Accept", "application/vnd.oci.image.manifest.v1+json")
+            .call()
+            .unwrap();
+        let manifest: Value = serde_json::from_reader(response.into_reader()).unwrap();
+        self.push_manifest(repo, tag, &manifest).0
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fault {
+    None,
+    DenyToken,
+    RateLimit,
+    ServerError,
+    TamperManifests,
+}
+
+/// The token-demanding, request-counting, fault-injecting front of a [`LocalRegistry`].
+pub struct Proxy {
+    pub url: String,
+    requests: Arc<AtomicUsize>,
+    fault: Arc<Mutex<Fault>>,
+}
+
+impl Proxy {
+    pub fn start(upstream: &str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let fault = Arc::new(Mutex::new(Fault::None));
+        let (upstream, own, count, mode) = (
+            upstream.to_string(),
+            url.clone(),
+            requests.clone(),
+            fault.clone(),
+        );
+        // The thread ends with the test process; each connection carries one request (Connection: close).
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                count.fetch_add(1, Ordering::SeqCst);
+                let fault = *mode.lock().unwrap();
+                let _ = serve(stream, &upstream, &own, fault);
+            }
+        });
+        Proxy {
+            url,
+            requests,
+            fault,
+        }
+    }
+
+    pub fn set_fault(&self, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
+    }
+
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+struct Request {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn read_request(stream: &TcpStream) -> std::io::Result<Request> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_string();
+    let target = parts.next().unwrap_or_default().to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+            break;
+        }
+        if let Some((key, value)) = header.split_once(':') {
+            headers.push((key.trim().to_string(), value.trim().to_string()));
+        }
+    }
+    Ok(Request {
+        method,
+        target,
+        headers,
+    })
+}
+
+fn respond(
+    mut stream: TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    head: bool,
+) -> std::io::Result<()> {
+    let mut out = format!(
+        "HTTP/1.1 {status} X\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (key, value) in headers {
+        out.push_str(&format!("{key}: {value}\r\n"));
+    }
+    out.push_str("\r\n");
+    stream.write_all(out.as_bytes())?;
+    if !head {
+        stream.write_all(body)?;
+    }
+    stream.flush()
+}
+
+fn serve(stream: TcpStream, upstream: &str, own: &str, fault: Fault) -> std::io::Result<()> {
+    let request = read_request(&stream)?;
+    let head = request.method == "HEAD";
+    if request.target.starts_with("/token") {
+        let scoped = request.target.contains("service=test-registry")
+            && request.target.contains("scope=repository");
+        if fault == Fault::DenyToken || !scoped {
+            return respond(
+                stream,
+                401,
+                &[],
+                b"{\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}",
+                false,
+            );
+        }
+        return respond(
+            stream,
+            200,
+            &[],
+            json!({ "token": TOKEN, "expires_in": 300 })
+                .to_string()
+                .as_bytes(),
+            false,
+        );
+    }
+    let authorized = request.header("authorization") == Some(&format!("Bearer {TOKEN}"));
+    if !authorized {
+        let repo = request
+            .target
+            .trim_start_matches("/v2/")
+            .split("/tags/")
+            .next()
+            .unwrap_or_default();
+        let repo = repo.split("/manifests/").next().unwrap_or_default();
+        let challenge = format!(
+            "Bearer realm=\"{own}/token\",service=\"test-registry\",scope=\"repository:{repo}:pull\""
+        );
+        return respond(
+            stream,
+            401,
+            &[("WWW-Authenticate".into(), challenge)],
+            b"{}",
+            head,
+        );
+    }
+    match fault {
+        Fault::RateLimit => {
+            return respond(
+                stream,
+                429,
+                &[("Retry-After".into(), "30".into())],
+                b"{}",
+                head,
+            )
+        }
+        Fault::ServerError => return respond(stream, 503, &[], b"{}", head),
+        _ => {}
+    }
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let mut forwarded = agent.request(&request.method, &format!("{upstream}{}", request.target));
+    if let Some(accept) = request.header("accept") {
+        forwarded = forwarded.set("Accept", accept);
+    }
+    let response = match forwarded.call() {
+        Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+        Err(error) => return respond(stream, 502, &[], error.to_string().as_bytes(), head),
+    };
+    let status = response.status();
+    let headers: Vec<(String, String)> = ["Content-Type", "Docker-Content-Digest", "Link"]
+        .iter()
+        .filter_map(|name| {
+            response
+                .header(name)
+                .map(|value| (name.to_string(), value.to_string()))
+        })
+        .collect();
+    let mut body = Vec::new();
+    response.into_reader().read_to_end(&mut body)?;
+    if status == 200 && request.target.contains("/tags/list?") {
+        return respond_page(stream, &request.target, &body, head);
+    }
+    if fault == Fault::TamperManifests && request.target.contains("/manifests/") && !head {
+        // Still valid JSON, different bytes: only the digest check can tell.
+        body.extend_from_slice(b"\n");
+    }
+    respond(stream, status, &headers, &body, head)
+}
+
+/// Distribution 2.8 ignores `n` on tag lists (paging arrived in v3); Docker Hub pages them. So the proxy pages
+/// the full list itself as the spec says: sorted, after `last`, at most `n`, with a `Link: rel="next"`.
+fn respond_page(stream: TcpStream, target: &str, body: &[u8], head: bool) -> std::io::Result<()> {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let param = |name: &str| {
+        query.split('&').find_map(|pair| {
+            pair.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('='))
+                .map(str::to_owned)
+        })
+    };
+    let page_size: usize = param("n")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX);
+    let last = param("last");
+    let mut full: Value = serde_json::from_slice(body).unwrap_or_default();
+    let mut tags: Vec<String> = full["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_owned))
+        .collect();
+    tags.sort();
+    let rest: Vec<String> = tags
+        .into_iter()
+        .filter(|tag| last.as_ref().is_none_or(|last| tag > last))
+        .collect();
+    let page: Vec<String> = rest.iter().take(page_size).cloned().collect();
+    let mut headers = vec![("Content-Type".to_string(), "application/json".to_string())];
+    if rest.len() > page.len() {
+        let next = format!(
+            "<{path}?last={}&n={page_size}>; rel=\"next\"",
+            page.last().unwrap()
+        );
+        headers.push(("Link".to_string(), next));
+    }
+    full["tags"] = json!(page);
+    respond(stream, 200, &headers, full.to_string().as_bytes(), head)
+}

@@ -1,0 +1,168 @@
+//! Stable `X.Y.Z` tags and the bump policy: by default only a newer patch of the pinned `X.Y`.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    pub major: u64,
+    pub minor: u64,
+    pub patch: u64,
+}
+
+impl Version {
+    /// `X.Y.Z` only: `-next` pre-releases, `latest`, `X.Y` and `X` aliases are not stable versions.
+    pub fn parse_stable(tag: &str) -> Option<Version> {
+        let mut parts = tag.split('.');
+        let mut number = || -> Option<u64> {
+            let part = parts.next()?;
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            part.parse().ok()
+        };
+        let version = Version {
+            major: number()?,
+            minor: number()?,
+            patch: number()?,
+        };
+        parts.next().is_none().then_some(version)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub allow_minor: bool,
+    pub allow_major: bool,
+}
+
+impl Policy {
+    /// Why moving from `current` to `target` needs a flag, or None when the policy allows it.
+    pub fn refusal(&self, current: Version, target: Version) -> Option<String> {
+        if target.major != current.major && !self.allow_major {
+            return Some(format!(
+                "{target} is a major move from {current}; pass --allow-major"
+            ));
+        }
+        if target.major == current.major
+            && target.minor != current.minor
+            && !self.allow_minor
+            && !self.allow_major
+        {
+            return Some(format!(
+                "{target} is a minor move from {current}; pass --allow-minor"
+            ));
+        }
+        None
+    }
+
+    /// The newest stable tag the policy allows that is newer than `current`.
+    pub fn newest<'a>(&self, current: Version, tags: &'a [String]) -> Option<(&'a str, Version)> {
+        tags.iter()
+            .filter_map(|tag| Version::parse_stable(tag).map(|version| (tag.as_str(), version)))
+            .filter(|(_, version)| *version > current && self.refusal(current, *version).is_none())
+            .max_by_key(|(_, version)| *version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(tag: &str) -> Version {
+        Version::parse_stable(tag).unwrap()
+    }
+
+    #[test]
+    fn only_plain_x_y_z_is_stable() {
+        assert_eq!(
+            v("1.26.10"),
+            Version {
+                major: 1,
+                minor: 26,
+                patch: 10
+            }
+        );
+        for tag in [
+            "1.26.4-next",
+            "latest",
+            "1.26",
+            "1",
+            "1.26.1.2",
+            "v1.26.1",
+            "1..1",
+            "1.26.x",
+        ] {
+            assert_eq!(Version::parse_stable(tag), None, "{tag}");
+        }
+    }
+
+    #[test]
+    fn versions_compare_numerically() {
+        assert!(v("1.26.10") > v("1.26.9"));
+    }
+
+    #[test]
+    fn the_policy_picks_the_newest_allowed() {
+        let tags: Vec<String> = [
+            "1.26.1",
+            "1.26.2",
+            "1.26.10",
+            "1.26.11-next",
+            "1.27.0",
+            "2.0.0",
+            "latest",
+            "1.26",
+        ]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+        let patch = Policy {
+            allow_minor: false,
+            allow_major: false,
+        };
+        let minor = Policy {
+            allow_minor: true,
+            allow_major: false,
+        };
+        let major = Policy {
+            allow_minor: false,
+            allow_major: true,
+        };
+        assert_eq!(
+            patch.newest(v("1.26.1"), &tags),
+            Some(("1.26.10", v("1.26.10")))
+        );
+        assert_eq!(
+            minor.newest(v("1.26.1"), &tags),
+            Some(("1.27.0", v("1.27.0")))
+        );
+        assert_eq!(
+            major.newest(v("1.26.1"), &tags),
+            Some(("2.0.0", v("2.0.0")))
+        );
+        assert_eq!(patch.newest(v("1.26.10"), &tags), None);
+    }
+
+    #[test]
+    fn refusals_name_the_flag() {
+        let patch = Policy {
+            allow_minor: false,
+            allow_major: false,
+        };
+        assert!(patch
+            .refusal(v("1.26.1"), v("1.27.0"))
+            .unwrap()
+            .contains("--allow-minor"));
+        assert!(patch
+            .refusal(v("1.26.1"), v("2.0.0"))
+            .unwrap()
+            .contains("--allow-major"));
+        assert_eq!(patch.refusal(v("1.26.1"), v("1.26.5")), None);
+    }
+}
