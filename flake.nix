@@ -30,6 +30,9 @@
       default = ./modules/powersync;
     };
 
+    # Hosts (the web-arm host arrives with hosts/web-arm/).
+    nixosConfigurations = {};
+
     checks = eachSystem (pkgs: {
       # The same Nix unit tests `cargo xtask test` runs, so `nix flake check` covers them too.
       unit-tests = import ./tests/unit-check.nix {inherit pkgs;};

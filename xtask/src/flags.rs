@@ -59,6 +59,11 @@ pub enum Command {
     /// Example: `cargo xtask bump --dry-run`, then `cargo xtask bump --commit`;
     /// `cargo xtask bump --tag 1.27.0 --allow-minor`.
     Bump(Bump),
+    /// Measure `bump --dry-run` against a local registry behind a token endpoint, beside the curl+jq script
+    /// it replaces: median wall time and registry requests per bump. Needs docker-registry, curl and jq.
+    ///
+    /// Example: `cargo xtask bench --runs 20`.
+    Bench(Bench),
     /// Format the Nix files with alejandra (the pinned library, no binary needed) and the Rust code with rustfmt.
     ///
     /// Without paths it formats every tracked `.nix` file and runs `cargo fmt`; with paths (files or
@@ -173,6 +178,13 @@ pub struct Bump {
     /// Tags per page when listing (the registry may cap it).
     #[arg(long, hide = true)]
     pub page_size: Option<usize>,
+}
+
+#[derive(Parser, Debug)]
+pub struct Bench {
+    /// Runs of each side; the median is reported.
+    #[arg(long, default_value_t = 10)]
+    pub runs: usize,
 }
 
 #[derive(Parser, Debug)]

@@ -1,6 +1,7 @@
 //! powersync-nix's task runner, in the cargo-xtask convention
 //! (<https://github.com/matklad/cargo-xtask>): `cargo xtask --help` lists the tasks.
 
+mod bench;
 mod bump;
 mod dry_build;
 mod flags;
@@ -17,6 +18,10 @@ mod vm_test;
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
+    // Errors here are for people, not debuggers: no backtrace unless asked for with RUST_LIB_BACKTRACE=1.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let flags = flags::Xtask::parse();
     let sh = xshell::Shell::new()?;
     // Paths on the command line are the caller's, relative to where they stand, not to the root.
@@ -28,6 +33,7 @@ fn main() -> anyhow::Result<()> {
             cmd.flake = cmd.flake.map(|dir| caller_dir.join(dir));
             cmd.run(&sh)
         }
+        flags::Command::Bench(cmd) => cmd.run(&sh),
         flags::Command::Bump(mut cmd) => {
             cmd.pin = cmd.pin.map(|file| caller_dir.join(file));
             cmd.run(&sh)

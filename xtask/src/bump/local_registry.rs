@@ -1,11 +1,17 @@
-//! A real OCI registry for the bump tests: Debian's `docker-registry` (CNCF distribution) on 127.0.0.1 with
+//! A real OCI registry for the bump tests and `cargo xtask bench`: Debian's `docker-registry` (CNCF distribution) on 127.0.0.1 with
 //! a throwaway config, filled through the registry API with small blobs, per-platform manifests and indexes;
 //! and, in front of it, a small proxy that demands an anonymous bearer token the way Docker Hub does, counts
 //! requests, and can misbehave on demand (refuse the token, rate-limit, fail, alter manifest bytes).
 
+// Fault injection and single-platform manifests serve the tests; the bench uses the well-behaved parts.
+#![cfg_attr(not(test), allow(dead_code))]
+
 use std::{
+    collections::HashMap,
+    fs,
     io::{BufRead, BufReader, Read, Write},
     net::{TcpListener, TcpStream},
+    path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -18,7 +24,7 @@ use std::{
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::{tools::Tool, util::testing::Scratch};
+use crate::tools::Tool;
 
 pub const DOCKER_REGISTRY: Tool = Tool {
     program: "docker-registry",
@@ -42,22 +48,28 @@ fn sha256(bytes: &[u8]) -> String {
 pub struct LocalRegistry {
     child: Child,
     pub url: String,
-    _dir: Scratch,
+    dir: PathBuf,
 }
 
 impl LocalRegistry {
     pub fn start() -> LocalRegistry {
         DOCKER_REGISTRY.require().unwrap();
-        let dir = Scratch::new("registry");
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "xtask-registry-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        fs::create_dir_all(&dir).unwrap();
         let port = free_port();
         let config = format!(
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path("data").display()
+            dir.join("data").display()
         );
-        dir.write("config.yml", &config);
+        fs::write(dir.join("config.yml"), config).unwrap();
         let child = Command::new("docker-registry")
             .arg("serve")
-            .arg(dir.path("config.yml"))
+            .arg(dir.join("config.yml"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -65,7 +77,7 @@ impl LocalRegistry {
         let registry = LocalRegistry {
             child,
             url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
+            dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while ureq::get(&format!("{}/v2/", registry.url)).call().is_err() {
@@ -149,6 +161,27 @@ impl LocalRegistry {
         self.push_manifest(repo, tag, &index).0
     }
 
+    /// A release history like the real one's, in `repo`: 1.26.1, 1.26.2, 1.26.3, 1.26.4-next, 1.27.0, 2.0.0
+    /// and latest (the same index as 2.0.0), each a multi-arch index. Returns each tag's index digest.
+    pub fn push_release_history(&self, repo: &str) -> HashMap<&'static str, String> {
+        let mut digests = HashMap::new();
+        for tag in [
+            "1.26.1",
+            "1.26.2",
+            "1.26.3",
+            "1.26.4-next",
+            "1.27.0",
+            "2.0.0",
+        ] {
+            digests.insert(tag, self.push_index(repo, tag, tag, &["amd64", "arm64"]));
+        }
+        digests.insert(
+            "latest",
+            self.push_index(repo, "latest", "2.0.0", &["amd64", "arm64"]),
+        );
+        digests
+    }
+
     /// A single-platform manifest under `tag`.
     pub fn push_single(&self, repo: &str, tag: &str, label: &str) -> String {
         let (digest, _) = self.push_image(repo, label, "amd64");
@@ -165,6 +198,7 @@ impl Drop for LocalRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -217,6 +251,10 @@ impl Proxy {
 
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    pub fn reset_requests(&self) {
+        self.requests.store(0, Ordering::SeqCst);
     }
 }
 

@@ -3,12 +3,11 @@
 //! the index serves web-arm's arm64 and amd64, then rewrites the pin (pin.rs) atomically. Every failure
 //! leaves the pin file byte for byte as it was.
 
+pub mod local_registry;
 mod pin;
 mod registry;
 mod version;
 
-#[cfg(test)]
-mod local_registry;
 #[cfg(test)]
 mod tests;
 
