@@ -11,7 +11,11 @@
 
   # Wiring only. Every output that needs nixpkgs sits behind its own attribute, so `nix eval .#lib.<name>`
   # evaluates without fetching any input (Nix fetches inputs lazily).
-  outputs = {nixpkgs, ...}: let
+  outputs = {
+    self,
+    nixpkgs,
+    sops-nix,
+  }: let
     systems = ["x86_64-linux" "aarch64-linux"];
     eachSystem = f:
       builtins.listToAttrs (map (system: {
@@ -30,12 +34,26 @@
       default = ./modules/powersync;
     };
 
-    # Hosts (the web-arm host arrives with hosts/web-arm/).
-    nixosConfigurations = {};
+    nixosConfigurations.web-arm = nixpkgs.lib.nixosSystem {
+      modules = [
+        self.nixosModules.powersync
+        sops-nix.nixosModules.sops
+        ./hosts/web-arm/configuration.nix
+        # Platform, disks and boot: what VM tests leave out (they boot the build machine's architecture).
+        ./hosts/web-arm/hardware.nix
+      ];
+    };
 
     checks = eachSystem (pkgs: {
       # The same Nix unit tests `cargo xtask test` runs, so `nix flake check` covers them too.
       unit-tests = import ./tests/unit-check.nix {inherit pkgs;};
+      # `cargo xtask render web-arm` (lib, offline) and the module's config file must be the same bytes.
+      render-web-arm = import ./tests/render-check.nix {
+        inherit pkgs;
+        inherit (self) lib;
+        host = self.nixosConfigurations.web-arm;
+        instance = import ./hosts/web-arm/modules/powersync/instance.nix;
+      };
     });
 
     devShells = eachSystem (pkgs: {

@@ -212,6 +212,42 @@ telemetry:
         );
     }
 
+    /// The first user's facts, read from the settings web-arm renders (not from the instance file), and the
+    /// rendered text checked against the contract and the official schema.
+    #[test]
+    fn web_arm_renders_the_hosts_facts() {
+        let sh = Shell::new().unwrap();
+        let root = project_root();
+        let instance = instance_file(&root, "web-arm").unwrap();
+        let settings = evaluate(&sh, &root, &instance, "instanceSettings instance").unwrap();
+        let source = &settings["replication"]["connections"][0];
+        assert_eq!(source["hostname"], "db.majxbigjafpzayzboxsf.supabase.co");
+        assert_eq!(source["port"], 5432);
+        assert_eq!(source["uri"]["_env"], "PS_SOURCE_DSN");
+        assert_eq!(source["sslmode"], "verify-full");
+        assert_eq!(source["slot_name_prefix"], "powersync_selfhost_");
+        assert_eq!(
+            settings["client_auth"]["jwks_uri"],
+            "https://majxbigjafpzayzboxsf.supabase.co/auth/v1/.well-known/jwks.json"
+        );
+        assert_eq!(
+            settings["client_auth"]["audience"],
+            serde_json::json!(["authenticated"])
+        );
+        assert_eq!(settings["port"], 8080);
+        assert_eq!(settings["sync_config"]["path"], "/config/sync-config.yaml");
+        assert_eq!(settings["telemetry"]["disable_telemetry_sharing"], true);
+        let text = render(&sh, &root, &instance).unwrap();
+        assert!(!text.contains("pooler"), "{text}");
+        flags::Render {
+            host: "web-arm".into(),
+            check: true,
+            flake: Some(root),
+        }
+        .run(&sh)
+        .unwrap();
+    }
+
     #[test]
     fn a_typo_in_the_instance_is_an_error() {
         let scratch = repo_with("{ powersync.replication.hostnme = \"x\"; }");

@@ -1,0 +1,38 @@
+# PowerSync at powersync.reptide.eu: the instance's values (./powersync/instance.nix), the sync config, the
+# source DSN from sops, and the public vhost.
+#
+# Upstream options used: sops.secrets.<name>.{restartUnits}, sops.templates.<name>.{content,restartUnits,path},
+# sops.placeholder (Mic92/sops-nix modules/sops/default.nix, modules/sops/templates/default.nix).
+{
+  config,
+  lib,
+  ...
+}: let
+  instance = import ./powersync/instance.nix;
+  dsn = "reptide-powersync-source-dsn";
+in {
+  services.powersync = lib.mkMerge [
+    instance.powersync
+    {
+      enable = true;
+      syncConfig = ./powersync/sync-config.yaml;
+      sourceEnvironmentFile = config.sops.templates."powersync-source.env".path;
+      nginx = {
+        enable = true;
+        domain = "powersync.reptide.eu";
+      };
+    }
+  ];
+
+  # The secret holds the bare DSN as the operator stored it
+  # (postgresql://powersync_selfhost:<pw>@db.majxbigjafpzayzboxsf.supabase.co:5432/postgres?sslmode=require);
+  # the template turns it into the env file the container reads. The service ignores ?sslmode=: TLS follows
+  # the connection's sslmode key (verify-full).
+  sops.secrets.${dsn}.restartUnits = ["podman-powersync.service"];
+  sops.templates."powersync-source.env" = {
+    content = ''
+      PS_SOURCE_DSN=${config.sops.placeholder.${dsn}}
+    '';
+    restartUnits = ["podman-powersync.service"];
+  };
+}
