@@ -44,17 +44,20 @@
       ];
     };
 
-    checks = eachSystem (pkgs: {
-      # The same Nix unit tests `cargo xtask test` runs, so `nix flake check` covers them too.
-      unit-tests = import ./tests/unit-check.nix {inherit pkgs;};
-      # `cargo xtask render web-arm` (lib, offline) and the module's config file must be the same bytes.
-      render-web-arm = import ./tests/render-check.nix {
-        inherit pkgs;
-        inherit (self) lib;
-        host = self.nixosConfigurations.web-arm;
-        instance = import ./hosts/web-arm/modules/powersync/instance.nix;
-      };
-    });
+    # Keep the names of non-VM checks in sync with NOT_VM_TESTS in xtask/src/vm_test.rs.
+    checks = eachSystem (pkgs:
+      {
+        # The same Nix unit tests `cargo xtask test` runs, so `nix flake check` covers them too.
+        unit-tests = import ./tests/unit-check.nix {inherit pkgs;};
+        # `cargo xtask render web-arm` (lib, offline) and the module's config file must be the same bytes.
+        render-web-arm = import ./tests/render-check.nix {
+          inherit pkgs;
+          inherit (self) lib;
+          host = self.nixosConfigurations.web-arm;
+          instance = import ./hosts/web-arm/modules/powersync/instance.nix;
+        };
+      }
+      // import ./tests/vm {inherit pkgs self sops-nix;});
 
     devShells = eachSystem (pkgs: {
       default = pkgs.mkShell {

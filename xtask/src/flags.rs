@@ -101,6 +101,8 @@ pub enum Step {
     FlakeLib,
     /// Rendered configs validated against the pinned official `@powersync/service-schema`.
     Schema,
+    /// The NixOS VM test scripts (`tests/vm/*.py`) through Python's parser.
+    VmScripts,
 }
 
 #[derive(Parser, Debug)]

@@ -67,6 +67,7 @@ fn run_step(sh: &Shell, step: Step) -> Result<()> {
         Step::NixUnit => nix::unit_tests(sh, &root.join("tests/run-unit.nix"), &root),
         Step::FlakeLib => nix::flake_lib(sh, &root),
         Step::Schema => schema::check_configs(sh, &root),
+        Step::VmScripts => nix::vm_scripts(sh, &root),
     }
 }
 

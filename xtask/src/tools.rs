@@ -30,6 +30,11 @@ pub const NODE: Tool = Tool {
     install: "`apt-get install nodejs npm` on Debian 12, or run inside `nix develop`",
 };
 
+pub const PYTHON: Tool = Tool {
+    program: "python3",
+    install: "`apt-get install python3`",
+};
+
 pub const GIT: Tool = Tool {
     program: "git",
     install: "`apt-get install git`",

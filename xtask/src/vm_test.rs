@@ -9,7 +9,7 @@ use xshell::{cmd, Shell};
 use crate::{flags, flake};
 
 /// Checks that are not VM tests. Keep in sync with `checks` in flake.nix.
-const NOT_VM_TESTS: [&str; 1] = ["unit-tests"];
+const NOT_VM_TESTS: [&str; 2] = ["unit-tests", "render-web-arm"];
 
 impl flags::VmTest {
     pub fn run(self, sh: &Shell) -> Result<()> {

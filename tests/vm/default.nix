@@ -1,0 +1,12 @@
+# The NixOS VM tests, exposed as checks.<system>.<name> and run by `cargo xtask vm-test`. The names are
+# literal so `cargo xtask vm-test --list` needs no nixpkgs. Each test script is a separate .py file, read as
+# documentation of how the system behaves (and syntax-checked offline by `cargo xtask test`).
+{
+  pkgs,
+  self,
+  sops-nix,
+}: let
+  vm = import ./lib.nix {inherit pkgs self sops-nix;};
+in {
+  powersync-e2e = import ./powersync-e2e.nix {inherit pkgs vm;};
+}

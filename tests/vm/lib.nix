@@ -1,0 +1,183 @@
+# Shared pieces of the VM tests: the image archive, a test CA, a sops file encrypted at build time for a
+# throwaway age key, and the server node built from the flake's modules the way web-arm uses them.
+{
+  pkgs,
+  self,
+  sops-nix,
+}: let
+  pin = import ./image.nix;
+  system = pkgs.stdenv.hostPlatform.system;
+  arch =
+    {
+      x86_64-linux = "amd64";
+      aarch64-linux = "arm64";
+    }
+    .${system};
+  hash = pin.hashes.${system} or null;
+in rec {
+  # The addresses of the test network (vlan 1): the source is reachable over IPv6 only.
+  sourceAddress = "fd00:5ca1:ab1e::1";
+  serverAddress = "fd00:5ca1:ab1e::2";
+  replicationPassword = "replication-test-password";
+  rotatedPassword = "replication-rotated-password";
+  domain = "powersync.reptide.eu";
+
+  image =
+    if hash == null
+    then
+      throw ''
+        tests/vm/image.nix has no image hash for ${system}. On a networked ${system} machine, set
+        hashes.${system} = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="; run
+        `cargo xtask vm-test powersync-e2e`, and copy the hash after "got:" from the error into
+        tests/vm/image.nix (or run `nix-prefetch-docker --image-name ${pin.imageName} --image-digest ${pin.imageDigest} --arch ${arch}`).
+      ''
+    else
+      pkgs.dockerTools.pullImage {
+        inherit (pin) imageName imageDigest finalImageName finalImageTag;
+        inherit arch hash;
+        os = "linux";
+      };
+  # A loaded archive has no registry digest: the container must name exactly the archive's name:tag.
+  imageReference = "${pin.finalImageName}:${pin.finalImageTag}";
+
+  # A CA and a certificate for the vhost's domain, made at build time; the client trusts the CA.
+  certificates = pkgs.runCommand "powersync-test-certificates" {nativeBuildInputs = [pkgs.openssl];} ''
+    mkdir $out
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -subj "/CN=powersync-nix test CA" -keyout $out/ca.key -out $out/ca.crt
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -subj "/CN=${domain}" -keyout $out/server.key -out server.csr
+    printf 'subjectAltName=DNS:${domain}\n' > san.ext
+    openssl x509 -req -in server.csr -CA $out/ca.crt -CAkey $out/ca.key -CAcreateserial \
+      -days 3650 -extfile san.ext -out $out/server.crt
+  '';
+
+  # A throwaway age key and the host's secrets encrypted for it, both generated at build time: the key and
+  # the plaintext never enter the repository. `dsnPassword` selects the DSN's password (rotation test).
+  secrets = dsnPassword:
+    pkgs.runCommand "powersync-test-secrets" {nativeBuildInputs = [pkgs.age pkgs.sops];} ''
+      mkdir $out
+      age-keygen -o $out/age-key.txt 2>/dev/null
+      cat > plain.yaml <<EOF
+      reptide-powersync-source-dsn: postgresql://powersync_repl:${dsnPassword}@[${sourceAddress}]:5432/postgres
+      EOF
+      SOPS_AGE_RECIPIENTS=$(age-keygen -y $out/age-key.txt) \
+        sops --encrypt --input-type yaml --output-type yaml plain.yaml > $out/secrets.yaml
+    '';
+
+  # The PowerSync server as web-arm runs it: the flake's module, web-arm's own powersync.nix and
+  # postgresql.nix, sops-nix; then only what a VM test must change (source, TLS, image, JWKS).
+  server = {
+    secretsFile,
+    jwksUri,
+  }: {
+    config,
+    lib,
+    ...
+  }: {
+    imports = [
+      self.nixosModules.powersync
+      sops-nix.nixosModules.sops
+      ../../hosts/web-arm/modules/powersync.nix
+      ../../hosts/web-arm/modules/postgresql.nix
+    ];
+    virtualisation = {
+      memorySize = 2048;
+      diskSize = 6144;
+    };
+    networking.interfaces.eth1.ipv6.addresses = [
+      {
+        address = serverAddress;
+        prefixLength = 64;
+      }
+    ];
+    networking.v6egress.uplink.ipv6 = "static";
+    networking.firewall.allowedTCPPorts = [443];
+
+    # The age key reaches the VM outside the store-backed secrets file, as sops-nix's own tests do it.
+    boot.initrd.postDeviceCommands = ''
+      cp ${secretsFile}/age-key.txt /run/age-key.txt
+      chmod 600 /run/age-key.txt
+    '';
+    sops = {
+      defaultSopsFile = "${secretsFile}/secrets.yaml";
+      # Validation would hash a build output during evaluation (import from derivation); the file is
+      # made by sops itself two lines above, and the test reads the decrypted result.
+      validateSopsFiles = false;
+      age.keyFile = "/run/age-key.txt";
+      age.sshKeyPaths = [];
+    };
+
+    services.powersync = {
+      image = imageReference;
+      imageFile = image;
+      # The test source stands for db.<project>.supabase.co: its IPv6 address, and no TLS (the one change
+      # from web-arm's connection, which verifies Supabase's certificate).
+      replication.hostname = lib.mkForce sourceAddress;
+      settings.replication.connections = [
+        {
+          type = "postgresql";
+          uri = self.lib.env "PS_SOURCE_DSN";
+          hostname = sourceAddress;
+          port = 5432;
+          sslmode = "disable";
+          slot_name_prefix = config.services.powersync.replication.slotNamePrefix;
+        }
+      ];
+      auth.jwksUri = lib.mkForce jwksUri;
+    };
+    services.nginx.virtualHosts.${domain} = {
+      enableACME = false;
+      sslCertificate = "${certificates}/server.crt";
+      sslCertificateKey = "${certificates}/server.key";
+    };
+  };
+
+  # The client: trusts the test CA, finds the vhost's domain on the server, serves the JWKS and signs JWTs
+  # with an ES256 key (the kind Supabase's asymmetric signing keys are).
+  client = serverIPv4: {pkgs, ...}: {
+    virtualisation.memorySize = 512;
+    security.pki.certificateFiles = ["${certificates}/ca.crt"];
+    networking.hosts.${serverIPv4} = [domain];
+    networking.firewall.allowedTCPPorts = [8000];
+    environment.systemPackages = [
+      pkgs.curl
+      (pkgs.python3.withPackages (ps: [ps.pyjwt ps.cryptography]))
+    ];
+  };
+
+  # A PostgreSQL reachable over IPv6 only, prepared for logical replication the way Supabase is.
+  source = {
+    lib,
+    pkgs,
+    ...
+  }: {
+    virtualisation.memorySize = 1024;
+    networking.interfaces.eth1.ipv6.addresses = [
+      {
+        address = sourceAddress;
+        prefixLength = 64;
+      }
+    ];
+    networking.firewall.allowedTCPPorts = [5432];
+    services.postgresql = {
+      enable = true;
+      enableTCPIP = true;
+      settings = {
+        listen_addresses = lib.mkForce sourceAddress;
+        wal_level = "logical";
+        max_replication_slots = 10;
+        max_wal_senders = 10;
+      };
+      authentication = ''
+        host postgres powersync_repl ${serverAddress}/128 scram-sha-256
+      '';
+      initialScript = pkgs.writeText "source-init.sql" ''
+        CREATE ROLE powersync_repl WITH LOGIN REPLICATION PASSWORD '${replicationPassword}';
+        CREATE TABLE profiles (id text PRIMARY KEY, name text NOT NULL);
+        GRANT SELECT ON profiles TO powersync_repl;
+        CREATE PUBLICATION powersync FOR ALL TABLES;
+      '';
+    };
+  };
+}

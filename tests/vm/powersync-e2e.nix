@@ -1,0 +1,30 @@
+# The whole path: an IPv6-only source, the server as web-arm runs it, a client through nginx and TLS.
+{
+  pkgs,
+  vm,
+}:
+pkgs.testers.runNixOSTest {
+  name = "powersync-e2e";
+  nodes = {
+    source = vm.source;
+    server = {nodes, ...}: {
+      imports = [
+        (vm.server {
+          secretsFile = vm.secrets vm.replicationPassword;
+          jwksUri = "http://${nodes.client.networking.primaryIPAddress}:8000/jwks.json";
+        })
+      ];
+    };
+    client = {nodes, ...}: {
+      imports = [(vm.client nodes.server.networking.primaryIPAddress)];
+    };
+  };
+  testScript =
+    ''
+      source_address = "${vm.sourceAddress}"
+      server_address = "${vm.serverAddress}"
+      replication_password = "${vm.replicationPassword}"
+      domain = "${vm.domain}"
+    ''
+    + builtins.readFile ./powersync-e2e.py;
+}

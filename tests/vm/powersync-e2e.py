@@ -1,0 +1,101 @@
+# powersync-e2e: what an operator checks after a deploy, in the order it can go wrong.
+# Globals from the Nix side: source_address, server_address, replication_password, domain.
+import json
+
+start_all()
+
+# The client's signing key and JWKS, ready before the service first fetches the JWKS.
+client.succeed(
+    "mkdir -p /tmp/jwks && cd /tmp/jwks && python3 - <<'PY'\n"
+    "import json\n"
+    "from cryptography.hazmat.primitives.asymmetric import ec\n"
+    "from cryptography.hazmat.primitives import serialization\n"
+    "import jwt\n"
+    "key = ec.generate_private_key(ec.SECP256R1())\n"
+    "open('key.pem', 'wb').write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))\n"
+    "jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))\n"
+    "jwk.update(kid='test-key', alg='ES256', use='sig')\n"
+    "open('jwks.json', 'w').write(json.dumps({'keys': [jwk]}))\n"
+    "PY"
+)
+client.succeed("systemd-run --unit=jwks --working-directory=/tmp/jwks python3 -m http.server 8000")
+client.wait_for_open_port(8000)
+
+
+def token(audience):
+    return client.succeed(
+        "cd /tmp/jwks && python3 -c \""
+        "import jwt, time; "
+        "print(jwt.encode({'sub': 'user-1', 'aud': '" + audience + "', 'iat': int(time.time()), 'exp': int(time.time()) + 3600}, "
+        "open('key.pem').read(), algorithm='ES256', headers={'kid': 'test-key'}))\""
+    ).strip()
+
+
+def source_sql(query):
+    return source.succeed(f"sudo -u postgres psql -tAc \"{query}\"").strip()
+
+
+with subtest("the v6egress network and the container come up"):
+    server.wait_for_unit("init-v6egress-network.service")
+    server.wait_for_unit("podman-powersync.service")
+    server.wait_until_succeeds("curl -fsS http://127.0.0.1:8080/probes/liveness", timeout=300)
+
+with subtest("the container reached the IPv6-only source through v6egress"):
+    # The source listens on its IPv6 address only, so any replication client came over IPv6; NAT66 makes
+    # it the server's own address.
+    source.wait_until_succeeds(
+        f"sudo -u postgres psql -tAc \"SELECT client_addr FROM pg_stat_replication\" | grep -F '{server_address}'",
+        timeout=300,
+    )
+
+with subtest("a slot <prefix><id>_<hex> exists and is active on the source"):
+    source.wait_until_succeeds(
+        "sudo -u postgres psql -tAc \"SELECT slot_name FROM pg_replication_slots "
+        "WHERE active AND slot_name ~ '^powersync_selfhost_[0-9]+_[0-9a-f]{4}$'\" | grep -q .",
+        timeout=300,
+    )
+
+with subtest("liveness answers through nginx over TLS; the API port does not reach the network"):
+    client.wait_until_succeeds(f"curl -fsS https://{domain}/probes/liveness", timeout=120)
+    client.fail("curl -sS --max-time 5 http://server:8080/probes/liveness")  # published on 127.0.0.1 only
+
+with subtest("a client JWT opens a sync stream that receives a row inserted afterwards"):
+    good = token("authenticated")
+    client.succeed(
+        "systemd-run --unit=stream sh -c '"
+        f"curl -sS -N --max-time 240 -X POST https://{domain}/sync/stream "
+        f"-H \"Authorization: Bearer {good}\" -H \"Content-Type: application/json\" "
+        "-d \"{}\" > /tmp/stream.ndjson'"
+    )
+    client.wait_until_succeeds("grep -q checkpoint /tmp/stream.ndjson", timeout=120)
+    source_sql("INSERT INTO profiles (id, name) VALUES ('user-1', 'inserted-after-connect')")
+    client.wait_until_succeeds("grep -q inserted-after-connect /tmp/stream.ndjson", timeout=120)
+
+with subtest("a JWT for another audience is refused"):
+    wrong = token("someone-else")
+    status = client.succeed(
+        f"curl -sS -o /dev/null -w '%{{http_code}}' -X POST https://{domain}/sync/stream "
+        f"-H 'Authorization: Bearer {wrong}' -H 'Content-Type: application/json' -d '{{}}'"
+    ).strip()
+    t.assertEqual(status, "401")
+
+with subtest("the lag metric is served on 127.0.0.1 only"):
+    server.wait_until_succeeds("curl -fsS http://127.0.0.1:9464/metrics | grep -q powersync_replication_lag_seconds")
+    client.fail("curl -sS --max-time 5 http://server:9464/metrics")
+
+with subtest("the storage role can neither administer nor replicate"):
+    attributes = server.succeed(
+        "sudo -u postgres psql -tAc \"SELECT rolsuper, rolreplication FROM pg_roles WHERE rolname = 'powersync_storage'\""
+    ).strip()
+    t.assertEqual(attributes, "f|f")
+
+with subtest("no secret is in the Nix store the unit runs from"):
+    storage_password = server.succeed("cat /var/lib/powersync/storage-password").strip()
+    t.assertTrue(len(storage_password) >= 32)
+    server.succeed(
+        "systemctl cat podman-powersync.service | grep -o '/nix/store/[^ \"/]*' | sort -u"
+        " | xargs nix-store -qR | sort -u > /tmp/closure"
+    )
+    for secret in [storage_password, replication_password]:
+        server.fail(f"xargs grep -rlF -- '{secret}' < /tmp/closure")
+    print(json.dumps({"closure paths checked": int(server.succeed("wc -l < /tmp/closure").strip())}))
