@@ -9,4 +9,6 @@
   vm = import ./lib.nix {inherit pkgs self sops-nix;};
 in {
   powersync-e2e = import ./powersync-e2e.nix {inherit pkgs vm;};
+  powersync-preflight = import ./powersync-preflight.nix {inherit pkgs vm;};
+  powersync-restart = import ./powersync-restart.nix {inherit pkgs vm;};
 }

@@ -14,6 +14,7 @@
     }
     .${system};
   hash = pin.hashes.${system} or null;
+  inherit (pkgs) lib;
 in rec {
   # The addresses of the test network (vlan 1): the source is reachable over IPv6 only.
   sourceAddress = "fd00:5ca1:ab1e::1";
@@ -52,18 +53,22 @@ in rec {
       -days 3650 -extfile san.ext -out $out/server.crt
   '';
 
-  # A throwaway age key and the host's secrets encrypted for it, both generated at build time: the key and
-  # the plaintext never enter the repository. `dsnPassword` selects the DSN's password (rotation test).
-  secrets = dsnPassword:
+  # A throwaway age key, generated at build time: it never enters the repository.
+  ageKey = pkgs.runCommand "powersync-test-age-key" {nativeBuildInputs = [pkgs.age];} ''
+    mkdir $out
+    age-keygen -o $out/age-key.txt 2>/dev/null
+  '';
+
+  # The host's secrets, encrypted at build time for that key; `dsn` is the source DSN the secret holds
+  # (the rotation and preflight tests vary it).
+  secrets = dsn:
     pkgs.runCommand "powersync-test-secrets" {nativeBuildInputs = [pkgs.age pkgs.sops];} ''
       mkdir $out
-      age-keygen -o $out/age-key.txt 2>/dev/null
-      cat > plain.yaml <<EOF
-      reptide-powersync-source-dsn: postgresql://powersync_repl:${dsnPassword}@[${sourceAddress}]:5432/postgres
-      EOF
-      SOPS_AGE_RECIPIENTS=$(age-keygen -y $out/age-key.txt) \
+      printf 'reptide-powersync-source-dsn: %s\n' ${lib.escapeShellArg dsn} > plain.yaml
+      SOPS_AGE_RECIPIENTS=$(age-keygen -y ${ageKey}/age-key.txt) \
         sops --encrypt --input-type yaml --output-type yaml plain.yaml > $out/secrets.yaml
     '';
+  dsnWith = password: "postgresql://powersync_repl:${password}@[${sourceAddress}]:5432/postgres";
 
   # The PowerSync server as web-arm runs it: the flake's module, web-arm's own powersync.nix and
   # postgresql.nix, sops-nix; then only what a VM test must change (source, TLS, image, JWKS).
@@ -96,7 +101,7 @@ in rec {
 
     # The age key reaches the VM outside the store-backed secrets file, as sops-nix's own tests do it.
     boot.initrd.postDeviceCommands = ''
-      cp ${secretsFile}/age-key.txt /run/age-key.txt
+      cp ${ageKey}/age-key.txt /run/age-key.txt
       chmod 600 /run/age-key.txt
     '';
     sops = {

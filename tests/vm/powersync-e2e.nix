@@ -10,7 +10,7 @@ pkgs.testers.runNixOSTest {
     server = {nodes, ...}: {
       imports = [
         (vm.server {
-          secretsFile = vm.secrets vm.replicationPassword;
+          secretsFile = vm.secrets (vm.dsnWith vm.replicationPassword);
           jwksUri = "http://${nodes.client.networking.primaryIPAddress}:8000/jwks.json";
         })
       ];

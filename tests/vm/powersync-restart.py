@@ -1,0 +1,36 @@
+# powersync-restart: a secret rotation restarts the container, which resumes on its slot.
+# Globals from the Nix side: rotated_password.
+start_all()
+
+SLOTS = (
+    "sudo -u postgres psql -tAc \"SELECT slot_name FROM pg_replication_slots "
+    "WHERE slot_name LIKE 'powersync\\_selfhost\\_%'\""
+)
+ACTIVE = SLOTS.replace("WHERE", "WHERE active AND")
+
+
+def invocation():
+    return server.succeed("systemctl show -p InvocationID --value podman-powersync.service").strip()
+
+
+with subtest("the service replicates on one active slot"):
+    server.wait_for_unit("podman-powersync.service")
+    source.wait_until_succeeds(ACTIVE + " | grep -q .", timeout=300)
+    slot = source.succeed(SLOTS).strip()
+    before = invocation()
+
+with subtest("rotating the DSN secret restarts the container"):
+    source.succeed(
+        f"sudo -u postgres psql -c \"ALTER ROLE powersync_repl PASSWORD '{rotated_password}'\""
+    )
+    server.succeed("/run/current-system/specialisation/rotated/bin/switch-to-configuration test")
+    server.wait_until_succeeds(
+        f"test \"$(systemctl show -p InvocationID --value podman-powersync.service)\" != '{before}'",
+        timeout=120,
+    )
+    server.wait_for_unit("podman-powersync.service")
+    server.succeed(f"grep -qF '{rotated_password}' /run/secrets/rendered/powersync-source.env")
+
+with subtest("it resumes on the same slot, and no second slot appears"):
+    source.wait_until_succeeds(ACTIVE + f" | grep -qx '{slot}'", timeout=300)
+    t.assertEqual(source.succeed(SLOTS).strip(), slot)
