@@ -27,6 +27,7 @@ in {
     ./container.nix
     ./storage.nix
     ./nginx.nix
+    ./operations.nix
   ];
 
   options.services.powersync = {
