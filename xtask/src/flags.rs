@@ -177,6 +177,9 @@ pub struct Bump {
     /// The pin file to update (default: modules/powersync/image.nix).
     #[arg(long, value_name = "FILE")]
     pub pin: Option<PathBuf>,
+    /// The VM tests' image pin to keep in step (default: tests/vm/image.nix, unless --pin is given).
+    #[arg(long, value_name = "FILE")]
+    pub vm_pin: Option<PathBuf>,
     /// Tags per page when listing (the registry may cap it).
     #[arg(long, hide = true)]
     pub page_size: Option<usize>,

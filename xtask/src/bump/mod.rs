@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::{flags, util};
-use pin::Pin;
+use pin::{Pin, VmPin};
 use registry::{Manifest, Registry};
 use version::{Policy, Version};
 
@@ -23,6 +23,7 @@ use version::{Policy, Version};
 const REQUIRED_PLATFORMS: [&str; 2] = ["linux/arm64", "linux/amd64"];
 
 pub const DEFAULT_PIN: &str = "modules/powersync/image.nix";
+pub const DEFAULT_VM_PIN: &str = "tests/vm/image.nix";
 
 impl flags::Bump {
     pub fn run(self, sh: &Shell) -> Result<()> {
@@ -31,6 +32,13 @@ impl flags::Bump {
             .clone()
             .unwrap_or_else(|| util::project_root().join(DEFAULT_PIN));
         let pin = Pin::read(&pin_path)?;
+        // The VM tests' copy of the pin moves with it; with a --pin of your own, name its twin explicitly.
+        let vm_pin_path = match (&self.vm_pin, &self.pin) {
+            (Some(path), _) => Some(path.clone()),
+            (None, None) => Some(util::project_root().join(DEFAULT_VM_PIN)),
+            (None, Some(_)) => None,
+        };
+        let vm_pin = vm_pin_path.as_deref().map(VmPin::read).transpose()?;
         let repository = self
             .repository
             .clone()
@@ -71,11 +79,27 @@ impl flags::Bump {
             println!("dry run: {} left unchanged", pin_path.display());
             return Ok(());
         }
+        // Both files are prepared and checked before either is written.
+        let vm_text = vm_pin
+            .as_ref()
+            .map(|vm| vm.updated(&target.tag, &target.manifest.digest))
+            .transpose()?;
         pin.write(&target.tag, &target.manifest.digest)?;
-        let message = commit_message(&target.tag);
         println!("updated {}", pin_path.display());
+        let mut files = vec![pin_path.clone()];
+        if let (Some(vm), Some(text)) = (&vm_pin, vm_text) {
+            vm.write(&text)?;
+            println!("updated {} (imageDigest, finalImageTag)", vm.path.display());
+            println!(
+                "  could not refresh the VM image hashes for {}: they can only be learnt by a networked build; \
+                 see the comment in that file",
+                pin::VM_SYSTEMS.join(", ")
+            );
+            files.push(vm.path.clone());
+        }
+        let message = commit_message(&target.tag);
         if self.commit {
-            commit(sh, &pin_path, &message)?;
+            commit(sh, &files, &message)?;
             println!("committed: {message}");
         } else {
             println!(
@@ -203,10 +227,10 @@ fn check_platforms(target: &Target) -> Result<()> {
     Ok(())
 }
 
-fn commit(sh: &Shell, pin_path: &std::path::Path, message: &str) -> Result<()> {
-    let dir = pin_path.parent().context("the pin file has no directory")?;
+fn commit(sh: &Shell, files: &[std::path::PathBuf], message: &str) -> Result<()> {
+    let dir = files[0].parent().context("the pin file has no directory")?;
     let _dir = sh.push_dir(dir);
-    cmd!(sh, "git commit --quiet -m {message} -- {pin_path}")
+    cmd!(sh, "git commit --quiet -m {message} -- {files...}")
         .run()
         .context("commit the pin (the file is updated; commit it by hand)")
 }

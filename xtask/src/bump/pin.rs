@@ -70,6 +70,69 @@ impl Pin {
     }
 }
 
+/// The VM tests' image pin (tests/vm/image.nix): the same index digest and tag for `dockerTools.pullImage`,
+/// plus one fixed-output hash per system. Keep in sync with that file's layout.
+pub struct VmPin {
+    pub path: PathBuf,
+    text: String,
+}
+
+/// The systems whose archive hash the VM pin holds.
+pub const VM_SYSTEMS: [&str; 2] = ["x86_64-linux", "aarch64-linux"];
+
+impl VmPin {
+    pub fn read(path: &Path) -> Result<VmPin> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        let pin = VmPin {
+            path: path.to_path_buf(),
+            text,
+        };
+        pin.updated("0.0.0", &format!("sha256:{}", "0".repeat(64)))
+            .with_context(|| format!("malformed VM image pin {}", path.display()))?;
+        Ok(pin)
+    }
+
+    /// The file with the new digest and tag, and every archive hash reset to null: a hash belongs to one
+    /// image, and only a networked build can learn the new one.
+    pub fn updated(&self, tag: &str, digest: &str) -> Result<String> {
+        let mut seen = Vec::new();
+        let mut out = String::with_capacity(self.text.len());
+        for line in self.text.split_inclusive('\n') {
+            let key = line.trim().split_once('=').map(|(key, _)| key.trim());
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let replaced = match key {
+                Some("imageDigest") => format!("{indent}imageDigest = \"{digest}\";\n"),
+                Some("finalImageTag") => format!("{indent}finalImageTag = \"{tag}\";\n"),
+                Some(system) if VM_SYSTEMS.contains(&system) => {
+                    format!("{indent}{system} = null;\n")
+                }
+                _ => line.to_string(),
+            };
+            if let Some(key) = key.filter(|key| {
+                *key == "imageDigest" || *key == "finalImageTag" || VM_SYSTEMS.contains(key)
+            }) {
+                seen.push(key.to_string());
+            }
+            out.push_str(&replaced);
+        }
+        for needed in ["imageDigest", "finalImageTag"]
+            .iter()
+            .chain(VM_SYSTEMS.iter())
+        {
+            let count = seen.iter().filter(|key| key == needed).count();
+            if count != 1 {
+                bail!("expected one `{needed} = …;` line, found {count}");
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn write(&self, text: &str) -> Result<()> {
+        util::write_atomically(&self.path, text)
+    }
+}
+
 pub fn is_digest(digest: &str) -> bool {
     digest.strip_prefix("sha256:").is_some_and(|hex| {
         hex.len() == 64
@@ -146,6 +209,49 @@ mod tests {
             ]
         );
         assert_eq!(PIN.lines().count(), after.lines().count());
+    }
+
+    #[test]
+    fn the_vm_pin_follows_the_tag_and_digest_and_forgets_its_hashes() {
+        let scratch = Scratch::new("vm-pin");
+        let committed =
+            std::fs::read_to_string(util::project_root().join("tests/vm/image.nix")).unwrap();
+        let with_hash =
+            committed.replacen("x86_64-linux = null;", "x86_64-linux = \"sha256-AAAA\";", 1);
+        scratch.write("vm-image.nix", &with_hash);
+        let pin = VmPin::read(&scratch.path("vm-image.nix")).unwrap();
+        let digest = format!("sha256:{}", "c".repeat(64));
+        let after = pin.updated("1.26.3", &digest).unwrap();
+        assert!(
+            after.contains(&format!("  imageDigest = \"{digest}\";\n")),
+            "{after}"
+        );
+        assert!(after.contains("  finalImageTag = \"1.26.3\";\n"), "{after}");
+        assert!(
+            after.contains("    x86_64-linux = null;\n")
+                && after.contains("    aarch64-linux = null;\n"),
+            "{after}"
+        );
+        assert_eq!(with_hash.lines().count(), after.lines().count());
+    }
+
+    #[test]
+    fn a_vm_pin_without_its_hash_lines_is_malformed() {
+        let scratch = Scratch::new("vm-pin-bad");
+        let committed =
+            std::fs::read_to_string(util::project_root().join("tests/vm/image.nix")).unwrap();
+        scratch.write(
+            "vm-image.nix",
+            &committed.replace("    aarch64-linux = null;\n", ""),
+        );
+        let err = format!(
+            "{:#}",
+            VmPin::read(&scratch.path("vm-image.nix")).err().unwrap()
+        );
+        assert!(
+            err.contains("malformed VM image pin") && err.contains("aarch64-linux"),
+            "{err}"
+        );
     }
 
     #[test]

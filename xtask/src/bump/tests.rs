@@ -60,6 +60,8 @@ fn world() -> World {
         scratch,
     };
     world.pin("1.26.1", "1.26.1");
+    let vm_pin = std::fs::read_to_string(crate::util::project_root().join(DEFAULT_VM_PIN)).unwrap();
+    world.scratch.write("vm-image.nix", &vm_pin);
     world
 }
 
@@ -83,6 +85,7 @@ impl World {
             registry: self.proxy.url.clone(),
             repository: Some(repository.to_string()),
             pin: Some(self.scratch.path("image.nix")),
+            vm_pin: Some(self.scratch.path("vm-image.nix")),
             page_size: None,
         };
         configure(&mut flags);
@@ -317,7 +320,7 @@ fn commit_creates_the_conventional_commit() {
     let _mail = sh.push_env("GIT_AUTHOR_EMAIL", "test@example.invalid");
     let _cname = sh.push_env("GIT_COMMITTER_NAME", "test");
     let _cmail = sh.push_env("GIT_COMMITTER_EMAIL", "test@example.invalid");
-    cmd!(sh, "git add image.nix").run().unwrap();
+    cmd!(sh, "git add image.nix vm-image.nix").run().unwrap();
     cmd!(sh, "git commit --quiet -m initial").run().unwrap();
     world.bump(REPO, |f| f.commit = true).unwrap();
     let subject = cmd!(sh, "git log -1 --format=%s").read().unwrap();
@@ -325,5 +328,5 @@ fn commit_creates_the_conventional_commit() {
     let changed = cmd!(sh, "git show --format= --numstat HEAD")
         .read()
         .unwrap();
-    assert_eq!(changed, "2\t2\timage.nix");
+    assert_eq!(changed, "2\t2\timage.nix\n2\t2\tvm-image.nix");
 }
