@@ -74,6 +74,13 @@
           pkgs.age
           pkgs.nodejs
           pkgs.git
+          # What the tests start or call: a registry (its binary is `registry`), PostgreSQL, the ops tools.
+          pkgs.distribution
+          pkgs.postgresql
+          pkgs.curl
+          pkgs.jq
+          pkgs.python3
+          pkgs.shellcheck
         ];
       };
     });

@@ -108,7 +108,7 @@ in {
       type = pathNotInStore;
       example = "/run/secrets/rendered/powersync-source.env";
       description = ''
-        Environment file holding `PS_SOURCE_DSN=postgresql://user:password@db.<project>.supabase.co:5432/postgres`,
+        Environment file holding `PS_SOURCE_DSN=postgresql://<user>:<pw>@db.<project>.supabase.co:5432/postgres`,
         typically a sops-nix template. Use the direct endpoint, not the Supavisor pooler, and no
         `replication=database`. The service ignores `sslmode` in the DSN; TLS follows the `sslmode` key.
       '';

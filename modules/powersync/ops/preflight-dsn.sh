@@ -37,7 +37,7 @@ case $dsn in
   \'*\') dsn=${dsn#\'} dsn=${dsn%\'} ;;
 esac
 
-$found || refuse "PS_SOURCE_DSN is not set in $*; it must hold postgresql://USER:PASSWORD@db.<project>.supabase.co:5432/postgres"
+$found || refuse "PS_SOURCE_DSN is not set in $*; it must hold the direct endpoint, postgresql://<user>:<pw>@db.<project>.supabase.co:5432/postgres"
 [ -n "$dsn" ] || refuse "PS_SOURCE_DSN is empty in $*"
 
 case $dsn in

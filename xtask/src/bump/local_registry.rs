@@ -28,7 +28,12 @@ use crate::tools::Tool;
 
 pub const DOCKER_REGISTRY: Tool = Tool {
     program: "docker-registry",
-    install: "`apt-get install docker-registry`",
+    install: "`apt-get install docker-registry` (in `nix develop` it is `registry`, from nixpkgs' distribution)",
+};
+/// The same program under nixpkgs' name.
+const NIX_REGISTRY: Tool = Tool {
+    program: "registry",
+    install: "",
 };
 
 const TOKEN: &str = "anonymous-test-token";
@@ -53,7 +58,12 @@ pub struct LocalRegistry {
 
 impl LocalRegistry {
     pub fn start() -> LocalRegistry {
-        DOCKER_REGISTRY.require().unwrap();
+        let program = if NIX_REGISTRY.require().is_ok() && DOCKER_REGISTRY.require().is_err() {
+            NIX_REGISTRY.program
+        } else {
+            DOCKER_REGISTRY.require().unwrap();
+            DOCKER_REGISTRY.program
+        };
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "xtask-registry-{}-{}",
@@ -67,7 +77,7 @@ impl LocalRegistry {
             dir.join("data").display()
         );
         fs::write(dir.join("config.yml"), config).unwrap();
-        let child = Command::new("docker-registry")
+        let child = Command::new(program)
             .arg("serve")
             .arg(dir.join("config.yml"))
             .stdout(Stdio::null())
