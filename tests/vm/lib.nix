@@ -1,5 +1,18 @@
 # Shared pieces of the VM tests: the image archive, a test CA, a sops file encrypted at build time for a
 # throwaway age key, and the server node built from the flake's modules the way web-arm uses them.
+#
+# Upstream pieces used (nixpkgs nixos-26.05 unless noted):
+#   pkgs.testers.runNixOSTest {name, nodes, testScript}      pkgs/build-support/testers (nixos/lib/testing)
+#   dockerTools.pullImage {imageName, imageDigest, hash, arch, os, finalImageName, finalImageTag}
+#                                                            doc/build-helpers/images/dockertools.section.md
+#   virtualisation.{memorySize,diskSize}                     nixos/modules/virtualisation/qemu-vm.nix
+#   boot.initrd.postDeviceCommands                           nixos/modules/system/boot/stage-1.nix
+#   security.pki.certificateFiles                            nixos/modules/security/ca.nix
+#   specialisation.<name>.configuration                      nixos/modules/system/activation/specialisation.nix
+#   networking.{hosts,interfaces.<if>.ipv6.addresses}        nixos/modules/config/networking.nix, tasks/network-interfaces.nix
+#   sops.{defaultSopsFile,validateSopsFiles,age.keyFile,age.sshKeyPaths}  Mic92/sops-nix modules/sops/default.nix
+#   services.postgresql.{enableTCPIP,settings,authentication,initialScript}
+#                                                            nixos/modules/services/databases/postgresql.nix
 {
   pkgs,
   self,
