@@ -81,6 +81,7 @@
           pkgs.jq
           pkgs.python3
           pkgs.shellcheck
+          pkgs.prometheus # promtool
         ];
       };
     });

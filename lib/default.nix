@@ -8,6 +8,7 @@ let
   image = import ./image.nix;
   network = import ./network.nix;
   instance = import ./instance.nix;
+  alerts = import ./alerts.nix;
 in {
   inherit (yaml) toYAML env envNumber envBoolean isEnv;
   inherit (settings) generatedSettings mergeSettings renderConfig configPath syncConfigPath prometheusPort;
@@ -15,6 +16,7 @@ in {
   inherit (image) imagePin;
   inherit (network) gateway4 gateway6;
   inherit (instance) defaults instanceSettings;
+  inherit (alerts) alertRules;
   # The config file a host's instance (hosts/<host>/modules/powersync/instance.nix) runs with.
   renderInstance = i: settings.renderConfig (instance.instanceSettings i);
 }

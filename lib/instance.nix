@@ -7,7 +7,8 @@ let
   settings = import ./settings.nix;
   network = import ./network.nix;
 
-  # The option defaults of services.powersync and networking.v6egress; the modules read them from here.
+  # The option defaults of services.powersync and networking.v6egress; the modules read them from here
+  # (operations: tests/alerts renders the alert rules with them).
   defaults = {
     servicePort = 8080;
     replication = {
@@ -25,6 +26,16 @@ let
     };
     storage.proxyPort = 5432;
     listen.port = 8080;
+    operations = {
+      alerts.maxLagSeconds = 300;
+      watchdog = {
+        intervalSeconds = 120;
+        maxInactiveSeconds = 300;
+        maxRetainedBytes = 1024 * 1024 * 1024;
+        growthChecks = 3;
+        minRestartIntervalSeconds = 1800;
+      };
+    };
     v6egress = {
       subnet4 = "10.89.64.0/24";
       subnet6 = "fd70:7377:6e63:6567::/64";

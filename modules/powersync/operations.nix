@@ -15,6 +15,8 @@
   ...
 }: let
   inherit (lib) mkEnableOption mkIf mkOption types;
+  pure = import ../../lib;
+  defaults = pure.defaults.operations;
   cfg = config.services.powersync;
   ops = cfg.operations;
   unit = "podman-powersync.service";
@@ -45,39 +47,13 @@
     '';
   };
 
-  rule = alert: expr: for: summary: {
-    inherit alert expr for;
-    labels.severity = "warning";
-    annotations.summary = summary;
-  };
-  alertRules = {
-    groups = [
-      {
-        name = "powersync";
-        rules =
-          [
-            (rule "PowerSyncReplicationLagHigh" "powersync_replication_lag_seconds > ${toString ops.alerts.maxLagSeconds}" "10m"
-              "PowerSync replication lags {{ $value }}s behind the source. A hint: the gauge can also stick after recovery; the slot metrics are the authority.")
-            (rule "PowerSyncMetricsAbsent" "absent(powersync_replication_lag_seconds)" "10m"
-              "PowerSync exports no replication lag: the container is down or its metrics port is unreachable.")
-          ]
-          ++ lib.optionals ops.watchdog.enable [
-            (rule "PowerSyncSlotInactive" "powersync_slot_active == 0" "10m"
-              "Replication slot {{ $labels.slot }} is inactive: the source keeps WAL for it. The watchdog restarts the container; see docs/runbook.md.")
-            (rule "PowerSyncSlotRetainsWal" "powersync_slot_retained_wal_bytes > ${toString ops.watchdog.maxRetainedBytes}" "15m"
-              "Slot {{ $labels.slot }} holds {{ $value | humanize1024 }}B of WAL on the source.")
-            (rule "PowerSyncSlotMissing" "powersync_slot_present == 0" "15m"
-              "No replication slot with prefix ${cfg.replication.slotNamePrefix} on the source: nothing replicates.")
-            (rule "PowerSyncSourceUnreachable" "powersync_watchdog_source_up == 0" "15m"
-              "The slot watchdog cannot query the source database.")
-            (rule "PowerSyncWatchdogStale" "time() - powersync_watchdog_last_run_timestamp_seconds > 3 * ${toString ops.watchdog.intervalSeconds}" "5m"
-              "The PowerSync slot watchdog has not run for three intervals.")
-          ]
-          ++ lib.optional (ops.watchdog.enable && ops.preflight.jwks)
-          (rule "PowerSyncJwksUnusable" "powersync_jwks_usable_keys_ok == 0" "15m"
-            "The JWKS at ${toString cfg.auth.jwksUri} serves no usable key: every client gets 401.");
-      }
-    ];
+  alertRules = pure.alertRules {
+    inherit (cfg.replication) slotNamePrefix;
+    inherit (ops.alerts) maxLagSeconds;
+    inherit (ops.watchdog) maxRetainedBytes intervalSeconds;
+    watchdog = ops.watchdog.enable;
+    jwks = ops.preflight.jwks;
+    inherit (cfg.auth) jwksUri;
   };
 in {
   options.services.powersync.operations = {
@@ -119,31 +95,31 @@ in {
 
       intervalSeconds = mkOption {
         type = types.ints.positive;
-        default = 120;
+        default = defaults.watchdog.intervalSeconds;
         description = "How often the watchdog runs.";
       };
 
       maxInactiveSeconds = mkOption {
         type = types.ints.positive;
-        default = 300;
+        default = defaults.watchdog.maxInactiveSeconds;
         description = "Restart when a slot has been inactive this long while the container is up.";
       };
 
       maxRetainedBytes = mkOption {
         type = types.ints.positive;
-        default = 1024 * 1024 * 1024;
+        default = defaults.watchdog.maxRetainedBytes;
         description = "Retained-WAL limit per slot (bytes); above it and still growing counts as stuck.";
       };
 
       growthChecks = mkOption {
         type = types.ints.positive;
-        default = 3;
+        default = defaults.watchdog.growthChecks;
         description = "Consecutive runs the retained WAL must grow above the limit before a restart.";
       };
 
       minRestartIntervalSeconds = mkOption {
         type = types.ints.positive;
-        default = 1800;
+        default = defaults.watchdog.minRestartIntervalSeconds;
         description = "At most one watchdog restart in this period; later ones are logged and suppressed.";
       };
 
@@ -167,7 +143,7 @@ in {
 
       maxLagSeconds = mkOption {
         type = types.ints.positive;
-        default = 300;
+        default = defaults.alerts.maxLagSeconds;
         description = "Replication lag above which PowerSyncReplicationLagHigh fires.";
       };
     };

@@ -103,6 +103,8 @@ pub enum Step {
     Schema,
     /// The NixOS VM test scripts (`tests/vm/*.py`) through Python's parser.
     VmScripts,
+    /// The alert rules through `promtool check rules` and `promtool test rules`.
+    Alerts,
 }
 
 #[derive(Parser, Debug)]

@@ -1,6 +1,7 @@
 //! powersync-nix's task runner, in the cargo-xtask convention
 //! (<https://github.com/matklad/cargo-xtask>): `cargo xtask --help` lists the tasks.
 
+mod alerts;
 mod bench;
 mod bump;
 mod dry_build;

@@ -8,6 +8,7 @@ use clap::ValueEnum;
 use xshell::{cmd, Shell};
 
 use crate::{
+    alerts,
     flags::{self, Step},
     fmt, nix, schema, util,
 };
@@ -68,6 +69,7 @@ fn run_step(sh: &Shell, step: Step) -> Result<()> {
         Step::FlakeLib => nix::flake_lib(sh, &root),
         Step::Schema => schema::check_configs(sh, &root),
         Step::VmScripts => nix::vm_scripts(sh, &root),
+        Step::Alerts => alerts::check(sh, &root),
     }
 }
 

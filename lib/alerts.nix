@@ -1,0 +1,55 @@
+# The Prometheus alert rules of services.powersync.operations, builtins only, so promtool can check and
+# unit-test them offline (tests/alerts) exactly as the module installs them.
+let
+  rule = alert: expr: for: summary: {
+    inherit alert expr for;
+    labels.severity = "warning";
+    annotations.summary = summary;
+  };
+  optionals = condition: list:
+    if condition
+    then list
+    else [];
+in {
+  # Arguments mirror services.powersync options: replication.slotNamePrefix, auth.jwksUri,
+  # operations.alerts.maxLagSeconds and operations.watchdog.{enable,maxRetainedBytes,intervalSeconds}; `jwks`
+  # is operations.preflight.jwks (the watchdog exports the JWKS result only then).
+  alertRules = {
+    slotNamePrefix,
+    maxLagSeconds,
+    watchdog,
+    maxRetainedBytes,
+    intervalSeconds,
+    jwks,
+    jwksUri,
+  }: {
+    groups = [
+      {
+        name = "powersync";
+        rules =
+          [
+            (rule "PowerSyncReplicationLagHigh" "powersync_replication_lag_seconds > ${toString maxLagSeconds}" "10m"
+              "PowerSync replication lags {{ $value }}s behind the source. A hint: the gauge can also stick after recovery; the slot metrics are the authority.")
+            (rule "PowerSyncMetricsAbsent" "absent(powersync_replication_lag_seconds)" "10m"
+              "PowerSync exports no replication lag: the container is down or its metrics port is unreachable.")
+          ]
+          ++ optionals watchdog [
+            (rule "PowerSyncSlotInactive" "powersync_slot_active == 0" "10m"
+              "Replication slot {{ $labels.slot }} is inactive: the source keeps WAL for it. The watchdog restarts the container; see docs/runbook.md.")
+            (rule "PowerSyncSlotRetainsWal" "powersync_slot_retained_wal_bytes > ${toString maxRetainedBytes}" "15m"
+              "Slot {{ $labels.slot }} holds {{ $value | humanize1024 }}B of WAL on the source.")
+            (rule "PowerSyncSlotMissing" "powersync_slot_present == 0" "15m"
+              "No replication slot with prefix ${slotNamePrefix} on the source: nothing replicates.")
+            (rule "PowerSyncSourceUnreachable" "powersync_watchdog_source_up == 0" "15m"
+              "The slot watchdog cannot query the source database.")
+            (rule "PowerSyncWatchdogStale" "time() - powersync_watchdog_last_run_timestamp_seconds > 3 * ${toString intervalSeconds}" "5m"
+              "The PowerSync slot watchdog has not run for three intervals.")
+          ]
+          ++ optionals (watchdog && jwks) [
+            (rule "PowerSyncJwksUnusable" "powersync_jwks_usable_keys_ok == 0" "15m"
+              "The JWKS at ${toString jwksUri} serves no usable key: every client gets 401.")
+          ];
+      }
+    ];
+  };
+}
