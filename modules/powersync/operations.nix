@@ -21,10 +21,13 @@
   ops = cfg.operations;
   unit = "podman-powersync.service";
 
+  # writeShellApplication writes its own shebang and `set -euo pipefail`, then the text; the scripts' own
+  # shebang (kept for running them directly and in the tests) would land mid-file, where shellcheck, run at
+  # build time, rejects it (SC1128).
   script = name: runtimeInputs:
     pkgs.writeShellApplication {
       inherit name runtimeInputs;
-      text = builtins.readFile ./ops/${name}.sh;
+      text = lib.removePrefix "#!/usr/bin/env bash\n" (builtins.readFile ./ops/${name}.sh);
     };
 
   preflightDsn = script "preflight-dsn" [pkgs.coreutils pkgs.gnugrep pkgs.gnused];

@@ -854,3 +854,37 @@ mod teardown {
         assert_eq!(calls[0], "systemctl stop podman-powersync.service");
     }
 }
+
+/// The module embeds each script with writeShellApplication, which writes its own header and runs shellcheck
+/// at build time; the module strips exactly this first line (operations.nix), so check both here.
+#[test]
+fn scripts_pass_shellcheck_as_the_module_embeds_them() {
+    require("shellcheck", "shellcheck");
+    let dir = TempDir::new("shellcheck");
+    for name in [
+        "preflight-dsn.sh",
+        "preflight-jwks.sh",
+        "slot-watchdog.sh",
+        "teardown.sh",
+    ] {
+        let source = fs::read_to_string(script(name)).unwrap();
+        let body = source
+            .strip_prefix("#!/usr/bin/env bash\n")
+            .unwrap_or_else(|| {
+                panic!("{name} must start with #!/usr/bin/env bash (operations.nix strips it)")
+            });
+        let embedded = dir.file(
+            name,
+            &format!("#!/bin/bash\nset -o errexit\nset -o nounset\nset -o pipefail\nexport PATH=\"/x:$PATH\"\n\n{body}"),
+        );
+        for file in [script(name), embedded] {
+            let output = Command::new("shellcheck").arg(&file).output().unwrap();
+            assert!(
+                output.status.success(),
+                "{}:\n{}",
+                file.display(),
+                text(&output)
+            );
+        }
+    }
+}
