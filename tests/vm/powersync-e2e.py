@@ -18,7 +18,11 @@ client.succeed(
     "open('jwks.json', 'w').write(json.dumps({'keys': [jwk]}))\n"
     "PY"
 )
-client.succeed("systemd-run --unit=jwks --working-directory=/tmp/jwks python3 -m http.server 8000")
+# systemd-run looks up a bare program name in the manager's search path, which on NixOS holds neither
+# python3 nor curl: hand it absolute paths.
+python3 = client.succeed("command -v python3").strip()
+curl = client.succeed("command -v curl").strip()
+client.succeed(f"systemd-run --unit=jwks --working-directory=/tmp/jwks {python3} -m http.server 8000")
 client.wait_for_open_port(8000)
 
 
@@ -62,8 +66,8 @@ with subtest("liveness answers through nginx over TLS; the API port does not rea
 with subtest("a client JWT opens a sync stream that receives a row inserted afterwards"):
     good = token("authenticated")
     client.succeed(
-        "systemd-run --unit=stream sh -c '"
-        f"curl -sS -N --max-time 240 -X POST https://{domain}/sync/stream "
+        "systemd-run --unit=stream /bin/sh -c '"
+        f"{curl} -sS -N --max-time 240 -X POST https://{domain}/sync/stream "
         f"-H \"Authorization: Bearer {good}\" -H \"Content-Type: application/json\" "
         "-d \"{}\" > /tmp/stream.ndjson'"
     )
