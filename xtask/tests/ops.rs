@@ -132,13 +132,25 @@ mod preflight_dsn {
     }
 
     #[test]
-    fn quoted_values_and_ipv6_literals_are_understood() {
-        let output =
-            run(&["PS_SOURCE_DSN=\"postgresql://u:s3cr3t-Pa55@[fd00::1]:5433/postgres\"\n"]);
+    fn ipv6_literals_and_leading_blanks_are_understood() {
+        let output = run(&["  PS_SOURCE_DSN=postgresql://u:s3cr3t-Pa55@[fd00::1]:5433/postgres\n"]);
         let all = text(&output);
         assert!(output.status.success(), "{all}");
         assert!(all.contains("host [fd00::1], port 5433"), "{all}");
         assert_no_secret(&all);
+    }
+
+    #[test]
+    fn quoted_values_are_unquoted_as_podman_reads_them() {
+        for quoted in [
+            format!("PS_SOURCE_DSN=\"{DIRECT}\"\n"),
+            format!("PS_SOURCE_DSN='{DIRECT}'\n"),
+        ] {
+            let output = run(&[&quoted]);
+            assert!(output.status.success(), "{}", text(&output));
+            assert!(text(&output).contains("port 5432)"), "{}", text(&output));
+        }
+        refused(&["PS_SOURCE_DSN=\"postgresql://u:s3cr3t-Pa55@x.pooler.supabase.com:5432/postgres\"\n"], "pooler");
     }
 
     #[test]
@@ -703,6 +715,25 @@ mod slot_watchdog {
         }
         // Run 1 has nothing to compare with; runs 2 and 3 grow: the second growth restarts.
         assert_eq!(restarts, vec![0, 0, 1]);
+    }
+
+    #[test]
+    fn a_quoted_dsn_with_leading_blanks_is_read_as_podman_reads_it() {
+        let mut pg = Postgres::start();
+        pg.create_slot("powersync_selfhost_1_ab12");
+        pg.consume("powersync_selfhost_1_ab12");
+        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
+        fs::write(
+            &watchdog.env_file,
+            format!("  PS_SOURCE_DSN=\"{}\"\n", pg.dsn(PASSWORD)),
+        )
+        .unwrap();
+        let run = watchdog.run(T0, true, &[]);
+        assert!(run.output.status.success(), "{}", text(&run.output));
+        assert_eq!(
+            value(&run.metrics, "powersync_watchdog_source_up").as_deref(),
+            Some("1")
+        );
     }
 
     #[test]

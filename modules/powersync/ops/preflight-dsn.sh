@@ -15,14 +15,14 @@ refuse() {
   exit 1
 }
 
-# The last PS_SOURCE_DSN= assignment wins, across files in order, as with systemd's EnvironmentFile.
+# Read the files as podman's --env-file does (what the container gets): the last assignment wins and
+# leading blanks are dropped.
 dsn=""
 found=false
 for file in "$@"; do
   [ -r "$file" ] || refuse "cannot read the environment file $file (is the sops secret or template deployed?)"
   while IFS= read -r line || [ -n "$line" ]; do
     line=${line#"${line%%[![:space:]]*}"}
-    line=${line#export }
     case $line in
       PS_SOURCE_DSN=*)
         found=true
@@ -31,7 +31,7 @@ for file in "$@"; do
     esac
   done <"$file"
 done
-# Surrounding quotes, as systemd strips them.
+# Surrounding quotes are the file's syntax, not part of the value (podman's --env-file reads quoted values).
 case $dsn in
   \"*\") dsn=${dsn#\"} dsn=${dsn%\"} ;;
   \'*\') dsn=${dsn#\'} dsn=${dsn%\'} ;;

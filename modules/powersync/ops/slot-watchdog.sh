@@ -79,11 +79,14 @@ jwks_metrics() {
   fi
 }
 
-# The DSN, as systemd reads the env file: the last assignment wins, surrounding quotes stripped.
+# The DSN as the container gets it from podman's --env-file (read as preflight-dsn.sh reads it): the last
+# assignment wins and leading blanks are dropped.
 dsn=""
 while IFS= read -r line || [ -n "$line" ]; do
+  line=${line#"${line%%[![:space:]]*}"}
   case $line in PS_SOURCE_DSN=*) dsn=${line#PS_SOURCE_DSN=} ;; esac
 done <"$POWERSYNC_ENV_FILE"
+# Surrounding quotes are the file's syntax, not part of the value (podman's --env-file reads quoted values).
 case $dsn in
   \"*\") dsn=${dsn#\"} dsn=${dsn%\"} ;;
   \'*\') dsn=${dsn#\'} dsn=${dsn%\'} ;;
