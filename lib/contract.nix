@@ -107,8 +107,6 @@ let
       when (port < 1024)
       "port = ${toString port}: the service runs as an unprivileged user (uid 901) and cannot bind ports below 1024 (exit 150, EACCES). Use 1024 or above, e.g. 8080.";
 in {
-  inherit envRefs maxSlotPrefix;
-
   checkSettings = settings: {
     errors =
       when ((settings.api or {}) ? port)

@@ -12,7 +12,7 @@ let
 in {
   inherit (yaml) toYAML env envNumber envBoolean isEnv;
   inherit (settings) generatedSettings mergeSettings renderConfig configPath syncConfigPath prometheusPort;
-  inherit (contract) checkSettings envRefs maxSlotPrefix;
+  inherit (contract) checkSettings;
   inherit (image) imagePin;
   inherit (network) gateway4 gateway6;
   inherit (instance) defaults instanceSettings;
