@@ -11,6 +11,7 @@
 #   specialisation.<name>.configuration                      nixos/modules/system/activation/specialisation.nix
 #   networking.{hosts,interfaces.<if>.ipv6.addresses}        nixos/modules/config/networking.nix, tasks/network-interfaces.nix
 #   sops.{defaultSopsFile,validateSopsFiles,age.keyFile,age.sshKeyPaths}  Mic92/sops-nix modules/sops/default.nix
+#   systemd.services.<name>.{wantedBy,serviceConfig}           nixos/modules/system/boot/systemd.nix
 #   services.postgresql.{enableTCPIP,settings,authentication,initialScript}
 #                                                            nixos/modules/services/databases/postgresql.nix
 {
@@ -151,17 +152,24 @@ in rec {
     };
   };
 
-  # The client: trusts the test CA, finds the vhost's domain on the server, serves the JWKS and signs JWTs
-  # with an ES256 key (the kind Supabase's asymmetric signing keys are).
+  # The JWT signing key and its JWKS, made at build time (test material, never in the repository).
+  python = pkgs.python3.withPackages (ps: [ps.pyjwt ps.cryptography]);
+  jwtKeys = pkgs.runCommand "powersync-test-jwt-keys" {nativeBuildInputs = [python];} ''
+    python3 ${./make-jwks.py} $out
+  '';
+
+  # The client: trusts the test CA, finds the vhost's domain on the server, serves the JWKS from boot (so the
+  # service finds keys from its first fetch) and signs JWTs with the matching key.
   client = serverIPv4: {pkgs, ...}: {
     virtualisation.memorySize = 512;
     security.pki.certificateFiles = ["${certificates}/ca.crt"];
     networking.hosts.${serverIPv4} = [domain];
     networking.firewall.allowedTCPPorts = [8000];
-    environment.systemPackages = [
-      pkgs.curl
-      (pkgs.python3.withPackages (ps: [ps.pyjwt ps.cryptography]))
-    ];
+    systemd.services.jwks = {
+      wantedBy = ["multi-user.target"];
+      serviceConfig.ExecStart = "${pkgs.python3}/bin/python3 -m http.server 8000 --bind 0.0.0.0 --directory ${jwtKeys}/public";
+    };
+    environment.systemPackages = [pkgs.curl python];
   };
 
   # A PostgreSQL reachable over IPv6 only, prepared for logical replication the way Supabase is.

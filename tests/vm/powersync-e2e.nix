@@ -21,10 +21,11 @@ pkgs.testers.runNixOSTest {
   };
   testScript =
     ''
-      source_address = "${vm.sourceAddress}"
-      server_address = "${vm.serverAddress}"
-      replication_password = "${vm.replicationPassword}"
-      domain = "${vm.domain}"
+        source_address = "${vm.sourceAddress}"
+        server_address = "${vm.serverAddress}"
+        replication_password = "${vm.replicationPassword}"
+        domain = "${vm.domain}"
+      jwt_key = "${vm.jwtKeys}/key.pem"
     ''
     + builtins.readFile ./powersync-e2e.py;
 }
