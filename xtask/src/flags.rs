@@ -18,7 +18,7 @@ pub struct Xtask {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run every check offline: Rust format, clippy and tests; Nix parse, format, deadnix and unit tests.
+    /// Run every check offline: Rust, Nix, the config schema, the VM test scripts and the alert rules.
     ///
     /// Each step is named and timed, and a failing step does not stop the others, so one run shows every
     /// problem. The run ends with `N passed, M failed` and exits non-zero if any step failed.
@@ -48,8 +48,9 @@ pub enum Command {
     ///
     /// Example: `cargo xtask render web-arm`, or `cargo xtask render web-arm --check`.
     Render(Render),
-    /// Move the image pin to a newer stable tag, verified, as a two-line diff in modules/powersync/image.nix.
+    /// Move the image pin to a newer stable tag, verified: a two-line diff in modules/powersync/image.nix.
     ///
+    /// The VM tests' copy (tests/vm/image.nix) follows, its archive hashes reset for a networked build.
     /// Speaks the OCI distribution API (anonymous bearer token, paginated tag list, manifest by tag). By
     /// default only a newer patch of the pinned X.Y; never a `-next` pre-release; `--tag latest` pins the
     /// X.Y.Z that has latest's digest. The manifest's bytes must hash to the registry's digest and the index
@@ -59,8 +60,10 @@ pub enum Command {
     /// Example: `cargo xtask bump --dry-run`, then `cargo xtask bump --commit`;
     /// `cargo xtask bump --tag 1.27.0 --allow-minor`.
     Bump(Bump),
-    /// Measure `bump --dry-run` against a local registry behind a token endpoint, beside the curl+jq script
-    /// it replaces: median wall time and registry requests per bump. Needs docker-registry, curl and jq.
+    /// Measure `bump --dry-run` beside the curl+jq script it replaces (local registry, offline).
+    ///
+    /// Starts a local registry behind a token endpoint (as Docker Hub is) and reports the median wall time
+    /// and the registry requests per bump of both. Needs docker-registry, curl and jq.
     ///
     /// Example: `cargo xtask bench --runs 20`.
     Bench(Bench),
