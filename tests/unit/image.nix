@@ -31,7 +31,7 @@ in {
     expectThrow = true;
   };
   testImagePinRefusesUnknownFields = {
-    expr = lib.imagePin (good // {pull = "newer";});
+    expr = lib.imagePin (good // {platform = "linux/arm64";});
     expectThrow = true;
   };
   testImagePinRefusesANameWithATag = {
