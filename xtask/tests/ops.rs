@@ -1,18 +1,26 @@
 //! The operations scripts of the PowerSync module (modules/powersync/ops), run for real: the DSN preflight
 //! against env files, the JWKS preflight against a local HTTP server, the slot watchdog against a real
 //! PostgreSQL with logical replication slots, and the teardown with the container runtime injected. Every
-//! case also checks that the DSN's password never shows.
+//! case that handles a DSN also checks that its password never shows.
+//!
+//! Needs (Debian): bash, curl, jq, postgresql (server, psql, pg_recvlogical), util-linux (setpriv),
+//! prometheus (promtool), shellcheck. A missing one fails the test with the package to install.
 
 use std::{
     fs,
+    io::{Read, Write},
     net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
     thread,
     time::{Duration, Instant},
 };
 
+/// Every DSN in these tests carries this password; no output may contain it.
 const PASSWORD: &str = "s3cr3t-Pa55";
 
 fn script(name: &str) -> PathBuf {
@@ -37,9 +45,21 @@ impl TempDir {
         TempDir(dir)
     }
 
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
     fn file(&self, name: &str, content: &str) -> PathBuf {
-        let path = self.0.join(name);
+        let path = self.path(name);
         fs::write(&path, content).unwrap();
+        path
+    }
+
+    /// An executable shell script.
+    fn program(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.file(name, &format!("#!/bin/sh\n{body}\n"));
+        let status = Command::new("chmod").arg("+x").arg(&path).status().unwrap();
+        assert!(status.success());
         path
     }
 }
@@ -50,34 +70,22 @@ impl Drop for TempDir {
     }
 }
 
+/// Fails (never skips) when a tool the test runs is missing, naming the Debian package.
 fn require(program: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found || Path::new(program).is_file(),
-        "`{program}` is missing: apt-get install {package}"
-    );
+    let found = Path::new(program).is_file()
+        || std::env::var_os("PATH")
+            .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+            .unwrap_or(false);
+    assert!(found, "`{program}` is missing: apt-get install {package}");
 }
 
+/// A port on 127.0.0.1 that was free a moment ago.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn assert_no_secret(output: &str) {
-    assert!(!output.contains(PASSWORD), "the password leaked:\n{output}");
 }
 
 fn wait_for_port(port: u16) {
@@ -91,248 +99,378 @@ fn wait_for_port(port: u16) {
     }
 }
 
+/// Stdout and stderr together.
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn assert_no_secret(what: &str) {
+    assert!(!what.contains(PASSWORD), "the password leaked:\n{what}");
+}
+
+fn assert_contains(what: &str, part: &str) {
+    assert!(what.contains(part), "expected {part:?} in:\n{what}");
+}
+
+/// A small HTTP/1.1 server on 127.0.0.1 for curl to talk to: each route answers a fixed status and body,
+/// any other path 404, and `/hang` reads the request and never answers. Stopped on drop.
+struct HttpServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    accept: Option<thread::JoinHandle<()>>,
+}
+
+type Route = (String, u16, String);
+
+impl HttpServer {
+    fn start(routes: &[(&str, u16, &str)]) -> HttpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let routes: Arc<Vec<Route>> = Arc::new(
+            routes
+                .iter()
+                .map(|&(path, status, body)| (path.to_owned(), status, body.to_owned()))
+                .collect(),
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let accept = thread::spawn({
+            let stop = Arc::clone(&stop);
+            move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if let Ok(stream) = stream {
+                        let (routes, stop) = (Arc::clone(&routes), Arc::clone(&stop));
+                        thread::spawn(move || Self::respond(stream, &routes, &stop));
+                    }
+                }
+            }
+        });
+        HttpServer {
+            port,
+            stop,
+            accept: Some(accept),
+        }
+    }
+
+    fn respond(mut stream: TcpStream, routes: &[Route], stop: &AtomicBool) {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut request = Vec::new();
+        let mut buffer = [0; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buffer) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => request.extend_from_slice(&buffer[..n]),
+            }
+        }
+        let request = String::from_utf8_lossy(&request);
+        let path = request.split_whitespace().nth(1).unwrap_or("/");
+        if path == "/hang" {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(50));
+            }
+            return;
+        }
+        let (status, body) = routes
+            .iter()
+            .find(|(route, ..)| route == path)
+            .map_or((404, "not found"), |(_, status, body)| (*status, body));
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status} Test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+}
+
+const EC_JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","alg":"ES256","use":"sig","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+const EMPTY_JWKS: &str = r#"{"keys":[]}"#;
+
 mod preflight_dsn {
     use super::*;
 
-    fn run(files: &[&str]) -> Output {
+    const DIRECT: &str = "postgresql://powersync_repl:s3cr3t-Pa55@db.abcdefghijklmnopqrst.supabase.co:5432/postgres?sslmode=require";
+
+    /// Runs the preflight on env files with these contents, in order; the password must never show.
+    fn run(files: &[&str]) -> (Option<i32>, String) {
         let dir = TempDir::new("dsn");
         let paths: Vec<PathBuf> = files
             .iter()
             .enumerate()
             .map(|(i, content)| dir.file(&format!("{i}.env"), content))
             .collect();
-        Command::new("bash")
+        run_on(&paths)
+    }
+
+    fn run_on(paths: &[PathBuf]) -> (Option<i32>, String) {
+        let output = Command::new("bash")
             .arg(script("preflight-dsn.sh"))
-            .args(&paths)
+            .args(paths)
             .output()
-            .unwrap()
+            .unwrap();
+        let all = text(&output);
+        assert_no_secret(&all);
+        (output.status.code(), all)
+    }
+
+    fn dsn(value: &str) -> String {
+        format!("PS_SOURCE_DSN={value}\n")
+    }
+
+    fn passes(files: &[&str], shown: &str) {
+        let (code, all) = run(files);
+        assert_eq!(code, Some(0), "{all}");
+        assert_contains(&all, shown);
+        assert_eq!(all.lines().count(), 1, "one line:\n{all}");
     }
 
     fn refused(files: &[&str], reason: &str) {
-        let output = run(files);
-        let all = text(&output);
-        assert_eq!(output.status.code(), Some(1), "{all}");
-        assert!(all.contains(reason), "expected {reason:?} in:\n{all}");
-        assert_no_secret(&all);
+        let (code, all) = run(files);
+        assert_eq!(code, Some(1), "{all}");
+        assert_contains(&all, reason);
     }
 
-    const DIRECT: &str = "postgresql://powersync_selfhost:s3cr3t-Pa55@db.abcdefghijklmnopqrst.supabase.co:5432/postgres?sslmode=require";
-
     #[test]
-    fn the_direct_endpoint_passes_and_only_host_and_port_are_shown() {
-        let output = run(&[&format!("PS_SOURCE_DSN={DIRECT}\n")]);
-        let all = text(&output);
-        assert!(output.status.success(), "{all}");
-        assert!(
-            all.contains("host db.abcdefghijklmnopqrst.supabase.co, port 5432"),
-            "{all}"
-        );
-        assert!(!all.contains("powersync_selfhost"), "{all}");
-        assert_no_secret(&all);
+    fn the_direct_endpoint_passes_naming_only_host_and_port() {
+        let (code, all) = run(&[&dsn(DIRECT)]);
+        assert_eq!(code, Some(0), "{all}");
+        assert_contains(&all, "host db.abcdefghijklmnopqrst.supabase.co, port 5432");
+        assert!(!all.contains("powersync_repl"), "the user shows:\n{all}");
     }
 
     #[test]
     fn ipv6_literals_and_leading_blanks_are_understood() {
-        let output = run(&["  PS_SOURCE_DSN=postgresql://u:s3cr3t-Pa55@[fd00::1]:5433/postgres\n"]);
-        let all = text(&output);
-        assert!(output.status.success(), "{all}");
-        assert!(all.contains("host [fd00::1], port 5433"), "{all}");
-        assert_no_secret(&all);
-    }
-
-    #[test]
-    fn quoted_values_are_unquoted_as_podman_reads_them() {
-        for quoted in [
-            format!("PS_SOURCE_DSN=\"{DIRECT}\"\n"),
-            format!("PS_SOURCE_DSN='{DIRECT}'\n"),
-        ] {
-            let output = run(&[&quoted]);
-            assert!(output.status.success(), "{}", text(&output));
-            assert!(text(&output).contains("port 5432)"), "{}", text(&output));
-        }
-        refused(&["PS_SOURCE_DSN=\"postgresql://u:s3cr3t-Pa55@x.pooler.supabase.com:5432/postgres\"\n"], "pooler");
-    }
-
-    #[test]
-    fn the_pooler_is_refused() {
-        refused(
-            &["PS_SOURCE_DSN=postgresql://postgres.ref:s3cr3t-Pa55@aws-0-eu-central-1.pooler.supabase.com:5432/postgres\n"],
-            "Supabase's pooler",
+        passes(
+            &["  PS_SOURCE_DSN=postgresql://u:s3cr3t-Pa55@[fd00::1]:5433/postgres\n"],
+            "host [fd00::1], port 5433",
         );
     }
 
     #[test]
-    fn the_pooler_port_on_the_db_host_is_refused() {
+    fn double_quoted_values_are_unquoted() {
+        passes(&[&dsn(&format!("\"{DIRECT}\""))], "port 5432)");
         refused(
-            &[&format!(
-                "PS_SOURCE_DSN={}\n",
-                DIRECT.replace(":5432", ":6543")
+            &[&dsn(
+                "\"postgresql://u:s3cr3t-Pa55@x.pooler.supabase.com:5432/postgres\"",
+            )],
+            "pooler",
+        );
+    }
+
+    #[test]
+    fn single_quoted_values_are_unquoted() {
+        passes(&[&dsn(&format!("'{DIRECT}'"))], "port 5432)");
+        refused(
+            &[&dsn(
+                "'postgresql://u:s3cr3t-Pa55@db.x.supabase.co:6543/postgres'",
             )],
             "port 6543",
         );
     }
 
     #[test]
+    fn the_pooler_is_refused_naming_the_direct_endpoint() {
+        refused(
+            &[&dsn("postgresql://postgres.ref:s3cr3t-Pa55@aws-0-eu-central-1.pooler.supabase.com:5432/postgres")],
+            "use the direct endpoint db.<project>.supabase.co:5432",
+        );
+    }
+
+    #[test]
+    fn the_pooler_port_on_the_db_host_is_refused() {
+        refused(&[&dsn(&DIRECT.replace(":5432", ":6543"))], "port 6543");
+    }
+
+    #[test]
     fn replication_database_is_refused() {
         refused(
-            &[&format!("PS_SOURCE_DSN={DIRECT}&replication=database\n")],
+            &[&dsn(&format!("{DIRECT}&replication=database"))],
             "replication=database",
         );
     }
 
     #[test]
-    fn a_missing_variable_an_empty_file_and_a_missing_file_are_refused() {
-        refused(&["OTHER=1\n"], "PS_SOURCE_DSN is not set");
-        refused(&[""], "PS_SOURCE_DSN is not set");
-        refused(&["PS_SOURCE_DSN=\n"], "PS_SOURCE_DSN is empty");
-        let output = Command::new("bash")
-            .arg(script("preflight-dsn.sh"))
-            .arg("/nonexistent/ps.env")
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(1));
-        assert!(
-            text(&output).contains("cannot read the environment file"),
-            "{}",
-            text(&output)
+    fn another_scheme_is_refused() {
+        refused(
+            &[&dsn("mysql://u:s3cr3t-Pa55@db.x.supabase.co:5432/postgres")],
+            "not a postgres:// or postgresql:// URI",
         );
     }
 
     #[test]
+    fn a_missing_variable_is_refused() {
+        refused(&["OTHER=1\n#PS_SOURCE_DSN=x\n"], "PS_SOURCE_DSN is not set");
+    }
+
+    #[test]
+    fn an_empty_file_is_refused() {
+        refused(&[""], "PS_SOURCE_DSN is not set");
+    }
+
+    #[test]
+    fn an_empty_value_is_refused() {
+        refused(&["PS_SOURCE_DSN=\n"], "PS_SOURCE_DSN is empty");
+    }
+
+    #[test]
+    fn a_missing_file_is_refused() {
+        let dir = TempDir::new("dsn");
+        let good = dir.file("good.env", &dsn(DIRECT));
+        let (code, all) = run_on(&[good, dir.path("missing.env")]);
+        assert_eq!(code, Some(1), "{all}");
+        assert_contains(&all, "cannot read the environment file");
+        assert_contains(&all, "missing.env");
+    }
+
+    #[test]
     fn a_later_file_overrides_an_earlier_one() {
-        let pooler =
-            "PS_SOURCE_DSN=postgresql://u:s3cr3t-Pa55@x.pooler.supabase.com:5432/postgres\n";
-        let direct = format!("PS_SOURCE_DSN={DIRECT}\n");
-        assert!(run(&[pooler, &direct]).status.success());
-        refused(&[&direct, pooler], "Supabase's pooler");
+        let pooler = dsn("postgresql://u:s3cr3t-Pa55@x.pooler.supabase.com:5432/postgres");
+        let direct = dsn(DIRECT);
+        passes(&[&pooler, &direct], "host db.abcdefghijklmnopqrst");
+        refused(&[&direct, &pooler], "Supabase's pooler");
+        refused(&[&format!("{direct}{pooler}")], "Supabase's pooler");
+    }
+
+    /// A raw `/` `?` or `#` in the password ends a URL's authority early: a naive split would print a piece
+    /// of the password as the port.
+    #[test]
+    fn an_unencoded_password_is_refused_without_showing_it() {
+        for raw in ["s3cr3t-Pa55/x", "s3cr3t-Pa55?x", "s3cr3t-Pa55#x"] {
+            refused(
+                &[&dsn(&format!(
+                    "postgresql://u:{raw}@db.x.supabase.co:5432/postgres"
+                ))],
+                "percent-encode",
+            );
+        }
+        passes(
+            &[&dsn(
+                "postgresql://u:s3cr3t-Pa55%2Fx@db.x.supabase.co:5432/postgres",
+            )],
+            "host db.x.supabase.co, port 5432",
+        );
     }
 
     #[test]
     fn no_argument_is_a_usage_error() {
-        let output = Command::new("bash")
-            .arg(script("preflight-dsn.sh"))
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(2));
+        let (code, all) = run_on(&[]);
+        assert_eq!(code, Some(2), "{all}");
+        assert_contains(&all, "usage");
     }
 }
 
 mod preflight_jwks {
     use super::*;
 
-    /// `python3 -m http.server` on 127.0.0.1 serving a directory; killed on drop.
-    struct HttpServer {
-        child: Child,
-        port: u16,
-        _dir: TempDir,
-    }
-
-    impl HttpServer {
-        fn start(files: &[(&str, &str)]) -> HttpServer {
-            require("python3", "python3");
-            let dir = TempDir::new("jwks");
-            for (name, content) in files {
-                dir.file(name, content);
-            }
-            let port = free_port();
-            let child = Command::new("python3")
-                .args([
-                    "-m",
-                    "http.server",
-                    "--bind",
-                    "127.0.0.1",
-                    &port.to_string(),
-                    "--directory",
-                ])
-                .arg(&dir.0)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            wait_for_port(port);
-            HttpServer {
-                child,
-                port,
-                _dir: dir,
-            }
-        }
-
-        fn url(&self, path: &str) -> String {
-            format!("http://127.0.0.1:{}/{path}", self.port)
-        }
-    }
-
-    impl Drop for HttpServer {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    fn check(uri: &str) -> Output {
+    fn check(uri: &str) -> (Option<i32>, String) {
         require("curl", "curl");
         require("jq", "jq");
-        Command::new("bash")
+        let output = Command::new("bash")
             .arg(script("preflight-jwks.sh"))
             .arg(uri)
+            .env("JWKS_CONNECT_TIMEOUT", "2")
+            .env("JWKS_MAX_TIME", "2")
             .output()
-            .unwrap()
+            .unwrap();
+        (output.status.code(), text(&output))
     }
 
-    const EC_KEY: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","alg":"ES256","use":"sig","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+    fn serving(status: u16, body: &str) -> (Option<i32>, String) {
+        let server = HttpServer::start(&[("/jwks.json", status, body)]);
+        check(&server.url("/jwks.json"))
+    }
 
     #[test]
-    fn a_jwks_with_a_signing_key_passes() {
-        let server = HttpServer::start(&[("jwks.json", EC_KEY)]);
-        let output = check(&server.url("jwks.json"));
-        assert!(output.status.success(), "{}", text(&output));
-        assert!(
-            text(&output).contains("serves 1 usable key(s)"),
-            "{}",
-            text(&output)
-        );
+    fn a_jwks_with_an_ec_signing_key_passes() {
+        let (code, all) = serving(200, EC_JWKS);
+        assert_eq!(code, Some(0), "{all}");
+        assert_contains(&all, "serves 1 usable key(s)");
+        assert!(!all.contains("WARNING"), "{all}");
     }
 
     #[test]
     fn an_empty_jwks_is_refused_with_the_hs256_explanation() {
-        let server = HttpServer::start(&[("jwks.json", r#"{"keys":[]}"#)]);
-        let output = check(&server.url("jwks.json"));
-        assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-        assert!(text(&output).contains("HS256"), "{}", text(&output));
+        let (code, all) = serving(200, EMPTY_JWKS);
+        assert_eq!(code, Some(1), "{all}");
+        assert_contains(&all, "HS256");
+        assert_contains(&all, "asymmetric JWT signing keys");
     }
 
     #[test]
     fn symmetric_and_encryption_keys_are_not_usable() {
         let jwks = r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"},{"kty":"RSA","use":"enc","n":"x","e":"AQAB"},{"kty":"EC","alg":"HS256"}]}"#;
-        let server = HttpServer::start(&[("jwks.json", jwks)]);
-        assert_eq!(check(&server.url("jwks.json")).status.code(), Some(1));
+        let (code, all) = serving(200, jwks);
+        assert_eq!(code, Some(1), "{all}");
+        assert_contains(&all, "HS256");
+    }
+
+    #[test]
+    fn json_without_keys_is_refused_with_the_hs256_explanation() {
+        let (code, all) = serving(200, r#"{"error":"nope"}"#);
+        assert_eq!(code, Some(1), "{all}");
+        assert_contains(&all, "HS256");
     }
 
     #[test]
     fn garbage_is_refused() {
-        let server = HttpServer::start(&[("jwks.json", "<html>not a jwks</html>")]);
-        let output = check(&server.url("jwks.json"));
-        assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-        assert!(
-            text(&output).contains("did not serve a JWKS"),
-            "{}",
-            text(&output)
-        );
+        let (code, all) = serving(200, "<html>not a jwks</html>");
+        assert_eq!(code, Some(1), "{all}");
+        assert_contains(&all, "not with JSON");
     }
 
     #[test]
     fn a_wrong_path_is_refused() {
-        let server = HttpServer::start(&[("jwks.json", EC_KEY)]);
-        let output = check(&server.url("nothing-here.json"));
-        assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-        assert!(text(&output).contains("HTTP 404"), "{}", text(&output));
+        let server = HttpServer::start(&[("/jwks.json", 200, EC_JWKS)]);
+        let (code, all) = check(&server.url("/nothing-here.json"));
+        assert_eq!(code, Some(1), "{all}");
+        assert_contains(&all, "HTTP 404");
     }
 
     #[test]
-    fn an_unreachable_jwks_only_warns() {
-        let output = check(&format!("http://127.0.0.1:{}/jwks.json", free_port()));
-        assert!(output.status.success(), "{}", text(&output));
-        assert!(text(&output).contains("WARNING"), "{}", text(&output));
+    fn a_server_error_only_warns() {
+        let (code, all) = serving(503, "unavailable");
+        assert_eq!(code, Some(0), "{all}");
+        assert_contains(&all, "WARNING");
+        assert_contains(&all, "HTTP 503");
+    }
+
+    #[test]
+    fn a_refused_connection_only_warns() {
+        let (code, all) = check(&format!("http://127.0.0.1:{}/jwks.json", free_port()));
+        assert_eq!(code, Some(0), "{all}");
+        assert_contains(&all, "WARNING");
+    }
+
+    #[test]
+    fn a_timeout_only_warns() {
+        let server = HttpServer::start(&[]);
+        let started = Instant::now();
+        let (code, all) = check(&server.url("/hang"));
+        assert_eq!(code, Some(0), "{all}");
+        assert_contains(&all, "WARNING");
+        assert_contains(&all, "timed out");
+        assert!(started.elapsed() < Duration::from_secs(10), "JWKS_MAX_TIME");
     }
 }
 
@@ -340,18 +478,19 @@ mod slot_watchdog {
     use super::*;
 
     /// A real PostgreSQL on 127.0.0.1 (Debian's), run as the `postgres` OS user because it refuses root,
-    /// with logical decoding on and a plain LOGIN role `watcher` that authenticates with a password.
+    /// with logical decoding on and a plain LOGIN role `watcher` that authenticates with PASSWORD (scram).
     struct Postgres {
         child: Child,
         port: u16,
         bin: PathBuf,
         dir: TempDir,
-        recvlogical: Vec<Child>,
+        consumers: Vec<Child>,
     }
 
     impl Postgres {
         fn start() -> Postgres {
             require("psql", "postgresql");
+            require("setpriv", "util-linux");
             let bin = fs::read_dir("/usr/lib/postgresql")
                 .expect("PostgreSQL server binaries are missing: apt-get install postgresql")
                 .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
@@ -359,75 +498,73 @@ mod slot_watchdog {
                 .max()
                 .expect("no /usr/lib/postgresql/*/bin/postgres: apt-get install postgresql");
             let dir = TempDir::new("pg");
-            let data = dir.0.join("data");
-            let as_postgres = |program: &str| {
-                let mut command = Command::new("setpriv");
-                command
-                    .args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
-                    .arg(bin.join(program));
-                command
-            };
-            Command::new("chown")
-                .args(["postgres:postgres"])
+            let data = dir.path("data");
+            let status = Command::new("chown")
+                .arg("postgres:postgres")
                 .arg(&dir.0)
                 .status()
                 .unwrap();
-            let status = as_postgres("initdb")
-                .args([
-                    "--auth-local=trust",
-                    "--auth-host=scram-sha-256",
-                    "-U",
-                    "postgres",
-                    "-D",
-                ])
+            assert!(status.success(), "chown to postgres failed (run as root)");
+            let output = Self::as_postgres(&bin, "initdb")
+                .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
+                .args(["-U", "postgres", "-D"])
                 .arg(&data)
-                .stdout(Stdio::null())
-                .status()
+                .output()
                 .unwrap();
-            assert!(status.success(), "initdb failed");
+            assert!(output.status.success(), "initdb: {}", text(&output));
             let port = free_port();
-            let child = as_postgres("postgres")
-                .arg("-D")
-                .arg(&data)
-                .args([
-                    "-c",
-                    &format!("port={port}"),
-                    "-c",
-                    "listen_addresses=127.0.0.1",
-                ])
-                .args([
-                    "-c",
-                    &format!("unix_socket_directories={}", dir.0.display()),
-                ])
-                .args([
-                    "-c",
-                    "wal_level=logical",
-                    "-c",
-                    "max_replication_slots=10",
-                    "-c",
-                    "max_wal_senders=10",
-                ])
-                .args(["-c", "fsync=off"])
+            let settings = [
+                format!("port={port}"),
+                "listen_addresses=127.0.0.1".to_owned(),
+                format!("unix_socket_directories={}", dir.0.display()),
+                "wal_level=logical".to_owned(),
+                "max_replication_slots=10".to_owned(),
+                "max_wal_senders=10".to_owned(),
+                "shared_buffers=16MB".to_owned(),
+                "fsync=off".to_owned(),
+            ];
+            // setpriv execs postgres itself (runuser would stay in between), so the child is the postmaster.
+            let mut command = Self::as_postgres(&bin, "postgres");
+            command.arg("-D").arg(&data);
+            for setting in &settings {
+                command.args(["-c", setting]);
+            }
+            let child = command
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap();
-            wait_for_port(port);
             let pg = Postgres {
                 child,
                 port,
                 bin,
                 dir,
-                recvlogical: Vec::new(),
+                consumers: Vec::new(),
             };
+            wait_for_port(port);
             pg.wait_ready();
             pg.sql(&format!("CREATE ROLE watcher LOGIN PASSWORD '{PASSWORD}'"));
             pg
         }
 
+        fn as_postgres(bin: &Path, program: &str) -> Command {
+            let mut command = Command::new("setpriv");
+            command
+                .args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
+                .arg(bin.join(program));
+            command
+        }
+
         fn wait_ready(&self) {
             let deadline = Instant::now() + Duration::from_secs(20);
-            while !self.try_sql("SELECT 1") {
+            while !self
+                .psql()
+                .args(["-c", "SELECT 1"])
+                .output()
+                .unwrap()
+                .status
+                .success()
+            {
                 assert!(
                     Instant::now() < deadline,
                     "PostgreSQL did not accept connections"
@@ -436,33 +573,21 @@ mod slot_watchdog {
             }
         }
 
+        /// psql as the superuser over the Unix socket (trust), not through the password path under test.
         fn psql(&self) -> Command {
             let mut command = Command::new("psql");
-            command.arg("-h").arg(&self.dir.0).args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-            ]);
-            command.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"]);
+            command
+                .arg("-h")
+                .arg(&self.dir.0)
+                .args(["-p", &self.port.to_string(), "-U", "postgres"])
+                .args(["-d", "postgres", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1"]);
             command
         }
 
-        fn try_sql(&self, sql: &str) -> bool {
-            self.psql()
-                .args(["-c", sql])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .unwrap()
-                .success()
-        }
-
-        fn sql(&self, sql: &str) {
+        fn sql(&self, sql: &str) -> String {
             let output = self.psql().args(["-c", sql]).output().unwrap();
             assert!(output.status.success(), "{sql}: {}", text(&output));
+            String::from_utf8_lossy(&output.stdout).trim().to_owned()
         }
 
         fn create_slot(&self, name: &str) {
@@ -471,33 +596,30 @@ mod slot_watchdog {
             ));
         }
 
-        /// Consumes the slot with pg_recvlogical, so it is `active`.
+        /// Consumes the slot with pg_recvlogical, so it is `active` until the test ends.
         fn consume(&mut self, name: &str) {
             let child = Command::new(self.bin.join("pg_recvlogical"))
-                .args(["-h"])
+                .arg("-h")
                 .arg(&self.dir.0)
+                .args(["-p", &self.port.to_string(), "-U", "postgres"])
                 .args([
-                    "-p",
-                    &self.port.to_string(),
-                    "-U",
-                    "postgres",
                     "-d",
                     "postgres",
+                    "--slot",
+                    name,
+                    "--start",
+                    "-f",
+                    "/dev/null",
                 ])
-                .args(["--slot", name, "--start", "-f", "/dev/null"])
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap();
-            self.recvlogical.push(child);
+            self.consumers.push(child);
             let deadline = Instant::now() + Duration::from_secs(20);
-            let query =
-                format!("SELECT 1 FROM pg_replication_slots WHERE slot_name = '{name}' AND active");
-            while String::from_utf8_lossy(
-                &self.psql().args(["-tAc", &query]).output().unwrap().stdout,
-            )
-            .trim()
-                != "1"
-            {
+            let query = format!(
+                "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{name}' AND active"
+            );
+            while self.sql(&query) != "1" {
                 assert!(
                     Instant::now() < deadline,
                     "slot {name} did not become active"
@@ -515,7 +637,7 @@ mod slot_watchdog {
 
         fn dsn(&self, password: &str) -> String {
             format!(
-                "postgresql://watcher:{password}@127.0.0.1:{}/postgres",
+                "postgresql://watcher:{password}@127.0.0.1:{}/postgres?sslmode=disable",
                 self.port
             )
         }
@@ -523,23 +645,33 @@ mod slot_watchdog {
 
     impl Drop for Postgres {
         fn drop(&mut self) {
-            for child in &mut self.recvlogical {
+            for child in &mut self.consumers {
                 let _ = child.kill();
                 let _ = child.wait();
             }
-            let _ = self.child.kill();
+            // A fast shutdown releases PostgreSQL's SysV shared memory; a SIGKILL would leak a segment.
+            let stopped = Self::as_postgres(&self.bin, "pg_ctl")
+                .args(["stop", "-m", "fast", "-t", "20", "-D"])
+                .arg(self.dir.path("data"))
+                .output()
+                .map(|output| output.status.success())
+                .unwrap_or(false);
+            if !stopped {
+                let _ = self.child.kill();
+            }
             let _ = self.child.wait();
         }
     }
 
-    /// One watchdog world: its state and metrics directory, and a fake restart that logs to a file.
+    /// One watchdog's world: its env file, state, metrics file, and a fake restart that logs to a file.
     struct Watchdog {
         dir: TempDir,
         env_file: PathBuf,
     }
 
     struct Run {
-        output: Output,
+        code: Option<i32>,
+        output: String,
         restarts: usize,
         metrics: String,
     }
@@ -551,343 +683,594 @@ mod slot_watchdog {
             Watchdog { dir, env_file }
         }
 
-        fn run(&self, now: u64, live: bool, limits: &[(&str, &str)]) -> Run {
-            let log = self.dir.0.join("restarts.log");
+        /// One run at `now`, LIVE_CMD answering `live`; `env` adds or overrides variables.
+        fn run(&self, now: u64, live: bool, env: &[(&str, &str)]) -> Run {
+            let log = self.dir.path("restarts.log");
             let output = Command::new("bash")
                 .arg(script("slot-watchdog.sh"))
                 .env("POWERSYNC_ENV_FILE", &self.env_file)
                 .env("SLOT_PREFIX", "powersync_selfhost_")
-                .env("STATE_DIR", self.dir.0.join("state"))
-                .env("TEXTFILE", self.dir.0.join("powersync.prom"))
+                .env("STATE_DIR", self.dir.path("state"))
+                .env("TEXTFILE", self.dir.path("powersync.prom"))
                 .env("NOW", now.to_string())
                 .env("RESTART_CMD", format!("echo restart >> {}", log.display()))
                 .env("LIVE_CMD", if live { "true" } else { "false" })
-                .envs(limits.iter().copied())
+                .env("PGCONNECT_TIMEOUT", "5")
+                .envs(env.iter().copied())
+                .stdin(Stdio::null())
                 .output()
                 .unwrap();
             let restarts = fs::read_to_string(&log)
-                .map(|l| l.lines().count())
+                .map(|log| log.lines().count())
                 .unwrap_or(0);
-            let metrics = fs::read_to_string(self.dir.0.join("powersync.prom")).unwrap_or_default();
-            assert_no_secret(&text(&output));
+            let metrics = fs::read_to_string(self.dir.path("powersync.prom")).unwrap_or_default();
+            let output_text = text(&output);
+            assert_no_secret(&output_text);
             assert_no_secret(&metrics);
             Run {
-                output,
+                code: output.status.code(),
+                output: output_text,
                 restarts,
                 metrics,
             }
         }
     }
 
-    fn value(metrics: &str, series: &str) -> Option<String> {
-        metrics.lines().find_map(|line| {
-            line.strip_prefix(series)?
-                .strip_prefix(' ')
-                .map(str::to_owned)
-        })
+    impl Run {
+        /// The value of one series, e.g. `powersync_slot_active{slot="x"}`.
+        fn value(&self, series: &str) -> Option<&str> {
+            self.metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        }
+
+        fn assert_value(&self, series: &str, expected: &str) {
+            assert_eq!(
+                self.value(series),
+                Some(expected),
+                "{series} in:\n{}\n{}",
+                self.metrics,
+                self.output
+            );
+        }
     }
 
+    const SLOT: &str = "powersync_selfhost_1_ab12";
     const T0: u64 = 1_800_000_000;
 
+    fn series(name: &str) -> String {
+        format!("{name}{{slot=\"{SLOT}\"}}")
+    }
+
+    /// Psql wrapped so the test sees its argv.
+    fn logging_psql(dir: &TempDir) -> (PathBuf, PathBuf) {
+        let log = dir.path("psql-argv.log");
+        let psql = dir.program(
+            "psql",
+            &format!(
+                "printf '%s\\n' \"$@\" >> {}\nexec psql \"$@\"",
+                log.display()
+            ),
+        );
+        (psql, log)
+    }
+
     #[test]
-    fn a_healthy_active_slot_is_left_alone() {
+    fn a_healthy_active_slot_is_left_alone_and_exported() {
         let mut pg = Postgres::start();
-        pg.create_slot("powersync_selfhost_1_ab12");
-        pg.consume("powersync_selfhost_1_ab12");
+        pg.create_slot(SLOT);
+        pg.consume(SLOT);
+        // `_` is a LIKE wildcard: these must not pass for our prefix.
+        pg.create_slot("powersyncxselfhost_1_ffff");
         pg.create_slot("other_prefix_1_ffff");
-        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
-        let run = watchdog.run(T0, true, &[]);
-        assert!(run.output.status.success(), "{}", text(&run.output));
+        let run = Watchdog::new(&pg.dsn(PASSWORD)).run(T0, true, &[]);
+        assert_eq!(run.code, Some(0), "{}", run.output);
         assert_eq!(run.restarts, 0);
-        let slot = "{slot=\"powersync_selfhost_1_ab12\"}";
-        assert_eq!(
-            value(&run.metrics, "powersync_watchdog_source_up").as_deref(),
-            Some("1")
+        run.assert_value("powersync_watchdog_source_up", "1");
+        run.assert_value("powersync_slot_present", "1");
+        run.assert_value(&series("powersync_slot_active"), "1");
+        run.assert_value(&series("powersync_slot_inactive_seconds"), "0");
+        run.assert_value(
+            &format!("powersync_slot_wal_status{{slot=\"{SLOT}\",status=\"reserved\"}}"),
+            "1",
         );
-        assert_eq!(
-            value(&run.metrics, "powersync_slot_present").as_deref(),
-            Some("1")
-        );
-        assert_eq!(
-            value(&run.metrics, &format!("powersync_slot_active{slot}")).as_deref(),
-            Some("1")
-        );
+        let retained = run.value(&series("powersync_slot_retained_wal_bytes"));
         assert!(
-            value(
-                &run.metrics,
-                &format!("powersync_slot_retained_wal_bytes{slot}")
-            )
-            .is_some(),
+            retained.is_some_and(|bytes| bytes.parse::<u64>().is_ok()),
             "{}",
             run.metrics
         );
-        assert_eq!(
-            value(
-                &run.metrics,
-                "powersync_slot_wal_status{slot=\"powersync_selfhost_1_ab12\",status=\"reserved\"}"
-            )
-            .as_deref(),
-            Some("1")
+        run.assert_value("powersync_watchdog_restarts_total", "0");
+        run.assert_value(
+            "powersync_watchdog_last_run_timestamp_seconds",
+            &T0.to_string(),
         );
-        assert_eq!(
-            value(
-                &run.metrics,
-                "powersync_watchdog_last_run_timestamp_seconds"
-            ),
-            Some(T0.to_string())
-        );
+        assert!(!run.metrics.contains("powersyncx"), "{}", run.metrics);
         assert!(!run.metrics.contains("other_prefix"), "{}", run.metrics);
     }
 
     #[test]
-    fn an_inactive_slot_restarts_the_live_container_after_the_limit_once_per_interval() {
+    fn the_textfile_is_valid_prometheus_text_with_help_and_type() {
+        require("promtool", "prometheus");
         let pg = Postgres::start();
-        pg.create_slot("powersync_selfhost_1_ab12");
+        pg.create_slot(SLOT);
+        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
+        let run = watchdog.run(T0, true, &[]);
+        let families: Vec<&str> = run
+            .metrics
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .map(|line| line.split(['{', ' ']).next().unwrap())
+            .collect();
+        for expected in [
+            "powersync_watchdog_source_up",
+            "powersync_slot_present",
+            "powersync_slot_active",
+            "powersync_slot_retained_wal_bytes",
+            "powersync_slot_wal_status",
+            "powersync_slot_inactive_seconds",
+            "powersync_watchdog_restarts_total",
+            "powersync_watchdog_last_run_timestamp_seconds",
+        ] {
+            assert!(families.contains(&expected), "{expected}:\n{}", run.metrics);
+        }
+        for family in families {
+            assert_contains(&run.metrics, &format!("# HELP {family} "));
+            assert_contains(&run.metrics, &format!("# TYPE {family} "));
+        }
+        let output = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(fs::File::open(watchdog.dir.path("powersync.prom")).unwrap())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "promtool: {}", text(&output));
+        let leftovers: Vec<_> = fs::read_dir(&watchdog.dir.0)
+            .unwrap()
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| {
+                entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".powersync")
+            })
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
+
+    #[test]
+    fn an_inactive_slot_restarts_the_live_container_after_the_limit() {
+        let pg = Postgres::start();
+        pg.create_slot(SLOT);
+        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
+        let limit = [("MAX_INACTIVE_SECONDS", "300")];
+        let first = watchdog.run(T0, true, &limit);
+        assert_eq!(first.restarts, 0, "first sight starts the clock");
+        first.assert_value(&series("powersync_slot_active"), "0");
+        assert_eq!(watchdog.run(T0 + 299, true, &limit).restarts, 0);
+        let run = watchdog.run(T0 + 300, true, &limit);
+        assert_eq!(run.restarts, 1, "{}", run.output);
+        assert_eq!(run.code, Some(0), "{}", run.output);
+        assert_contains(&run.output, "inactive for 300s");
+        run.assert_value(&series("powersync_slot_inactive_seconds"), "300");
+        run.assert_value("powersync_watchdog_restarts_total", "1");
+    }
+
+    #[test]
+    fn a_second_restart_waits_for_the_minimum_interval() {
+        let pg = Postgres::start();
+        pg.create_slot(SLOT);
         let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
         let limits = [
             ("MAX_INACTIVE_SECONDS", "300"),
             ("MIN_RESTART_INTERVAL_SECONDS", "1800"),
         ];
-        assert_eq!(
-            watchdog.run(T0, true, &limits).restarts,
-            0,
-            "first sight starts the clock"
-        );
-        assert_eq!(watchdog.run(T0 + 299, true, &limits).restarts, 0);
-        let run = watchdog.run(T0 + 300, true, &limits);
-        assert_eq!(run.restarts, 1, "{}", text(&run.output));
-        assert!(
-            text(&run.output).contains("inactive for 300s"),
-            "{}",
-            text(&run.output)
-        );
-        assert_eq!(
-            value(&run.metrics, "powersync_watchdog_restarts_total").as_deref(),
-            Some("1")
-        );
+        watchdog.run(T0, true, &limits);
+        assert_eq!(watchdog.run(T0 + 300, true, &limits).restarts, 1);
         let suppressed = watchdog.run(T0 + 900, true, &limits);
-        assert_eq!(suppressed.restarts, 1, "rate limit");
-        assert!(
-            text(&suppressed.output).contains("restart suppressed"),
-            "{}",
-            text(&suppressed.output)
-        );
+        assert_eq!(suppressed.restarts, 1, "{}", suppressed.output);
+        assert_contains(&suppressed.output, "restart suppressed");
+        suppressed.assert_value("powersync_watchdog_restarts_total", "1");
+        assert_eq!(watchdog.run(T0 + 300 + 1799, true, &limits).restarts, 1);
         assert_eq!(watchdog.run(T0 + 300 + 1800, true, &limits).restarts, 2);
     }
 
     #[test]
     fn a_container_that_is_not_live_is_left_to_systemd() {
         let pg = Postgres::start();
-        pg.create_slot("powersync_selfhost_1_ab12");
+        pg.create_slot(SLOT);
         let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
         watchdog.run(T0, false, &[]);
         let run = watchdog.run(T0 + 3600, false, &[]);
         assert_eq!(run.restarts, 0);
-        assert!(
-            text(&run.output).contains("not running"),
-            "{}",
-            text(&run.output)
-        );
-        assert_eq!(
-            value(
-                &run.metrics,
-                "powersync_slot_inactive_seconds{slot=\"powersync_selfhost_1_ab12\"}"
-            )
-            .as_deref(),
-            Some("3600")
-        );
+        assert_eq!(run.code, Some(0), "{}", run.output);
+        assert_contains(&run.output, "not running");
+        run.assert_value(&series("powersync_slot_inactive_seconds"), "3600");
+    }
+
+    /// The time a slot spent inactive while the container was down does not count once it is up again.
+    #[test]
+    fn a_container_that_just_came_back_gets_the_full_time() {
+        let pg = Postgres::start();
+        pg.create_slot(SLOT);
+        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
+        let limit = [("MAX_INACTIVE_SECONDS", "300")];
+        watchdog.run(T0, false, &limit);
+        assert_eq!(watchdog.run(T0 + 3600, true, &limit).restarts, 0);
+        assert_eq!(watchdog.run(T0 + 3600 + 299, true, &limit).restarts, 0);
+        assert_eq!(watchdog.run(T0 + 3600 + 300, true, &limit).restarts, 1);
     }
 
     #[test]
     fn growing_retained_wal_restarts_after_the_growth_checks() {
         let pg = Postgres::start();
-        pg.create_slot("powersync_selfhost_1_ab12");
+        pg.create_slot(SLOT);
         let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
         let limits = [
             ("MAX_INACTIVE_SECONDS", "1000000"),
             ("MAX_RETAINED_BYTES", "1000"),
-            ("GROWTH_CHECKS", "2"),
+            ("GROWTH_CHECKS", "3"),
         ];
         let mut restarts = Vec::new();
-        for step in 0..3 {
+        let mut last = None;
+        for step in 0..4 {
             pg.generate_wal();
-            restarts.push(watchdog.run(T0 + step * 60, true, &limits).restarts);
+            let run = watchdog.run(T0 + step * 60, true, &limits);
+            restarts.push(run.restarts);
+            last = Some(run);
         }
-        // Run 1 has nothing to compare with; runs 2 and 3 grow: the second growth restarts.
-        assert_eq!(restarts, vec![0, 0, 1]);
-    }
-
-    #[test]
-    fn a_quoted_dsn_with_leading_blanks_is_read_as_podman_reads_it() {
-        let mut pg = Postgres::start();
-        pg.create_slot("powersync_selfhost_1_ab12");
-        pg.consume("powersync_selfhost_1_ab12");
-        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
-        fs::write(
-            &watchdog.env_file,
-            format!("  PS_SOURCE_DSN=\"{}\"\n", pg.dsn(PASSWORD)),
-        )
-        .unwrap();
-        let run = watchdog.run(T0, true, &[]);
-        assert!(run.output.status.success(), "{}", text(&run.output));
-        assert_eq!(
-            value(&run.metrics, "powersync_watchdog_source_up").as_deref(),
-            Some("1")
-        );
+        // Run 1 has nothing to compare with; runs 2, 3 and 4 grow: the third growth restarts.
+        assert_eq!(restarts, vec![0, 0, 0, 1]);
+        assert_contains(&last.unwrap().output, "grown on 3 runs in a row");
     }
 
     #[test]
     fn no_slot_is_reported_but_not_restarted() {
         let pg = Postgres::start();
-        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
-        let run = watchdog.run(T0, true, &[]);
-        assert!(run.output.status.success(), "{}", text(&run.output));
+        let run = Watchdog::new(&pg.dsn(PASSWORD)).run(T0, true, &[("MAX_INACTIVE_SECONDS", "0")]);
+        assert_eq!(run.code, Some(0), "{}", run.output);
         assert_eq!(run.restarts, 0);
-        assert_eq!(
-            value(&run.metrics, "powersync_slot_present").as_deref(),
-            Some("0")
-        );
-        assert!(
-            text(&run.output).contains("no replication slot"),
-            "{}",
-            text(&run.output)
-        );
+        run.assert_value("powersync_slot_present", "0");
+        run.assert_value("powersync_watchdog_source_up", "1");
+        assert_contains(&run.output, "WARNING: no replication slot");
     }
 
     #[test]
-    fn an_unreachable_or_refusing_source_is_reported_and_nothing_restarts() {
+    fn a_wrong_password_is_reported_and_nothing_restarts() {
         let pg = Postgres::start();
-        pg.create_slot("powersync_selfhost_1_ab12");
-        let watchdog = Watchdog::new(&pg.dsn("wrong-password"));
+        pg.create_slot(SLOT);
+        let watchdog = Watchdog::new(&pg.dsn("wrong-Pa55"));
+        watchdog.run(T0, true, &[]);
         let run = watchdog.run(T0 + 99_999, true, &[]);
-        assert_eq!(run.output.status.code(), Some(1), "{}", text(&run.output));
+        assert_eq!(run.code, Some(1), "{}", run.output);
         assert_eq!(run.restarts, 0);
-        assert_eq!(
-            value(&run.metrics, "powersync_watchdog_source_up").as_deref(),
-            Some("0")
-        );
+        run.assert_value("powersync_watchdog_source_up", "0");
         assert!(
-            !text(&run.output).contains("wrong-password"),
+            run.value("powersync_slot_present").is_none(),
             "{}",
-            text(&run.output)
+            run.metrics
         );
+        run.assert_value(
+            "powersync_watchdog_last_run_timestamp_seconds",
+            &(T0 + 99_999).to_string(),
+        );
+        assert_contains(&run.output, "password authentication failed");
+        assert!(!run.output.contains("wrong-Pa55"), "{}", run.output);
+    }
+
+    #[test]
+    fn the_password_reaches_psql_only_through_the_environment() {
+        let pg = Postgres::start();
+        pg.create_slot(SLOT);
+        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
+        let (psql, argv) = logging_psql(&watchdog.dir);
+        let run = watchdog.run(T0, true, &[("PSQL", psql.to_str().unwrap())]);
+        run.assert_value("powersync_watchdog_source_up", "1");
+        let argv = fs::read_to_string(argv).unwrap();
+        assert_contains(
+            &argv,
+            &format!("postgresql://watcher@127.0.0.1:{}/postgres", pg.port),
+        );
+        assert_no_secret(&argv);
+    }
+
+    /// The password is percent-decoded for PGPASSWORD, and a password in the query string moves out too.
+    #[test]
+    fn an_encoded_or_query_password_authenticates_and_stays_off_the_command_line() {
+        let pg = Postgres::start();
+        pg.create_slot(SLOT);
+        let special = format!("{PASSWORD}/?#@:%\\ +&");
+        pg.sql(&format!("CREATE ROLE special LOGIN PASSWORD '{special}'"));
+        let encoded: String = special
+            .bytes()
+            .map(|b| match b {
+                // A raw backslash is legal in a URI, and must not turn into an escape when decoding.
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'\\' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        for dsn in [
+            format!(
+                "postgresql://special:{encoded}@127.0.0.1:{}/postgres",
+                pg.port
+            ),
+            format!(
+                "postgresql://special@127.0.0.1:{}/postgres?sslmode=disable&password={encoded}",
+                pg.port
+            ),
+        ] {
+            let watchdog = Watchdog::new(&dsn);
+            let (psql, argv) = logging_psql(&watchdog.dir);
+            let run = watchdog.run(T0, true, &[("PSQL", psql.to_str().unwrap())]);
+            run.assert_value("powersync_watchdog_source_up", "1");
+            let argv = fs::read_to_string(argv).unwrap();
+            assert_no_secret(&argv);
+            assert!(!argv.contains("password"), "{argv}");
+        }
+    }
+
+    #[test]
+    fn a_quoted_dsn_with_leading_blanks_is_read_as_podman_reads_it() {
+        let pg = Postgres::start();
+        let watchdog = Watchdog::new("unused");
+        fs::write(
+            &watchdog.env_file,
+            format!(
+                "PS_SOURCE_DSN=postgresql://wrong\n  PS_SOURCE_DSN=\"{}\"\n",
+                pg.dsn(PASSWORD)
+            ),
+        )
+        .unwrap();
+        let run = watchdog.run(T0, true, &[]);
+        assert_eq!(run.code, Some(0), "{}", run.output);
+        run.assert_value("powersync_watchdog_source_up", "1");
+    }
+
+    #[test]
+    fn an_unreadable_env_file_or_unsplittable_dsn_never_reaches_psql() {
+        let dir = TempDir::new("watchdog-psql");
+        let (psql, argv) = logging_psql(&dir);
+        let psql = [("PSQL", psql.to_str().unwrap())];
+        let missing = Watchdog::new("unused");
+        fs::remove_file(&missing.env_file).unwrap();
+        let unsplittable =
+            Watchdog::new("postgresql://watcher:s3cr3t-Pa55/x@127.0.0.1:5432/postgres");
+        for (watchdog, reason) in [(missing, "cannot read"), (unsplittable, "percent-encode")] {
+            let run = watchdog.run(T0, true, &psql);
+            assert_eq!(run.code, Some(1), "{}", run.output);
+            assert_contains(&run.output, reason);
+            run.assert_value("powersync_watchdog_source_up", "0");
+            assert_eq!(run.restarts, 0);
+        }
+        assert!(!argv.exists(), "psql ran");
+    }
+
+    #[test]
+    fn the_jwks_result_is_exported_and_never_restarts() {
+        let pg = Postgres::start();
+        pg.create_slot(SLOT);
+        let server = HttpServer::start(&[("/good", 200, EC_JWKS), ("/empty", 200, EMPTY_JWKS)]);
+        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
+        let unreachable = format!("http://127.0.0.1:{}/jwks.json", free_port());
+        for (uri, up, ok) in [
+            (server.url("/good"), "1", Some("1")),
+            (server.url("/empty"), "1", Some("0")),
+            (unreachable, "0", None),
+        ] {
+            // JWKS_CHECK unset: the preflight next to the script.
+            let run = watchdog.run(T0, true, &[("JWKS_URI", &uri)]);
+            assert_eq!(run.code, Some(0), "{uri}: {}", run.output);
+            assert_eq!(run.restarts, 0);
+            run.assert_value("powersync_jwks_check_up", up);
+            assert_eq!(
+                run.value("powersync_jwks_usable_keys_ok"),
+                ok,
+                "{uri}: {}",
+                run.metrics
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_limit_is_a_configuration_error() {
+        let run = Watchdog::new("unused").run(T0, true, &[("MAX_INACTIVE_SECONDS", "5m")]);
+        assert_eq!(run.code, Some(2), "{}", run.output);
+        assert_contains(&run.output, "MAX_INACTIVE_SECONDS must be a whole number");
+    }
+
+    #[test]
+    fn a_failing_restart_command_is_an_error_and_not_counted() {
+        let pg = Postgres::start();
+        pg.create_slot(SLOT);
+        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
+        let env = [("MAX_INACTIVE_SECONDS", "0"), ("RESTART_CMD", "exit 3")];
+        let run = watchdog.run(T0, true, &env);
+        assert_eq!(run.code, Some(1), "{}", run.output);
+        assert_contains(&run.output, "the restart command failed (exit 3)");
+        run.assert_value("powersync_watchdog_restarts_total", "0");
     }
 }
 
 mod teardown {
     use super::*;
 
-    /// Runs the teardown with fake systemctl and podman that append their argv to one log.
-    fn run(args: &[&str], stdin: &str, podman_exit: i32) -> (Output, Vec<String>) {
-        let dir = TempDir::new("teardown");
-        let log = dir.0.join("calls.log");
-        let fake = |name: &str, exit: i32| {
-            let path = dir.file(
-                name,
-                &format!(
-                    "#!/bin/sh\necho \"{name} $*\" >> {}\nexit {exit}\n",
-                    log.display()
+    struct Teardown {
+        dir: TempDir,
+        env_files: [PathBuf; 2],
+    }
+
+    /// What the teardown printed and the calls it made, one line per fake systemctl/podman call.
+    struct Run {
+        code: Option<i32>,
+        output: String,
+        calls: Vec<String>,
+    }
+
+    const IMAGE: &str = "docker.io/journeyapps/powersync-service:1.26.1@sha256:abc";
+    const MOUNTS: &str = "/nix/store/x-service.yaml:/config/service.yaml:ro /nix/store/y-sync.yaml:/config/sync-config.yaml:ro";
+
+    impl Teardown {
+        fn new() -> Teardown {
+            let dir = TempDir::new("teardown");
+            let env_files = [
+                dir.file(
+                    "source.env",
+                    &format!(
+                        "PS_SOURCE_DSN=postgresql://u:{PASSWORD}@db.x.supabase.co:5432/postgres\n"
+                    ),
                 ),
+                dir.file(
+                    "storage.env",
+                    "PS_STORAGE_URI=postgresql://ps@127.0.0.1/ps\n",
+                ),
+            ];
+            Teardown { dir, env_files }
+        }
+
+        fn run(&self, args: &[&str], stdin: &str, systemctl_exit: i32, podman_exit: i32) -> Run {
+            let log = self.dir.path("calls.log");
+            let fake = |name: &str, exit: i32| {
+                self.dir.program(
+                    name,
+                    &format!("echo \"{name} $*\" >> {}\nexit {exit}", log.display()),
+                )
+            };
+            let env_files = format!(
+                "{} {}",
+                self.env_files[0].display(),
+                self.env_files[1].display()
             );
-            Command::new("chmod").arg("+x").arg(&path).status().unwrap();
-            path
-        };
-        let systemctl = fake("systemctl", 0);
-        let podman = fake("podman", podman_exit);
-        let mut child = Command::new("bash")
-            .arg(script("teardown.sh"))
-            .args(args)
-            .env("SYSTEMCTL", &systemctl)
-            .env("PODMAN", &podman)
-            .env("IMAGE", "docker.io/journeyapps/powersync-service:1.26.1@sha256:abc")
-            .env("NETWORK", "v6egress")
-            .env("CONFIG_MOUNTS", "/nix/store/x-service.yaml:/config/service.yaml:ro /nix/store/y-sync.yaml:/config/sync-config.yaml:ro")
-            .env("ENV_FILES", "/run/secrets/rendered/powersync-source.env /var/lib/powersync/storage.env")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
-        let calls = fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        (output, calls)
+            let mut child = Command::new("bash")
+                .arg(script("teardown.sh"))
+                .args(args)
+                .env("SYSTEMCTL", fake("systemctl", systemctl_exit))
+                .env("PODMAN", fake("podman", podman_exit))
+                .env("IMAGE", IMAGE)
+                .env("NETWORK", "v6egress")
+                .env("CONFIG_MOUNTS", MOUNTS)
+                .env("ENV_FILES", env_files)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // The script may exit before reading: a closed pipe is fine.
+            let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+            let output = child.wait_with_output().unwrap();
+            let calls = fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            let output_text = text(&output);
+            assert_no_secret(&output_text);
+            Run {
+                code: output.status.code(),
+                output: output_text,
+                calls,
+            }
+        }
     }
 
     #[test]
     fn without_confirmation_nothing_happens() {
-        for answer in ["no\n", "", "teardown\n"] {
-            let (output, calls) = run(&[], answer, 0);
-            assert_eq!(
-                output.status.code(),
-                Some(1),
-                "{answer:?}: {}",
-                text(&output)
-            );
-            assert!(
-                text(&output).contains("Aborted: nothing was changed"),
-                "{}",
-                text(&output)
-            );
-            assert!(calls.is_empty(), "{calls:?}");
+        let teardown = Teardown::new();
+        for answer in ["no\n", "", "teardown\n", "TEARDOWN NOW\n"] {
+            let run = teardown.run(&[], answer, 0, 0);
+            assert_eq!(run.code, Some(1), "{answer:?}: {}", run.output);
+            assert_contains(&run.output, "Type TEARDOWN");
+            assert_contains(&run.output, "Aborted: nothing was changed");
+            assert!(run.calls.is_empty(), "{answer:?}: {:?}", run.calls);
+        }
+    }
+
+    #[test]
+    fn the_prompt_explains_what_will_happen() {
+        let run = Teardown::new().run(&[], "no\n", 0, 0);
+        for part in [
+            "stop podman-powersync.service",
+            "replication slot",
+            "bucket data",
+        ] {
+            assert_contains(&run.output, part);
         }
     }
 
     #[test]
     fn confirmed_it_stops_the_unit_first_then_runs_the_images_teardown() {
-        let (output, calls) = run(&[], "TEARDOWN\n", 0);
-        assert!(output.status.success(), "{}", text(&output));
-        assert_eq!(calls.len(), 2, "{calls:?}");
-        assert_eq!(calls[0], "systemctl stop podman-powersync.service");
-        let podman = &calls[1];
-        assert!(
-            podman.starts_with("podman run --rm --network=v6egress --user=901:901"),
-            "{podman}"
+        let teardown = Teardown::new();
+        let run = teardown.run(&[], "TEARDOWN\n", 0, 0);
+        assert_eq!(run.code, Some(0), "{}", run.output);
+        let expected_podman = format!(
+            "podman run --rm --network=v6egress --user=901:901 -e POWERSYNC_CONFIG_PATH=/config/service.yaml \
+             --env-file {} --env-file {} \
+             -v /nix/store/x-service.yaml:/config/service.yaml:ro -v /nix/store/y-sync.yaml:/config/sync-config.yaml:ro \
+             {IMAGE} teardown TEARDOWN",
+            teardown.env_files[0].display(),
+            teardown.env_files[1].display()
         );
-        for part in [
-            "--env-file /run/secrets/rendered/powersync-source.env",
-            "--env-file /var/lib/powersync/storage.env",
-            "-v /nix/store/x-service.yaml:/config/service.yaml:ro",
-            "-e POWERSYNC_CONFIG_PATH=/config/service.yaml",
-        ] {
-            assert!(podman.contains(part), "{part} missing from {podman}");
-        }
-        assert!(
-            podman.ends_with(
-                "docker.io/journeyapps/powersync-service:1.26.1@sha256:abc teardown TEARDOWN"
-            ),
-            "{podman}"
+        assert_eq!(
+            run.calls,
+            vec![
+                "systemctl stop podman-powersync.service".to_owned(),
+                expected_podman
+            ]
         );
+        assert_contains(&run.output, "services.powersync.enable = false");
     }
 
     #[test]
     fn yes_skips_the_prompt() {
-        let (output, calls) = run(&["--yes"], "", 0);
-        assert!(output.status.success(), "{}", text(&output));
-        assert_eq!(calls.len(), 2, "{calls:?}");
+        let run = Teardown::new().run(&["--yes"], "", 0, 0);
+        assert_eq!(run.code, Some(0), "{}", run.output);
+        assert!(!run.output.contains("Type TEARDOWN"), "{}", run.output);
+        assert_eq!(run.calls.len(), 2, "{:?}", run.calls);
+        assert!(
+            run.calls[1].ends_with(" teardown TEARDOWN"),
+            "{:?}",
+            run.calls
+        );
     }
 
     #[test]
-    fn a_failed_teardown_says_to_retry_after_the_lock() {
-        let (output, calls) = run(&["--yes"], "", 150);
-        assert_eq!(output.status.code(), Some(1));
-        assert!(text(&output).contains("PSYNC_S1003"), "{}", text(&output));
-        assert_eq!(calls[0], "systemctl stop podman-powersync.service");
+    fn a_failed_teardown_names_the_lock_and_leaves_the_unit_stopped() {
+        let run = Teardown::new().run(&["--yes"], "", 0, 125);
+        assert_eq!(run.code, Some(1), "{}", run.output);
+        assert_contains(&run.output, "PSYNC_S1003");
+        assert_contains(&run.output, "wait a minute");
+        assert_eq!(run.calls.len(), 2, "{:?}", run.calls);
+        assert_eq!(run.calls[0], "systemctl stop podman-powersync.service");
+    }
+
+    #[test]
+    fn a_unit_that_does_not_stop_skips_the_teardown() {
+        let run = Teardown::new().run(&["--yes"], "", 1, 0);
+        assert_eq!(run.code, Some(1), "{}", run.output);
+        assert_contains(&run.output, "could not stop");
+        assert_eq!(run.calls, vec!["systemctl stop podman-powersync.service"]);
+    }
+
+    #[test]
+    fn an_unreadable_env_file_stops_before_anything_changes() {
+        let teardown = Teardown::new();
+        fs::remove_file(&teardown.env_files[1]).unwrap();
+        let run = teardown.run(&["--yes"], "", 0, 0);
+        assert_eq!(run.code, Some(1), "{}", run.output);
+        assert_contains(&run.output, "Nothing was changed");
+        assert!(run.calls.is_empty(), "{:?}", run.calls);
+    }
+
+    #[test]
+    fn an_unknown_argument_is_a_usage_error() {
+        let run = Teardown::new().run(&["--force"], "TEARDOWN\n", 0, 0);
+        assert_eq!(run.code, Some(2), "{}", run.output);
+        assert!(run.calls.is_empty(), "{:?}", run.calls);
     }
 }
 
 /// The module embeds each script with writeShellApplication, which writes its own header and runs shellcheck
-/// at build time; the module strips exactly this first line (operations.nix), so check both here.
+/// at build time; the module strips exactly this first line (operations.nix), so check both forms here.
 #[test]
 fn scripts_pass_shellcheck_as_the_module_embeds_them() {
     require("shellcheck", "shellcheck");
@@ -904,6 +1287,10 @@ fn scripts_pass_shellcheck_as_the_module_embeds_them() {
             .unwrap_or_else(|| {
                 panic!("{name} must start with #!/usr/bin/env bash (operations.nix strips it)")
             });
+        assert!(
+            body.contains("\nset -euo pipefail\n"),
+            "{name}: set -euo pipefail"
+        );
         let embedded = dir.file(
             name,
             &format!("#!/bin/bash\nset -o errexit\nset -o nounset\nset -o pipefail\nexport PATH=\"/x:$PATH\"\n\n{body}"),

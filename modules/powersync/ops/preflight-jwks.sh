@@ -2,7 +2,9 @@
 # Refuses a JWKS that serves no usable key, before the container starts (ExecStartPre) and from the watchdog:
 # a Supabase project still on the legacy HS256 secret publishes {"keys":[]}, and the service would start green
 # and refuse every client (401 PSYNC_S2101). Network trouble only warns, so an outage cannot block a restart.
-#   preflight-jwks.sh URI   exit 0 usable keys (or a network warning), 1 refused, 2 usage
+#   preflight-jwks.sh URI   exit 0 usable keys, or a WARNING line (network trouble, HTTP 5xx); 1 refused;
+#   2 usage or a missing tool
+# Environment: CURL, JQ (the commands), JWKS_CONNECT_TIMEOUT (5 s), JWKS_MAX_TIME (15 s).
 set -euo pipefail
 
 [ "$#" -eq 1 ] || {
@@ -14,42 +16,70 @@ CURL=${CURL:-curl}
 JQ=${JQ:-jq}
 connect_timeout=${JWKS_CONNECT_TIMEOUT:-5}
 max_time=${JWKS_MAX_TIME:-15}
+supabase_uri="https://<project>.supabase.co/auth/v1/.well-known/jwks.json"
 
-body=$(mktemp)
-trap 'rm -f "$body"' EXIT
-
-# curl exits non-zero without an HTTP status on DNS, connection and timeout failures.
-if ! status=$("$CURL" -sS -o "$body" -w '%{http_code}' --connect-timeout "$connect_timeout" --max-time "$max_time" "$uri" 2>/dev/null); then
-  echo "powersync preflight: WARNING: could not fetch the JWKS at $uri (network); not blocking the start"
+warn() {
+  echo "powersync preflight: WARNING: $*; not blocking the start"
   exit 0
+}
+refuse() {
+  echo "powersync preflight: $*" >&2
+  exit 1
+}
+tool_missing() {
+  echo "powersync preflight: cannot run $1 (not on PATH?)" >&2
+  exit 2
+}
+
+# Body and status in one capture, the status on the last line: no temporary file to clean up. Redirects are
+# followed, as the service's own fetch does.
+if response=$("$CURL" -s -L --max-redirs 5 --connect-timeout "$connect_timeout" --max-time "$max_time" \
+  -w '\n%{http_code}' "$uri"); then
+  rc=0
+else
+  rc=$?
 fi
+case $rc in
+  0) ;;
+  126 | 127) tool_missing "$CURL" ;;
+  1 | 3) refuse "cannot fetch $uri: not a usable http(s) URI; check services.powersync.auth.jwksUri ($supabase_uri)" ;;
+  6) warn "could not resolve the host of $uri (DNS)" ;;
+  7) warn "connection to $uri refused or unreachable" ;;
+  28) warn "fetching $uri timed out (connect ${connect_timeout}s, total ${max_time}s)" ;;
+  *) warn "could not fetch $uri (curl exit $rc: network or TLS trouble)" ;;
+esac
+status=${response##*$'\n'}
+body=${response%$'\n'*}
 case $status in
-  5*)
-    echo "powersync preflight: WARNING: the JWKS at $uri answered $status; not blocking the start"
-    exit 0
-    ;;
   200) ;;
-  *)
-    echo "powersync preflight: the JWKS at $uri answered HTTP $status; check services.powersync.auth.jwksUri" >&2
-    exit 1
-    ;;
+  5*) warn "the JWKS at $uri answered HTTP $status (the server's trouble)" ;;
+  *) refuse "the JWKS at $uri answered HTTP $status: wrong URI? Check services.powersync.auth.jwksUri ($supabase_uri)" ;;
 esac
 
-if ! usable=$("$JQ" -e '
-    if (.keys | type) == "array" then
-      [.keys[] | select((.kty == "RSA" or .kty == "EC" or .kty == "OKP")
+# A key the service can verify tokens with: asymmetric, for signatures, and not labelled with an HMAC alg.
+# Anything that is JSON but not a JWKS counts as no usable key.
+if usable=$("$JQ" '
+    if type == "object" and (.keys | type) == "array" then
+      [.keys[] | select(type == "object"
+                        and (.kty == "RSA" or .kty == "EC" or .kty == "OKP")
                         and (.use // "sig") != "enc"
-                        and ((.alg // "") | startswith("HS") | not))] | length
-    else error("no keys array") end' "$body" 2>/dev/null); then
-  echo "powersync preflight: $uri did not serve a JWKS (no JSON object with a \"keys\" array)" >&2
-  exit 1
+                        and ((.alg // "") | tostring | ascii_upcase | startswith("HS") | not))] | length
+    else 0 end' <<<"$body" 2>/dev/null); then
+  rc=0
+else
+  rc=$?
+fi
+[ "$rc" -lt 126 ] || tool_missing "$JQ"
+# jq prints nothing for an empty body, and several numbers for several JSON texts: neither is a JWKS.
+if [ "$rc" -ne 0 ] || ! [[ $usable =~ ^[0-9]+$ ]]; then
+  refuse "$uri answered 200 but not with JSON; is it the JWKS URI ($supabase_uri)?"
 fi
 if [ "$usable" -eq 0 ]; then
   cat >&2 <<MSG
-powersync preflight: the JWKS at $uri has no usable signing key, so every client would get 401.
-A Supabase project that still signs with the legacy HS256 secret publishes an empty JWKS: enable JWT
-signing keys (asymmetric, e.g. ES256) in the Supabase dashboard, or point services.powersync.auth.jwksUri
-at the JWKS that signs your tokens.
+powersync preflight: the JWKS at $uri has no usable signing key (RSA, EC or OKP for signatures), so every
+client would get 401 (PSYNC_S2101). A Supabase project that still signs with the legacy HS256 secret
+publishes exactly this, {"keys":[]}: enable asymmetric JWT signing keys (e.g. ES256) in the Supabase dashboard
+(Project Settings, JWT Keys), or point services.powersync.auth.jwksUri at the JWKS that signs your tokens.
 MSG
   exit 1
 fi

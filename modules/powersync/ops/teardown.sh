@@ -2,33 +2,55 @@
 # Decommissions the PowerSync Service so no orphan slot keeps WAL on the source: stops the unit, then runs the
 # image's `teardown` with the service's own config, environment and network, which drops the replication
 # slot(s) and wipes the bucket storage.
-#   powersync-teardown [--yes]
-# Environment (set by the NixOS module): UNIT, IMAGE, NETWORK, CONFIG_MOUNTS (space-separated -v specs),
-# ENV_FILES (space-separated), CONTAINER_USER; SYSTEMCTL and PODMAN name the commands.
+#   powersync-teardown [--yes]   exit 0 done, 1 aborted or failed, 2 usage or configuration
+# Environment (set by the NixOS module):
+#   IMAGE, NETWORK            the service's image and podman network (required)
+#   ENV_FILES, CONFIG_MOUNTS  space-separated env files and `-v` specs of the service (required)
+#   UNIT (podman-powersync.service), CONTAINER_USER (901:901), SYSTEMCTL (systemctl), PODMAN (podman)
 set -euo pipefail
 
 unit=${UNIT:-podman-powersync.service}
 SYSTEMCTL=${SYSTEMCTL:-systemctl}
 PODMAN=${PODMAN:-podman}
-: "${IMAGE:?set IMAGE}" "${NETWORK:?set NETWORK}"
 container_user=${CONTAINER_USER:-901:901}
+usage="usage: powersync-teardown [--yes]   (--yes: do not ask for TEARDOWN)"
 
 yes=false
 case "${1:-}" in
   --yes) yes=true ;;
+  -h | --help)
+    echo "$usage"
+    exit 0
+    ;;
   "") ;;
   *)
-    echo "usage: powersync-teardown [--yes]" >&2
+    echo "$usage" >&2
     exit 2
     ;;
 esac
+for var in IMAGE NETWORK ENV_FILES CONFIG_MOUNTS; do
+  [ -n "${!var:-}" ] || {
+    echo "powersync-teardown: $var is not set; run the powersync-teardown the NixOS module installs" >&2
+    exit 2
+  }
+done
+# read -a splits on blanks without globbing, unlike an unquoted expansion.
+read -r -a files <<<"$ENV_FILES"
+read -r -a mounts <<<"$CONFIG_MOUNTS"
+# The teardown needs the source DSN to drop the slots: find out before stopping anything.
+for file in "${files[@]}"; do
+  [ -r "$file" ] || {
+    echo "powersync-teardown: cannot read $file (run as root; is the secret deployed?). Nothing was changed." >&2
+    exit 1
+  }
+done
 
 cat <<MSG
 powersync-teardown will:
   1. stop $unit (clients lose sync until it runs again),
   2. drop the PowerSync replication slot(s) on the source database, so it stops keeping WAL for them,
   3. delete all bucket data from the storage database.
-The next start replicates everything from scratch. Nothing is undone by answering anything but TEARDOWN.
+The next start replicates everything from scratch. Nothing is done unless you type TEARDOWN.
 MSG
 if ! $yes; then
   printf 'Type TEARDOWN to continue: '
@@ -41,22 +63,30 @@ if ! $yes; then
   fi
 fi
 
+# Stopped first: a running service holds the storage lock the teardown needs, and would recreate the
+# slot right after it is dropped.
 echo "Stopping $unit"
-"$SYSTEMCTL" stop "$unit"
+if ! "$SYSTEMCTL" stop "$unit"; then
+  echo "powersync-teardown: could not stop $unit (see systemctl status $unit); the teardown did not run." >&2
+  exit 1
+fi
 
 args=(run --rm "--network=$NETWORK" "--user=$container_user" -e POWERSYNC_CONFIG_PATH=/config/service.yaml)
-for file in ${ENV_FILES:-}; do args+=(--env-file "$file"); done
-for mount in ${CONFIG_MOUNTS:-}; do args+=(-v "$mount"); done
+for file in "${files[@]}"; do args+=(--env-file "$file"); done
+for mount in "${mounts[@]}"; do args+=(-v "$mount"); done
 args+=("$IMAGE" teardown TEARDOWN)
 
+echo "Running the image's teardown"
 if ! "$PODMAN" "${args[@]}"; then
   cat >&2 <<MSG
-The teardown failed; $unit stays stopped. Right after a crash the service's lock is held for about a minute
-(PSYNC_S1003): wait a minute and run powersync-teardown again.
+powersync-teardown: the image's teardown failed; $unit stays stopped. Right after a crash the service's lock is
+held for about a minute (PSYNC_S1003, lock held): wait a minute and run powersync-teardown again. To give up and
+run the service as it was instead: systemctl start $unit
 MSG
   exit 1
 fi
 cat <<MSG
 Teardown done: the slot(s) are dropped and the bucket storage is empty.
-$unit starts again on the next boot or deploy unless you set services.powersync.enable = false.
+$unit stays stopped until the next boot or deploy, when it starts again and replicates from scratch, unless
+you set services.powersync.enable = false and deploy.
 MSG
