@@ -25,18 +25,7 @@ struct World {
 /// whose newer patch lacks arm64 and one whose newer patch is a single-platform manifest.
 fn world() -> World {
     let registry = LocalRegistry::start();
-    let mut digests = HashMap::new();
-    for tag in [
-        "1.26.1",
-        "1.26.2",
-        "1.26.3",
-        "1.26.4-next",
-        "1.27.0",
-        "2.0.0",
-    ] {
-        digests.insert(tag, registry.push_index(REPO, tag, tag, BOTH));
-    }
-    digests.insert("latest", registry.push_index(REPO, "latest", "2.0.0", BOTH));
+    let mut digests = registry.push_release_history(REPO);
     assert_eq!(
         digests["latest"], digests["2.0.0"],
         "latest must be the same index as 2.0.0"
