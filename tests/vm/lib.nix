@@ -6,11 +6,13 @@
 #   dockerTools.pullImage {imageName, imageDigest, hash, arch, os, finalImageName, finalImageTag}
 #                                                            doc/build-helpers/images/dockertools.section.md
 #   virtualisation.{memorySize,diskSize}                     nixos/modules/virtualisation/qemu-vm.nix
-#   boot.initrd.postDeviceCommands                           nixos/modules/system/boot/stage-1.nix
+#   system.activationScripts.<name>.{text,deps}              nixos/modules/system/activation/activation-script.nix
+#   systemd.services.<name>.preStart                         nixos/lib/systemd-unit-options.nix
 #   security.pki.certificateFiles                            nixos/modules/security/ca.nix
 #   specialisation.<name>.configuration                      nixos/modules/system/activation/specialisation.nix
 #   networking.{hosts,interfaces.<if>.ipv6.addresses}        nixos/modules/config/networking.nix, tasks/network-interfaces.nix
-#   sops.{defaultSopsFile,validateSopsFiles,age.keyFile,age.sshKeyPaths}  Mic92/sops-nix modules/sops/default.nix
+#   sops.{defaultSopsFile,validateSopsFiles,age.keyFile,age.sshKeyPaths,useSystemdActivation}
+#                                                            Mic92/sops-nix modules/sops/default.nix
 #   systemd.services.<name>.{wantedBy,serviceConfig}           nixos/modules/system/boot/systemd.nix
 #   services.postgresql.{enableTCPIP,settings,authentication,initialScript}
 #                                                            nixos/modules/services/databases/postgresql.nix
@@ -30,6 +32,9 @@
   hash = pin.hashes.${system} or null;
   inherit (pkgs) lib;
 in rec {
+  # Each test's script exactly as the driver gets it (builtins only: `cargo xtask test` checks the same
+  # strings offline with the driver's type checker and linter).
+  scripts = import ./scripts.nix;
   # The addresses of the test network (vlan 1): the source is reachable over IPv6 only.
   sourceAddress = "fd00:5ca1:ab1e::1";
   serverAddress = "fd00:5ca1:ab1e::2";
@@ -82,6 +87,9 @@ in rec {
       SOPS_AGE_RECIPIENTS=$(age-keygen -y ${ageKey}/age-key.txt) \
         sops --encrypt --input-type yaml --output-type yaml plain.yaml > $out/secrets.yaml
     '';
+  installAgeKey = ''
+    install -D -m 0400 ${ageKey}/age-key.txt /run/age-key.txt
+  '';
   dsnWith = password: "postgresql://powersync_repl:${password}@[${sourceAddress}]:5432/postgres";
 
   # The PowerSync server as web-arm runs it: the flake's module, web-arm's own powersync.nix and
@@ -113,11 +121,18 @@ in rec {
     networking.v6egress.uplink.ipv6 = "static";
     networking.firewall.allowedTCPPorts = [443];
 
-    # The age key reaches the VM outside the store-backed secrets file, as sops-nix's own tests do it.
-    boot.initrd.postDeviceCommands = ''
-      cp ${ageKey}/age-key.txt /run/age-key.txt
-      chmod 600 /run/age-key.txt
-    '';
+    # The age key reaches the VM outside the store-backed secrets file. nixos-26.05 boots with systemd stage 1,
+    # which asserts every boot.initrd.*Commands empty, so the key is written by stage 2's activation instead,
+    # ordered before whatever installs the secrets: sops-nix's `setupSecrets` activation script, or, when
+    # sops.useSystemdActivation is on (sysusers or userborn), its `sops-install-secrets` unit. Either way the
+    # key is in place before the first decryption, on every boot and every switch.
+    system.activationScripts.powersyncTestAgeKey = lib.stringAfter ["specialfs"] installAgeKey;
+    system.activationScripts.setupSecrets = lib.mkIf (!config.sops.useSystemdActivation) {
+      deps = ["powersyncTestAgeKey"];
+    };
+    systemd.services.sops-install-secrets = lib.mkIf config.sops.useSystemdActivation {
+      preStart = installAgeKey;
+    };
     sops = {
       defaultSopsFile = "${secretsFile}/secrets.yaml";
       # Validation would hash a build output during evaluation (import from derivation); the file is
@@ -173,11 +188,7 @@ in rec {
   };
 
   # A PostgreSQL reachable over IPv6 only, prepared for logical replication the way Supabase is.
-  source = {
-    lib,
-    pkgs,
-    ...
-  }: {
+  source = {pkgs, ...}: {
     virtualisation.memorySize = 1024;
     networking.interfaces.eth1.ipv6.addresses = [
       {
@@ -188,9 +199,11 @@ in rec {
     networking.firewall.allowedTCPPorts = [5432];
     services.postgresql = {
       enable = true;
+      # enableTCPIP listens on every address ("*"). Binding the IPv6 address alone would race its duplicate
+      # address detection at boot, and postgresql-setup.service is not retried after a failed start. Only the
+      # server's IPv6 address is admitted (authentication below), so the replication path is still IPv6-only.
       enableTCPIP = true;
       settings = {
-        listen_addresses = lib.mkForce sourceAddress;
         wal_level = "logical";
         max_replication_slots = 10;
         max_wal_senders = 10;

@@ -2,30 +2,30 @@
 {
   pkgs,
   vm,
-}:
-pkgs.testers.runNixOSTest {
-  name = "powersync-e2e";
-  nodes = {
-    source = vm.source;
-    server = {nodes, ...}: {
-      imports = [
-        (vm.server {
-          secretsFile = vm.secrets (vm.dsnWith vm.replicationPassword);
-          jwksUri = "http://${nodes.client.networking.primaryIPAddress}:8000/jwks.json";
-        })
-      ];
+}: let
+  spec = vm.scripts.powersync-e2e;
+in
+  pkgs.testers.runNixOSTest {
+    name = "powersync-e2e";
+    nodes = spec.nodes {
+      source = vm.source;
+      server = {nodes, ...}: {
+        imports = [
+          (vm.server {
+            secretsFile = vm.secrets (vm.dsnWith vm.replicationPassword);
+            jwksUri = "http://${nodes.client.networking.primaryIPAddress}:8000/jwks.json";
+          })
+        ];
+      };
+      client = {nodes, ...}: {
+        imports = [(vm.client nodes.server.networking.primaryIPAddress)];
+      };
     };
-    client = {nodes, ...}: {
-      imports = [(vm.client nodes.server.networking.primaryIPAddress)];
+    testScript = spec.script {
+      source_address = vm.sourceAddress;
+      server_address = vm.serverAddress;
+      replication_password = vm.replicationPassword;
+      inherit (vm) domain;
+      jwt_key = "${vm.jwtKeys}/key.pem";
     };
-  };
-  testScript =
-    ''
-        source_address = "${vm.sourceAddress}"
-        server_address = "${vm.serverAddress}"
-        replication_password = "${vm.replicationPassword}"
-        domain = "${vm.domain}"
-      jwt_key = "${vm.jwtKeys}/key.pem"
-    ''
-    + builtins.readFile ./powersync-e2e.py;
-}
+  }

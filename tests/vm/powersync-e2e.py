@@ -1,5 +1,7 @@
 # powersync-e2e: what an operator checks after a deploy, in the order it can go wrong.
 # Globals from the Nix side: source_address, server_address, replication_password, domain, jwt_key.
+# No `cmd | grep -q`: the driver runs commands under pipefail, and grep -q quitting early can fail the
+# writer with SIGPIPE; grep reading to the end (output to /dev/null) cannot.
 import json
 
 start_all()
@@ -57,7 +59,7 @@ with subtest("the container reached the IPv6-only source through v6egress"):
 with subtest("a slot <prefix><id>_<hex> exists and is active on the source"):
     source.wait_until_succeeds(
         "sudo -u postgres psql -tAc \"SELECT slot_name FROM pg_replication_slots "
-        "WHERE active AND slot_name ~ '^powersync_selfhost_[0-9]+_[0-9a-f]{4}$'\" | grep -q .",
+        "WHERE active AND slot_name ~ '^powersync_selfhost_[0-9]+_[0-9a-f]{4}$'\" | grep . >/dev/null",
         timeout=300,
     )
 
@@ -82,7 +84,9 @@ with subtest("a JWT for another audience is refused"):
     t.assertEqual(client.succeed(status_of(token("someone-else")) + " || true").strip(), "401")
 
 with subtest("the lag metric is served on 127.0.0.1 only"):
-    server.wait_until_succeeds("curl -fsS http://127.0.0.1:9464/metrics | grep -q powersync_replication_lag_seconds")
+    server.wait_until_succeeds(
+        "curl -fsS -o /tmp/metrics http://127.0.0.1:9464/metrics && grep -q powersync_replication_lag_seconds /tmp/metrics"
+    )
     client.fail("curl -sS --max-time 5 http://server:9464/metrics")
 
 with subtest("the storage role can neither administer nor replicate"):

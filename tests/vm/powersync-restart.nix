@@ -3,28 +3,26 @@
 {
   pkgs,
   vm,
-}:
-pkgs.testers.runNixOSTest {
-  name = "powersync-restart";
-  nodes = {
-    source = vm.source;
-    server = {lib, ...}: {
-      imports = [
-        (vm.server {
-          secretsFile = vm.secrets (vm.dsnWith vm.replicationPassword);
-          jwksUri = "http://127.0.0.1:1/jwks.json";
-        })
-      ];
-      # No client here: the JWKS check would only warn, but it is not what this test is about.
-      services.powersync.operations.preflight.jwks = false;
-      specialisation.rotated.configuration = {
-        sops.defaultSopsFile = lib.mkForce "${vm.secrets (vm.dsnWith vm.rotatedPassword)}/secrets.yaml";
+}: let
+  spec = vm.scripts.powersync-restart;
+in
+  pkgs.testers.runNixOSTest {
+    name = "powersync-restart";
+    nodes = spec.nodes {
+      source = vm.source;
+      server = {lib, ...}: {
+        imports = [
+          (vm.server {
+            secretsFile = vm.secrets (vm.dsnWith vm.replicationPassword);
+            jwksUri = "http://127.0.0.1:1/jwks.json";
+          })
+        ];
+        # No client here: the JWKS check would only warn, but it is not what this test is about.
+        services.powersync.operations.preflight.jwks = false;
+        specialisation.rotated.configuration = {
+          sops.defaultSopsFile = lib.mkForce "${vm.secrets (vm.dsnWith vm.rotatedPassword)}/secrets.yaml";
+        };
       };
     };
-  };
-  testScript =
-    ''
-      rotated_password = "${vm.rotatedPassword}"
-    ''
-    + builtins.readFile ./powersync-restart.py;
-}
+    testScript = spec.script {rotated_password = vm.rotatedPassword;};
+  }

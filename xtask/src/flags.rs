@@ -104,7 +104,7 @@ pub enum Step {
     FlakeLib,
     /// Rendered configs validated against the pinned official `@powersync/service-schema`.
     Schema,
-    /// The NixOS VM test scripts (`tests/vm/*.py`) through Python's parser.
+    /// Each VM test's assembled `testScript` through the driver's checkers (ty, mypy, ruff, pyflakes).
     VmScripts,
     /// The alert rules through `promtool check rules` and `promtool test rules`.
     Alerts,

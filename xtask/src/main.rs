@@ -14,6 +14,7 @@ mod schema;
 mod test;
 mod tools;
 mod util;
+mod vm_scripts;
 mod vm_test;
 
 use clap::Parser;

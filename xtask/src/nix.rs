@@ -171,30 +171,6 @@ pub fn flake_lib(sh: &Shell, root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The VM test scripts (`tests/vm/*.py`) cannot run here, but their syntax can be checked: each goes
-/// through Python's own parser, so a typo fails `cargo xtask test` rather than the first networked run.
-pub fn vm_scripts(sh: &Shell, root: &Path) -> Result<()> {
-    tools::PYTHON.require()?;
-    let dir = root.join("tests/vm");
-    let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("read {}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "py"))
-        .collect();
-    scripts.sort();
-    if scripts.is_empty() {
-        bail!("no VM test scripts under {}", dir.display());
-    }
-    let check =
-        "import ast, sys\nfor name in sys.argv[1:]:\n    ast.parse(open(name).read(), name)";
-    let count = scripts.len();
-    cmd!(sh, "python3 -c {check} {scripts...}")
-        .run()
-        .context("a VM test script is not valid Python (the parser's message is above)")?;
-    println!("    {count} VM test scripts parse");
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,17 +242,6 @@ mod tests {
         assert!(err.contains("testSurprise threw"), "{err}");
         assert!(err.contains("testQuiet was expected to throw"), "{err}");
         assert!(!err.contains("testExpected"), "{err}");
-    }
-
-    #[test]
-    fn a_vm_script_with_a_syntax_error_fails() {
-        let scratch = Scratch::new("vm-scripts");
-        scratch.write("tests/vm/good.py", "start_all()\n");
-        let sh = Shell::new().unwrap();
-        vm_scripts(&sh, &scratch.root).unwrap();
-        scratch.write("tests/vm/bad.py", "with subtest(\"x\")\n    pass\n");
-        let err = format!("{:#}", vm_scripts(&sh, &scratch.root).unwrap_err());
-        assert!(err.contains("not valid Python"), "{err}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use xshell::{cmd, Shell};
 use crate::{
     alerts,
     flags::{self, Step},
-    fmt, nix, schema, util,
+    fmt, nix, schema, util, vm_scripts,
 };
 
 impl flags::Test {
@@ -68,7 +68,7 @@ fn run_step(sh: &Shell, step: Step) -> Result<()> {
         Step::NixUnit => nix::unit_tests(sh, &root.join("tests/run-unit.nix"), &root),
         Step::FlakeLib => nix::flake_lib(sh, &root),
         Step::Schema => schema::check_configs(sh, &root),
-        Step::VmScripts => nix::vm_scripts(sh, &root),
+        Step::VmScripts => vm_scripts::check(sh, &root),
         Step::Alerts => alerts::check(sh, &root),
     }
 }

@@ -30,14 +30,32 @@ pub const NODE: Tool = Tool {
     install: "`apt-get install nodejs npm` on Debian 12, or run inside `nix develop`",
 };
 
-pub const PYTHON: Tool = Tool {
-    program: "python3",
-    install: "`apt-get install python3`",
-};
-
 pub const GIT: Tool = Tool {
     program: "git",
     install: "`apt-get install git`",
+};
+
+// The NixOS test driver's checkers, pinned to versions of nixos-26.05's time (see vm_scripts.rs).
+const DRIVER_CHECKERS: &str = "`pip install -r tests/vm/driver/requirements.txt`";
+
+pub const TY: Tool = Tool {
+    program: "ty",
+    install: DRIVER_CHECKERS,
+};
+
+pub const RUFF: Tool = Tool {
+    program: "ruff",
+    install: DRIVER_CHECKERS,
+};
+
+pub const MYPY: Tool = Tool {
+    program: "mypy",
+    install: DRIVER_CHECKERS,
+};
+
+pub const PYFLAKES: Tool = Tool {
+    program: "pyflakes",
+    install: DRIVER_CHECKERS,
 };
 
 impl Tool {

@@ -1,0 +1,54 @@
+# The testScript of each VM test, exactly as the NixOS test driver receives it. Builtins only, so
+# `cargo xtask test` builds the very same strings offline (with placeholder store paths) and checks them with
+# the driver's own type checker and linter before any networked run.
+#
+# Each entry names its machines (the driver declares one Python global per node, in this order) and a
+# `script` function whose arguments are the Python globals the Nix side hands the script. Those become a
+# preamble of `name = "<JSON string>"` lines: a JSON string literal is a valid Python string literal, and the
+# lines are generated, not written inside a `''` string, so no value and no indentation can break the script
+# after them (a hand-indented preamble once made the whole script start with an indented line).
+let
+  inherit (builtins) attrNames concatStringsSep sort lessThan toJSON;
+  literal = name: value:
+    if builtins.isString value
+    then toJSON value
+    else throw "tests/vm/scripts.nix: the Python global `${name}` must be a string, not a ${builtins.typeOf value}";
+  preamble = values: concatStringsSep "" (map (name: "${name} = ${literal name values.${name}}\n") (attrNames values));
+  # A test: its machines, the globals its .py file reads (the file's header names them too) and the script.
+  # Both callers, the VM test and the offline check, must hand over exactly these globals.
+  vmTest = {
+    machines,
+    globals,
+    file,
+  }: {
+    inherit machines globals;
+    # The test's nodes, refused unless they are exactly these machines: the driver declares one Python global
+    # per node, so a node renamed in the test would be an undefined name in the checked script.
+    nodes = nodes:
+      if attrNames nodes == sort lessThan machines
+      then nodes
+      else throw "tests/vm/scripts.nix: ${toString file} is checked for the machines [${toString machines}], but the test has the nodes [${toString (attrNames nodes)}]";
+    script = values: let
+      expected = sort lessThan globals;
+    in
+      if attrNames values != expected
+      then throw "tests/vm/scripts.nix: ${toString file} takes the globals [${toString expected}], not [${toString (attrNames values)}]"
+      else preamble values + builtins.readFile file;
+  };
+in {
+  powersync-e2e = vmTest {
+    machines = ["client" "server" "source"];
+    globals = ["source_address" "server_address" "replication_password" "domain" "jwt_key"];
+    file = ./powersync-e2e.py;
+  };
+  powersync-preflight = vmTest {
+    machines = ["server"];
+    globals = ["password"];
+    file = ./powersync-preflight.py;
+  };
+  powersync-restart = vmTest {
+    machines = ["server" "source"];
+    globals = ["rotated_password"];
+    file = ./powersync-restart.py;
+  };
+}
