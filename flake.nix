@@ -27,11 +27,13 @@
     # Pure helpers (builtins only): config rendering, the image pin, the config contract.
     lib = import ./lib;
 
-    # Paths, not imported functions, so error messages name the file (as sops-nix does).
+    # Each module is an attribute set that imports its file: error messages still name the file, and
+    # `nix flake check` accepts it on every Nix version. A bare path is refused by Nix before 2.14 ("module
+    # must be a function or an attribute set", fixed by NixOS/nix#7559), which includes Debian 12's 2.8.
     nixosModules = {
-      powersync = ./modules/powersync;
-      v6egress = ./modules/v6egress;
-      default = ./modules/powersync;
+      powersync = {imports = [./modules/powersync];};
+      v6egress = {imports = [./modules/v6egress];};
+      default = self.nixosModules.powersync;
     };
 
     nixosConfigurations.web-arm = nixpkgs.lib.nixosSystem {

@@ -100,7 +100,8 @@ pub enum Step {
     Deadnix,
     /// The Nix unit tests under `tests/unit/`, evaluated with real Nix, builtins only.
     NixUnit,
-    /// The flake's `lib` evaluates offline with the committed flake.lock.
+    /// The flake's `lib` evaluates offline with the committed flake.lock, and `nix flake check` accepts its
+    /// `nixosModules`.
     FlakeLib,
     /// Rendered configs validated against the pinned official `@powersync/service-schema`.
     Schema,

@@ -171,6 +171,53 @@ pub fn flake_lib(sh: &Shell, root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `nix flake check`, as the Nix on this machine runs it, on the flake's `nixosModules`: its checker refuses a
+/// module that is not a function or an attribute set (Nix before 2.14 refuses bare paths). The rest of the
+/// flake needs nixpkgs, so a wrapper flake evaluates the real `flake.nix` (a copy of the tracked files) with
+/// inputs that throw if touched, and re-exports only `nixosModules`.
+pub fn flake_modules(sh: &Shell, root: &Path) -> Result<()> {
+    tools::NIX.require()?;
+    let copy = util::fresh_temp_dir("flake-modules")?;
+    let real = copy.join("real");
+    for file in cmd!(sh, "git -C {root} ls-files")
+        .read()
+        .context("list the tracked files")?
+        .lines()
+    {
+        let target = real.join(file);
+        std::fs::create_dir_all(target.parent().context("a tracked file has no parent")?)
+            .with_context(|| format!("create the directory of {}", target.display()))?;
+        std::fs::copy(root.join(file), &target).with_context(|| format!("copy {file}"))?;
+    }
+    std::fs::write(copy.join("flake.nix"), MODULES_WRAPPER).context("write the wrapper flake")?;
+    let features = crate::flake::FEATURES;
+    let installable = format!("path:{}", copy.display());
+    let output = cmd!(sh, "nix {features...} flake check --offline {installable}")
+        .ignore_status()
+        .quiet()
+        .output()
+        .context("run nix flake check")?;
+    let _ = std::fs::remove_dir_all(&copy);
+    if !output.status.success() {
+        bail!(
+            "`nix flake check` refuses the flake's nixosModules:\n{}",
+            String::from_utf8_lossy(&output.stderr).trim_end()
+        );
+    }
+    let version = cmd!(sh, "nix --version").read().unwrap_or_default();
+    println!("    nix flake check accepts nixosModules ({version})");
+    Ok(())
+}
+
+const MODULES_WRAPPER: &str = r#"{
+  outputs = _: let
+    flake = import ./real/flake.nix;
+    inputs = builtins.mapAttrs (name: _: throw "nixosModules must not need the input ${name}") (flake.inputs or {});
+    real = flake.outputs (inputs // {self = real;});
+  in {inherit (real) nixosModules;};
+}
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +301,48 @@ mod tests {
             unit_tests(&sh, &runner(), &scratch.root).unwrap_err()
         );
         assert!(err.contains("empty.nix"), "{err}");
+    }
+
+    fn flake_with_modules(modules: &str) -> Scratch {
+        let scratch = Scratch::new("flake-modules");
+        scratch
+            .write(
+                "flake.nix",
+                &format!("{{\n  inputs.nixpkgs.url = \"github:NixOS/nixpkgs/nixos-26.05\";\n  outputs = {{self, nixpkgs}}: {{\n    nixosModules = {modules};\n  }};\n}}\n"),
+            )
+            .write("modules/a/default.nix", "{ lib, ... }: { }\n");
+        let sh = Shell::new().unwrap();
+        let _dir = sh.push_dir(&scratch.root);
+        cmd!(sh, "git add -A").run().unwrap();
+        scratch
+    }
+
+    #[test]
+    fn flake_check_on_path_valued_modules_follows_the_nix_version() {
+        // Nix before 2.14 (Debian 12's 2.8, in CI) refuses bare paths; NixOS/nix#7559 made later ones accept them.
+        let sh = Shell::new().unwrap();
+        let version = cmd!(sh, "nix --version").read().unwrap();
+        let number = version.rsplit(' ').next().unwrap();
+        let mut parts = number.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap(), parts.next().unwrap());
+        let outcome = flake_modules(&sh, &flake_with_modules("{ a = ./modules/a; }").root);
+        if (major, minor) < (2, 14) {
+            let err = format!("{:#}", outcome.unwrap_err());
+            assert!(
+                err.contains("module must be a function or an attribute set"),
+                "{err}"
+            );
+        } else {
+            outcome.unwrap();
+        }
+    }
+
+    #[test]
+    fn flake_check_accepts_modules_that_import_their_file() {
+        let sh = Shell::new().unwrap();
+        let scratch = flake_with_modules(
+            "{ a = { imports = [ ./modules/a ]; }; default = self.nixosModules.a; }",
+        );
+        flake_modules(&sh, &scratch.root).unwrap();
     }
 }

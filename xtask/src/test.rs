@@ -66,7 +66,7 @@ fn run_step(sh: &Shell, step: Step) -> Result<()> {
         Step::NixFmt => fmt::check(&root, &util::nix_files(sh, &root)?),
         Step::Deadnix => nix::deadnix(sh, &root),
         Step::NixUnit => nix::unit_tests(sh, &root.join("tests/run-unit.nix"), &root),
-        Step::FlakeLib => nix::flake_lib(sh, &root),
+        Step::FlakeLib => nix::flake_lib(sh, &root).and_then(|()| nix::flake_modules(sh, &root)),
         Step::Schema => schema::check_configs(sh, &root),
         Step::VmScripts => vm_scripts::check(sh, &root),
         Step::Alerts => alerts::check(sh, &root),

@@ -53,6 +53,20 @@ pub fn write_atomically(path: &Path, content: &str) -> Result<()> {
     fs::rename(&tmp, path).with_context(|| format!("replace {}", path.display()))
 }
 
+/// A new, empty directory under the system temporary directory, unique per call (tests run several steps at
+/// once in one process). The caller removes it.
+pub fn fresh_temp_dir(label: &str) -> Result<PathBuf> {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "powersync-nix-{label}-{}-{}",
+        std::process::id(),
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    Ok(dir)
+}
+
 #[cfg(test)]
 pub mod testing {
     //! A scratch git repository for tests that need files on disk.

@@ -15,11 +15,7 @@
 //! driver's `pipefail`), and no `boot.initrd.*Commands` in the Nix the tests or hosts use (systemd stage 1,
 //! the 26.05 default, asserts them empty).
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    sync::atomic::{AtomicUsize, Ordering},
-};
+use std::{fs, path::Path};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -88,7 +84,7 @@ pub fn check(sh: &Shell, root: &Path) -> Result<()> {
     let scripts = assemble(sh, root)?;
     let prepend = fs::read_to_string(root.join("tests/vm/driver/prepend.py"))
         .context("read tests/vm/driver/prepend.py")?;
-    let work = tempdir()?;
+    let work = util::fresh_temp_dir("vm-scripts")?;
     for script in &scripts {
         problems.extend(check_script(sh, &work, &prepend, script)?);
     }
@@ -312,19 +308,6 @@ fn indent(text: &str) -> String {
         .map(|line| format!("      {line}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn tempdir() -> Result<PathBuf> {
-    // Unique per call: tests run several checks at once in one process.
-    static CALLS: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "powersync-nix-vm-scripts-{}-{}",
-        std::process::id(),
-        CALLS.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    Ok(dir)
 }
 
 #[cfg(test)]
