@@ -1,21 +1,31 @@
 # Shared pieces of the VM tests: the image archive, a test CA, a sops file encrypted at build time for a
 # throwaway age key, and the server node built from the flake's modules the way web-arm uses them.
 #
-# Upstream pieces used (nixpkgs nixos-26.05 unless noted):
-#   pkgs.testers.runNixOSTest {name, nodes, testScript}      pkgs/build-support/testers (nixos/lib/testing)
+# Upstream pieces used, each read in the nixpkgs (or sops-nix) source; where the stored version is older
+# than nixos-26.05, the note says what it rests on:
+#   pkgs.testers.runNixOSTest {name, nodes, testScript}      nixos/lib/testing/{nodes,testScript,driver}.nix:
+#       nodes.<n> is a module, and node modules get `nodes` as an argument; testScript is a string, checked
+#       before boot (see tests/vm/scripts.nix); node names are Python globals, `machine` too for a lone node
+#   the test network: vlan 1 gives 192.168.1.<n> and 2001:db8:1::<n> by sorted node name, and /etc/hosts
+#       names every node in both families       nixos/lib/testing/network.nix
 #   dockerTools.pullImage {imageName, imageDigest, hash, arch, os, finalImageName, finalImageTag}
 #                                                            doc/build-helpers/images/dockertools.section.md
-#   virtualisation.{memorySize,diskSize}                     nixos/modules/virtualisation/qemu-vm.nix
+#   virtualisation.{memorySize,diskSize} (MiB; diskSize 1024 by default in test VMs)
+#                                                            nixos/modules/virtualisation/qemu-vm.nix
 #   system.activationScripts.<name>.{text,deps}              nixos/modules/system/activation/activation-script.nix
-#   systemd.services.<name>.preStart                         nixos/lib/systemd-unit-options.nix
+#   systemd.services.<name>.{preStart,wantedBy,serviceConfig}  nixos/lib/systemd-unit-options.nix
 #   security.pki.certificateFiles                            nixos/modules/security/ca.nix
 #   specialisation.<name>.configuration                      nixos/modules/system/activation/specialisation.nix
 #   networking.{hosts,interfaces.<if>.ipv6.addresses}        nixos/modules/config/networking.nix, tasks/network-interfaces.nix
-#   sops.{defaultSopsFile,validateSopsFiles,age.keyFile,age.sshKeyPaths,useSystemdActivation}
+#   services.nginx.virtualHosts.<n>.{enableACME,sslCertificate,sslCertificateKey}
+#                                                            nixos/modules/services/web-servers/nginx/vhost-options.nix
+#   services.postgresql.{enable,enableTCPIP,settings,authentication,initialScript}: enableTCPIP defines
+#       listen_addresses = "*"                               nixos/modules/services/databases/postgresql.nix
+#   sops.{defaultSopsFile,validateSopsFiles,age.keyFile,age.sshKeyPaths,useSystemdActivation}, the
+#       `setupSecrets` activation script and the `sops-install-secrets` unit
 #                                                            Mic92/sops-nix modules/sops/default.nix
-#   systemd.services.<name>.{wantedBy,serviceConfig}           nixos/modules/system/boot/systemd.nix
-#   services.postgresql.{enableTCPIP,settings,authentication,initialScript}
-#                                                            nixos/modules/services/databases/postgresql.nix
+#   boot.initrd.systemd.enable is the 26.05 default (nixpkgs PR #435781); its module asserts the scripted
+#       stage-1 hooks (boot.initrd.*Commands) empty          nixos/modules/system/boot/systemd/initrd.nix
 {
   pkgs,
   self,

@@ -14,14 +14,18 @@ let
     then toJSON value
     else throw "tests/vm/scripts.nix: the Python global `${name}` must be a string, not a ${builtins.typeOf value}";
   preamble = values: concatStringsSep "" (map (name: "${name} = ${literal name values.${name}}\n") (attrNames values));
+  # What `cargo xtask vm-test --list` says of a test's duration until someone runs it and writes down the
+  # seconds and the machine, e.g. "412 s on x86_64-linux, 8 cores, KVM".
+  notYetMeasured = "not yet measured (x86_64-linux with KVM is the machine class to measure on)";
   # A test: its machines, the globals its .py file reads (the file's header names them too) and the script.
   # Both callers, the VM test and the offline check, must hand over exactly these globals.
   vmTest = {
     machines,
     globals,
     file,
+    wallTime,
   }: {
-    inherit machines globals;
+    inherit machines globals wallTime;
     # The test's nodes, refused unless they are exactly these machines: the driver declares one Python global
     # per node, so a node renamed in the test would be an undefined name in the checked script.
     nodes = nodes:
@@ -40,15 +44,18 @@ in {
     machines = ["client" "server" "source"];
     globals = ["source_address" "server_address" "replication_password" "domain" "jwt_key"];
     file = ./powersync-e2e.py;
+    wallTime = notYetMeasured;
   };
   powersync-preflight = vmTest {
     machines = ["server"];
     globals = ["password"];
     file = ./powersync-preflight.py;
+    wallTime = notYetMeasured;
   };
   powersync-restart = vmTest {
     machines = ["server" "source"];
     globals = ["rotated_password"];
     file = ./powersync-restart.py;
+    wallTime = notYetMeasured;
   };
 }

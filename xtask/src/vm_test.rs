@@ -20,8 +20,12 @@ impl flags::VmTest {
             if available.is_empty() {
                 println!("no VM tests in checks.{system}");
             }
+            let wall_times = wall_times(sh, &flake_dir)?;
             for name in &available {
-                println!("{name}");
+                match wall_times.get(name).and_then(|t| t.as_str()) {
+                    Some(wall_time) => println!("{name:<24} wall time: {wall_time}"),
+                    None => println!("{name}"),
+                }
             }
             return Ok(());
         }
@@ -82,6 +86,23 @@ fn vm_tests(sh: &Shell, flake_dir: &Path, system: &str) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Each test's recorded wall time from `tests/vm/scripts.nix` (builtins only, so offline), if the flake has one.
+fn wall_times(sh: &Shell, flake_dir: &Path) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let file = flake_dir.join("tests/vm/scripts.nix");
+    if !file.exists() {
+        return Ok(serde_json::Map::new());
+    }
+    let expression = "{file}: builtins.mapAttrs (_: test: test.wallTime) (import file)";
+    let json = cmd!(
+        sh,
+        "nix-instantiate --eval --strict --json --argstr file {file} -E {expression}"
+    )
+    .quiet()
+    .read()
+    .context("read the wall times in tests/vm/scripts.nix")?;
+    serde_json::from_str(&json).context("the wall times are not a JSON object")
+}
+
 fn build(sh: &Shell, flake_dir: &Path, system: &str, name: &str) -> Result<()> {
     let installable = format!("{}#checks.{system}.{name}", flake_dir.display());
     let features = flake::FEATURES;
@@ -140,6 +161,14 @@ mod fixture_tests {
             vec!["failing", "passing"]
         );
         vm_test(&flake, &[], true, false).unwrap();
+    }
+
+    #[test]
+    fn list_reads_the_recorded_wall_times_of_this_repository() {
+        let sh = Shell::new().unwrap();
+        let times = wall_times(&sh, &crate::util::project_root()).unwrap();
+        assert!(times.contains_key("powersync-e2e"), "{times:?}");
+        assert!(times.values().all(|t| t.is_string()), "{times:?}");
     }
 
     #[test]
