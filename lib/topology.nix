@@ -1,0 +1,173 @@
+# Which PowerSync containers a host runs, on which host ports, and what nginx and the compact job need to
+# know of them. Builtins only: the module and the unit tests call the same functions.
+#
+# PowerSync's production guidance (self-hosting, lifecycle and maintenance): one replication runner
+# (`start -r sync`) and two or more API runners (`start -r api`), each with about 1 GB and Node's heap at
+# ~80 % of it; at most ~100 concurrent connections per API runner (the service refuses beyond 200); a daily
+# `compact`. The default stays one unified container, `podman-powersync.service`.
+let
+  inherit (builtins) concatLists filter genList length sort lessThan toString;
+
+  # Below this heap a fresh process (~360 MB RSS) has nothing left for streams and checkpoints.
+  minHeapMiB = 384;
+in rec {
+  # Node's old generation at ~80 % of the container's memory; the rest is young generation, buffers and
+  # native memory.
+  heapMiB = memoryMiB: memoryMiB * 4 / 5;
+  nodeOptions = memoryMiB: "--max-old-space-size=${toString (heapMiB memoryMiB)}";
+
+  # The runners, in start order. Every runner reads the same rendered config, so inside each container the API
+  # listens on the config's `port` and metrics on its `telemetry.prometheus_port`; only the host ports differ.
+  # The first API runner keeps the unified container's host ports (listen.port, and metrics.port + 1 for its
+  # metrics), and the sync runner keeps metrics.port, which carries the lag gauge in both modes.
+  #   mode: "unified" or "split"; apiRunners: how many API runners in split mode.
+  runners = {
+    mode,
+    apiRunners,
+    listenPort,
+    metricsPort,
+  }:
+    if mode == "unified"
+    then [
+      {
+        name = "powersync";
+        role = "unified";
+        command = [];
+        apiPort = listenPort;
+        inherit metricsPort;
+      }
+    ]
+    else if mode == "split"
+    then
+      [
+        {
+          name = "powersync-sync";
+          role = "sync";
+          command = ["start" "-r" "sync"];
+          # The sync runner opens no HTTP port; its probes are files in <cwd>/.probes.
+          apiPort = null;
+          inherit metricsPort;
+        }
+      ]
+      ++ genList (index: {
+        name = "powersync-api-${toString (index + 1)}";
+        role = "api";
+        command = ["start" "-r" "api"];
+        apiPort = listenPort + index;
+        metricsPort = metricsPort + 1 + index;
+      })
+      apiRunners
+    else throw "services.powersync.runners.mode must be \"unified\" or \"split\", not ${toString mode}";
+
+  # Units are named after their containers by oci-containers (podman-<name>.service).
+  unitOf = runner: "podman-${runner.name}.service";
+
+  # The runner that replicates and so holds the slot: the one the slot watchdog restarts.
+  replicatingRunner = rs: builtins.head (filter (r: r.role != "api") rs);
+  # The runners that serve clients: nginx's upstream.
+  servingRunners = filter (r: r.apiPort != null);
+
+  # nginx's view of the serving runners: least_conn, because sync streams are long-lived and round-robin
+  # would pile them onto whichever runner started first; `max_conns` per runner in a shared zone, so the cap
+  # holds across nginx's worker processes.
+  upstream = {
+    runners,
+    maxConnsPerRunner,
+  }: {
+    servers = builtins.listToAttrs (map (r: {
+      name = "127.0.0.1:${toString r.apiPort}";
+      value.max_conns = maxConnsPerRunner;
+    }) (servingRunners runners));
+    extraConfig = ''
+      least_conn;
+      zone powersync_api 64k;
+    '';
+  };
+
+  # Every open stream holds two nginx connections (client and upstream); a little headroom covers probes,
+  # ACME and the redirect server.
+  workerConnectionsNeeded = {
+    runners,
+    maxConnsPerRunner,
+  }:
+    2 * maxConnsPerRunner * length (servingRunners runners) + 64;
+
+  # `podman run` arguments (after `run`) of the daily compaction: a one-off container with the service's
+  # image, config, env files and network, memory-limited, removed afterwards. The command exits when done.
+  compactArguments = {
+    image,
+    user,
+    network,
+    memoryMiB,
+    environmentFiles,
+    environment,
+    volumes,
+  }:
+    [
+      "--rm"
+      "--name=powersync-compact"
+      "--user=${user}"
+      "--network=${network}"
+      "--memory=${toString memoryMiB}m"
+      "--memory-swap=${toString memoryMiB}m"
+      "--read-only"
+      "--read-write-tmpfs=false"
+      "--tmpfs=/tmp:rw,nosuid,nodev,noexec,size=64m,mode=1777"
+      "--cap-drop=all"
+      "--security-opt=no-new-privileges"
+      "--pull=never"
+      "--env=NODE_OPTIONS=${nodeOptions memoryMiB}"
+    ]
+    ++ map (name: "--env=${name}=${environment.${name}}") (sort lessThan (builtins.attrNames environment))
+    ++ map (file: "--env-file=${file}") environmentFiles
+    ++ map (volume: "--volume=${volume}") volumes
+    ++ [image "compact"];
+
+  # What cannot work, as actionable messages (empty when the topology is sound).
+  checkTopology = {
+    mode,
+    apiRunners,
+    listenPort,
+    metricsPort,
+    metricsEnabled ? true,
+    memoryMiB,
+    compactMemoryMiB ? null,
+  }: let
+    rs = runners {inherit mode apiRunners listenPort metricsPort;};
+    apiPorts = filter (p: p != null) (map (r: r.apiPort) rs);
+    metricsPorts =
+      if metricsEnabled
+      then map (r: r.metricsPort) rs
+      else [];
+    ports = apiPorts ++ metricsPorts;
+    clashes = filter (p: length (filter (q: q == p) ports) > 1) ports;
+    tooHigh = filter (p: p > 65535) ports;
+    memoryProblem = what: mib:
+      if heapMiB mib < minHeapMiB
+      then ["${what} of ${toString mib} MiB gives Node a heap of ${toString (heapMiB mib)} MiB (NODE_OPTIONS=${nodeOptions mib}); a fresh PowerSync process alone takes ~360 MB. Give it at least ${toString (minHeapMiB * 5 / 4)} MiB (PowerSync suggests about 1024)."]
+      else [];
+  in
+    concatLists [
+      (
+        if mode == "split" && apiRunners < 1
+        then ["services.powersync.runners.apiRunners is ${toString apiRunners}: split mode needs at least one API runner to serve clients (PowerSync suggests two or more)."]
+        else []
+      )
+      (
+        if clashes != []
+        then ["services.powersync runners would publish port ${toString (builtins.head clashes)} twice on 127.0.0.1: API runners take listen.port and the next ${toString (apiRunners - 1)}, metrics take metrics.port and the next ${toString (length rs - 1)}; move listen.port or metrics.port apart."]
+        else []
+      )
+      (
+        if tooHigh != []
+        then ["services.powersync runners would need host port ${toString (builtins.head tooHigh)}, above 65535: lower listen.port or metrics.port."]
+        else []
+      )
+      (memoryProblem "services.powersync.container.memoryMiB" memoryMiB)
+      (
+        if compactMemoryMiB == null
+        then []
+        else memoryProblem "services.powersync.compact.memoryMiB" compactMemoryMiB
+      )
+    ];
+}

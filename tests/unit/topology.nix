@@ -1,0 +1,164 @@
+# lib/topology.nix: the runners of each mode, their ports, nginx's upstream, the compact job, and the
+# topologies the module refuses.
+{lib}: let
+  split = n:
+    lib.runners {
+      mode = "split";
+      apiRunners = n;
+      listenPort = 8080;
+      metricsPort = 9464;
+    };
+  unified = lib.runners {
+    mode = "unified";
+    apiRunners = 2;
+    listenPort = 8080;
+    metricsPort = 9464;
+  };
+  check = args:
+    lib.checkTopology ({
+        mode = "split";
+        apiRunners = 2;
+        listenPort = 8080;
+        metricsPort = 9464;
+        memoryMiB = 1024;
+      }
+      // args);
+  mentions = needle: messages: builtins.any (m: builtins.match ".*${needle}.*" m != null) messages;
+in {
+  testTopologyUnifiedIsOneContainerWithTheHistoricUnit = {
+    expr = map lib.unitOf unified;
+    expected = ["podman-powersync.service"];
+  };
+  testTopologyUnifiedRunsTheImageDefaultCommand = {
+    expr = (builtins.head unified).command;
+    expected = [];
+  };
+  testTopologySplitUnits = {
+    expr = map lib.unitOf (split 3);
+    expected = [
+      "podman-powersync-sync.service"
+      "podman-powersync-api-1.service"
+      "podman-powersync-api-2.service"
+      "podman-powersync-api-3.service"
+    ];
+  };
+  testTopologySplitCommands = {
+    expr = map (r: r.command) (split 1);
+    expected = [["start" "-r" "sync"] ["start" "-r" "api"]];
+  };
+  testTopologySplitHostPorts = {
+    expr = map (r: [r.apiPort r.metricsPort]) (split 2);
+    expected = [[null 9464] [8080 9465] [8081 9466]];
+  };
+  testTopologyTheSyncRunnerHoldsTheSlot = {
+    expr = (lib.replicatingRunner (split 2)).name;
+    expected = "powersync-sync";
+  };
+  testTopologyTheUnifiedContainerHoldsTheSlot = {
+    expr = (lib.replicatingRunner unified).name;
+    expected = "powersync";
+  };
+  testTopologyUpstreamListsOnlyApiRunners = {
+    expr = lib.upstream {
+      runners = split 2;
+      maxConnsPerRunner = 100;
+    };
+    expected = {
+      servers = {
+        "127.0.0.1:8080".max_conns = 100;
+        "127.0.0.1:8081".max_conns = 100;
+      };
+      extraConfig = "least_conn;\nzone powersync_api 64k;\n";
+    };
+  };
+  testTopologyWorkerConnectionsCountBothSidesOfEachStream = {
+    expr = lib.workerConnectionsNeeded {
+      runners = split 2;
+      maxConnsPerRunner = 100;
+    };
+    expected = 464;
+  };
+  testTopologyNodeOptionsAtFourFifths = {
+    expr = lib.nodeOptions 1024;
+    expected = "--max-old-space-size=819";
+  };
+  testTopologyCompactArguments = {
+    expr = lib.compactArguments {
+      image = "docker.io/journeyapps/powersync-service:1.26.1";
+      user = "901:901";
+      network = "v6egress";
+      memoryMiB = 512;
+      environmentFiles = ["/run/secrets/source.env" "/run/powersync/storage.env"];
+      environment.POWERSYNC_CONFIG_PATH = "/config/service.yaml";
+      volumes = ["/etc/powersync:/config:ro"];
+    };
+    expected = [
+      "--rm"
+      "--name=powersync-compact"
+      "--user=901:901"
+      "--network=v6egress"
+      "--memory=512m"
+      "--memory-swap=512m"
+      "--read-only"
+      "--read-write-tmpfs=false"
+      "--tmpfs=/tmp:rw,nosuid,nodev,noexec,size=64m,mode=1777"
+      "--cap-drop=all"
+      "--security-opt=no-new-privileges"
+      "--pull=never"
+      "--env=NODE_OPTIONS=--max-old-space-size=409"
+      "--env=POWERSYNC_CONFIG_PATH=/config/service.yaml"
+      "--env-file=/run/secrets/source.env"
+      "--env-file=/run/powersync/storage.env"
+      "--volume=/etc/powersync:/config:ro"
+      "docker.io/journeyapps/powersync-service:1.26.1"
+      "compact"
+    ];
+  };
+  testTopologySoundSplitHasNoProblems = {
+    expr = check {};
+    expected = [];
+  };
+  testTopologySoundUnifiedHasNoProblems = {
+    expr = check {mode = "unified";};
+    expected = [];
+  };
+  testTopologyRefusesZeroApiRunners = {
+    expr = mentions "at least one API runner" (check {apiRunners = 0;});
+    expected = true;
+  };
+  testTopologyRefusesApiPortsRunningIntoMetricsPorts = {
+    expr = mentions "port 9464 twice" (check {
+      apiRunners = 2;
+      listenPort = 9463;
+    });
+    expected = true;
+  };
+  testTopologyIgnoresMetricsPortsWhenMetricsAreOff = {
+    expr = check {
+      listenPort = 9463;
+      metricsEnabled = false;
+    };
+    expected = [];
+  };
+  testTopologyRefusesPortsAbove65535 = {
+    expr = mentions "above 65535" (check {listenPort = 65535;});
+    expected = true;
+  };
+  testTopologyRefusesAHeapTooSmallForAFreshProcess = {
+    expr = mentions "heap of 307 MiB" (check {memoryMiB = 384;});
+    expected = true;
+  };
+  testTopologyRefusesATooSmallCompactContainer = {
+    expr = mentions "compact.memoryMiB" (check {compactMemoryMiB = 256;});
+    expected = true;
+  };
+  testTopologyRefusesAnUnknownMode = {
+    expr = lib.runners {
+      mode = "sharded";
+      apiRunners = 1;
+      listenPort = 8080;
+      metricsPort = 9464;
+    };
+    expectThrow = true;
+  };
+}
