@@ -1,0 +1,212 @@
+//! The daily compaction wrapper (modules/powersync/compact/compact.sh), run for real with podman injected:
+//! it passes the module's arguments through, records the outcome in a metrics file Prometheus can read
+//! (checked with promtool), keeps the last success across a failure, and fails when compaction fails.
+//!
+//! Needs (Debian): bash, prometheus (promtool), shellcheck. A missing one fails the test with its package.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::atomic::{AtomicUsize, Ordering},
+};
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules/powersync/compact/compact.sh")
+}
+
+fn require(program: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false);
+    assert!(found, "`{program}` is missing: apt-get install {package}");
+}
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "xtask-compact-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// A podman stand-in that logs its arguments and exits with `status`, printing what compact prints.
+    fn podman(&self, status: i32) -> PathBuf {
+        let path = self.path("podman");
+        let log = self.path("podman.log");
+        fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\necho 'Successfully compacted storage.'\nexit {status}\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        assert!(Command::new("chmod")
+            .arg("+x")
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success());
+        path
+    }
+
+    fn run(&self, status: i32, args: &[&str]) -> Output {
+        Command::new("bash")
+            .arg(script())
+            .args(args)
+            .env("TEXTFILE", self.path("powersync-compact.prom"))
+            .env("PODMAN", self.podman(status))
+            .output()
+            .unwrap()
+    }
+
+    fn metrics(&self) -> String {
+        fs::read_to_string(self.path("powersync-compact.prom")).unwrap()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn value(metrics: &str, name: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .map(|v| v.parse().unwrap())
+}
+
+fn promtool_accepts(file: &Path) {
+    require("promtool", "prometheus");
+    let output = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(fs::File::open(file).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_successful_run_passes_the_arguments_and_records_the_time() {
+    let scratch = Scratch::new();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let output = scratch.run(
+        0,
+        &["--rm", "--name=powersync-compact", "image:1", "compact"],
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        fs::read_to_string(scratch.path("podman.log")).unwrap(),
+        "run\n--rm\n--name=powersync-compact\nimage:1\ncompact\n"
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("Successfully compacted storage."));
+    let metrics = scratch.metrics();
+    assert_eq!(value(&metrics, "powersync_compact_last_exit_code"), Some(0));
+    let success = value(&metrics, "powersync_compact_last_success_timestamp_seconds").unwrap();
+    assert!(success >= before, "{metrics}");
+    promtool_accepts(&scratch.path("powersync-compact.prom"));
+}
+
+#[test]
+fn a_failed_run_fails_and_keeps_the_last_success() {
+    let scratch = Scratch::new();
+    assert!(scratch.run(0, &["image:1", "compact"]).status.success());
+    let success = value(
+        &scratch.metrics(),
+        "powersync_compact_last_success_timestamp_seconds",
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let output = scratch.run(1, &["image:1", "compact"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("compaction failed (exit 1)"));
+    let metrics = scratch.metrics();
+    assert_eq!(value(&metrics, "powersync_compact_last_exit_code"), Some(1));
+    assert_eq!(
+        value(&metrics, "powersync_compact_last_success_timestamp_seconds"),
+        Some(success)
+    );
+    promtool_accepts(&scratch.path("powersync-compact.prom"));
+}
+
+#[test]
+fn a_first_run_that_fails_records_no_success() {
+    let scratch = Scratch::new();
+    let output = scratch.run(3, &["image:1", "compact"]);
+    assert_eq!(output.status.code(), Some(3));
+    let metrics = scratch.metrics();
+    assert_eq!(value(&metrics, "powersync_compact_last_exit_code"), Some(3));
+    assert_eq!(
+        value(&metrics, "powersync_compact_last_success_timestamp_seconds"),
+        None
+    );
+    promtool_accepts(&scratch.path("powersync-compact.prom"));
+    let leftovers: Vec<_> = fs::read_dir(&scratch.0)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn without_a_metrics_file_it_refuses_to_run() {
+    let scratch = Scratch::new();
+    let output = Command::new("bash")
+        .arg(script())
+        .arg("compact")
+        .env_remove("TEXTFILE")
+        .env("PODMAN", scratch.podman(0))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("TEXTFILE"));
+    assert!(!scratch.path("podman.log").exists());
+}
+
+#[test]
+fn it_passes_shellcheck_as_the_module_embeds_it() {
+    require("shellcheck", "shellcheck");
+    let source = fs::read_to_string(script()).unwrap();
+    let body = source
+        .strip_prefix("#!/usr/bin/env bash\n")
+        .expect("#!/usr/bin/env bash first");
+    let scratch = Scratch::new();
+    let embedded = scratch.path("embedded.sh");
+    fs::write(
+        &embedded,
+        format!("#!/bin/bash\nset -o errexit\nset -o nounset\nset -o pipefail\nexport PATH=\"/x:$PATH\"\n\n{body}"),
+    )
+    .unwrap();
+    for file in [script(), embedded] {
+        let output = Command::new("shellcheck").arg(&file).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+}
