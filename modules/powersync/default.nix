@@ -189,16 +189,7 @@ in {
       '';
     };
 
-    nginx = {
-      enable = mkEnableOption "an nginx virtual host with ACME (DNS-01) in front of the service";
-
-      domain = mkOption {
-        type = types.nullOr types.str;
-        default = null;
-        example = "powersync.example.com";
-        description = "Domain of the virtual host.";
-      };
-    };
+    # nginx.* is declared in nginx.nix, container.* in container.nix, storage.{maxConnections,…} in storage.nix.
   };
 
   config = mkIf cfg.enable {
