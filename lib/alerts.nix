@@ -13,8 +13,10 @@ let
 in {
   # Arguments mirror services.powersync options: replication.slotNamePrefix, auth.jwksUri,
   # operations.alerts.maxLagSeconds and operations.watchdog.{enable,maxRetainedBytes,intervalSeconds}; `jwks`
-  # is operations.preflight.jwks (the watchdog exports the JWKS result only then).
+  # is operations.preflight.jwks (the watchdog exports the JWKS result only then). `job` is the Prometheus
+  # scrape job of the service's metrics (keep in sync with operations.nix's scrapeConfigs).
   alertRules = {
+    job ? "powersync",
     slotNamePrefix,
     maxLagSeconds,
     watchdog,
@@ -30,8 +32,13 @@ in {
           [
             (rule "PowerSyncReplicationLagHigh" "powersync_replication_lag_seconds > ${toString maxLagSeconds}" "10m"
               "PowerSync replication lags {{ $value }}s behind the source. A hint: the gauge can also stick after recovery; the slot metrics are the authority.")
-            (rule "PowerSyncMetricsAbsent" "absent(powersync_replication_lag_seconds)" "10m"
-              "PowerSync exports no replication lag: the container is down or its metrics port is unreachable.")
+            # The lag gauge is absent both when nothing answers on the metrics port and while replication has
+            # never connected since the start (source auth or TLS failing, waiting for the replication lock):
+            # `up` of the scrape job tells the two apart.
+            (rule "PowerSyncMetricsDown" ''up{job="${job}"} == 0 or absent(up{job="${job}"})'' "10m"
+              "Prometheus cannot scrape PowerSync's metrics: the container is down or its metrics port is unreachable.")
+            (rule "PowerSyncReplicationNotStarted" ''absent(powersync_replication_lag_seconds) and on() up{job="${job}"} == 1'' "10m"
+              "PowerSync answers but has not replicated since it started (no lag gauge): the source refuses it (authentication, TLS) or it waits for the replication lock. See the service log.")
           ]
           ++ optionals watchdog [
             (rule "PowerSyncSlotInactive" "powersync_slot_active == 0" "10m"

@@ -106,7 +106,70 @@ let
     else
       when (port < 1024)
       "port = ${toString port}: the service runs as an unprivileged user (uid 901) and cannot bind ports below 1024 (exit 150, EACCES). Use 1024 or above, e.g. 8080.";
+  # pg_hba.conf, read the way PostgreSQL reads it (src/backend/libpq/hba.c): `#` starts a comment outside
+  # double quotes, a trailing backslash continues the line (PostgreSQL 16+), fields are separated by blanks
+  # and may be quoted. A quoted keyword such as "trust" still names the method.
+  hbaComment = line: let
+    kept = match "(([^\"#]|\"[^\"]*\")*)#.*" line;
+  in
+    if kept == null
+    then line
+    else head kept;
+  hbaFields = line: let
+    next = match "[[:space:]]*(([^[:space:]\"]|\"[^\"]*\")+)(.*)" line;
+  in
+    if next == null
+    then []
+    else [(builtins.replaceStrings ["\""] [""] (builtins.elemAt next 0))] ++ hbaFields (builtins.elemAt next 2);
+  hbaRecords = authentication:
+    filter (record: record.fields != []) (map (line: {
+      inherit line;
+      fields = hbaFields (hbaComment line);
+    }) (filter isString (builtins.split "\n" (builtins.replaceStrings ["\\\n"] [" "] authentication))));
+
+  # Methods that let a client in by a password it sends, or without anything.
+  passwordOrTrust = ["trust" "password" "md5" "scram-sha-256" "pam" "ldap" "radius" "bsd"];
+
+  # Entries of listen_addresses that bind the proxy's address and port too: the wildcards, and the address itself.
+  wildcards = ["*" "0.0.0.0" "::"];
 in {
+  # The `local` lines of pg_hba text (services.postgresql.authentication) that a client reaching PostgreSQL
+  # through the storage proxy could match with a password or trust method, other than `own` (the module's
+  # own line, as fields). The proxy turns every connection from the container network into a `local` one,
+  # so such a line would admit a container as whichever role it names (with its password, or none).
+  # `include*` directives are listed too: what they pull in cannot be checked here.
+  exposedLocalHbaLines = {
+    authentication,
+    own,
+  }:
+    map (record: record.line) (filter (record: let
+      type = head record.fields;
+      method =
+        if length record.fields >= 4
+        then builtins.elemAt record.fields 3
+        else null;
+    in
+      (match "include(_if_exists|_dir)?" type != null)
+      || (type == "local" && record.fields != own && elem method passwordOrTrust))
+    (hbaRecords authentication));
+
+  # Whether PostgreSQL's own listener (listen_addresses, comma separated, on `postgresPort`) takes the address
+  # and port the storage proxy binds: then one of the two fails to start, whichever comes second.
+  storageProxyCollides = {
+    listenAddresses,
+    postgresPort,
+    proxyAddress,
+    proxyPort,
+  }: let
+    entries = filter (entry: entry != "") (map (entry: let
+      trimmed = match "[[:space:]]*([^[:space:]]*)[[:space:]]*" entry;
+    in
+      if trimmed == null
+      then entry
+      else head trimmed) (filter isString (builtins.split "," listenAddresses)));
+  in
+    postgresPort == proxyPort && builtins.any (entry: elem entry wildcards || entry == proxyAddress) entries;
+
   checkSettings = settings: {
     errors =
       when ((settings.api or {}) ? port)

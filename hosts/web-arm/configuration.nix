@@ -4,6 +4,7 @@
 {
   imports = [
     ./modules/sops.nix
+    ./modules/ssh.nix
     ./modules/acme.nix
     ./modules/postgresql.nix
     ./modules/powersync.nix

@@ -4,20 +4,51 @@
 # Upstream options used (nixpkgs nixos-26.05):
 #   virtualisation.oci-containers.{backend,containers.<name>.*}  nixos/modules/virtualisation/oci-containers.nix
 #     (unit podman-<name>.service; `pull` defaults to "missing"; extraOptions go to `podman run` verbatim)
-#   systemd.services.<name>.{after,requires}                       nixos/modules/system/boot/systemd.nix
+#   systemd.services.<name>.{after,requires,startLimitIntervalSec,serviceConfig}
+#     nixos/lib/systemd-unit-options.nix (startLimitIntervalSec lands in [Unit]); RestartSteps= and
+#     RestartMaxDelaySec= need systemd >= 254 (systemd.service(5))
+#   podman run --read-write-tmpfs, --tmpfs, --memory, --memory-swap, --stop-timeout
+#     containers/podman docs/source/markdown/options/*.md
 {
   config,
   lib,
   ...
 }: let
+  inherit (lib) mkOption types;
   pure = import ../../lib;
   cfg = config.services.powersync;
+  # V8's old generation at ~80 % of the container's memory, as PowerSync's self-hosting guide recommends: the
+  # rest is for buffers, the young generation and native memory, so node collects before the kernel kills it.
+  heapMiB = cfg.container.memoryMiB * 4 / 5;
   settings = cfg.finalSettings;
   prometheusPort = settings.telemetry.prometheus_port or null;
 
   # The image is node:24-trixie-slim based: no curl, but node. Exit 0 only on a 200 from liveness.
   liveness = "require('http').get('http://127.0.0.1:${toString settings.port}/probes/liveness', (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))";
 in {
+  options.services.powersync.container = {
+    memoryMiB = mkOption {
+      type = types.ints.between 512 65536;
+      default = 1024;
+      description = ''
+        Memory limit of the container in MiB (`podman run --memory`, swap included). PowerSync suggests about
+        1 GB per container; a fresh process takes ~360 MB and 200 idle sync streams ~15 MB more. Node's heap
+        is capped at 80 % of it (`NODE_OPTIONS=--max-old-space-size`).
+      '';
+    };
+
+    stopTimeoutSeconds = mkOption {
+      type = types.ints.between 1 90;
+      default = 20;
+      description = ''
+        Seconds `podman stop` waits after SIGTERM before it kills the container (`podman run --stop-timeout`).
+        A healthy service exits within a second; while replication is stuck (a half-open source connection)
+        it ignores SIGTERM, so this bounds how long every restart, the watchdog's included, takes. At most
+        90, so podman is done before the unit's TimeoutStopSec (120 s, oci-containers.nix) kills it.
+      '';
+    };
+  };
+
   config = lib.mkIf cfg.enable {
     virtualisation.oci-containers.backend = "podman";
 
@@ -28,7 +59,10 @@ in {
         if cfg.imageFile == null
         then "missing"
         else "never";
-      environment.POWERSYNC_CONFIG_PATH = pure.configPath;
+      environment = {
+        POWERSYNC_CONFIG_PATH = pure.configPath;
+        NODE_OPTIONS = "--max-old-space-size=${toString heapMiB}";
+      };
       environmentFiles = [
         cfg.sourceEnvironmentFile
         config.services.powersync.storage.environmentFile
@@ -46,10 +80,17 @@ in {
       user = "901:901";
       networks = ["v6egress"];
       extraOptions = [
-        # Hardening: nothing in the image is written at run time except these tmpfs.
+        # Hardening: nothing in the image is written at run time except these tmpfs, each noexec and
+        # size-limited. --read-write-tmpfs=false drops podman's default writable /run, /tmp and /var/tmp
+        # under --read-only, which are neither (and leaves /dev, /dev/shm read-only).
         "--read-only"
-        "--tmpfs=/tmp:rw,nosuid,nodev,noexec,size=64m"
+        "--read-write-tmpfs=false"
+        "--tmpfs=/tmp:rw,nosuid,nodev,noexec,size=64m,mode=1777"
         "--tmpfs=/app/.probes:rw,nosuid,nodev,noexec,size=1m,mode=1777"
+        "--memory=${toString cfg.container.memoryMiB}m"
+        # Equal to --memory: no swap on top, so the limit is the limit.
+        "--memory-swap=${toString cfg.container.memoryMiB}m"
+        "--stop-timeout=${toString cfg.container.stopTimeoutSeconds}"
         "--cap-drop=all"
         "--security-opt=no-new-privileges"
         # Liveness as a podman health check; a container that stops answering is killed, and the unit's
@@ -75,6 +116,18 @@ in {
     in {
       after = needs;
       requires = needs;
+      # Keep trying, ever more slowly, instead of giving up. A start that fails (a preflight refusing a
+      # missing env file, a JWKS endpoint answering 429, storage not yet up) would otherwise hit the default
+      # start limit (5 starts in 10 s) and leave the unit failed for good: nothing restarts a failed unit,
+      # the slot watchdog only restarts a live one. So no start limit, and a backoff from 5 s to 2 min over
+      # 5 steps (oci-containers already sets Restart=always). The cap is kept short because systemd counts
+      # automatic restarts across healthy runs: a crash after weeks of uptime may wait the full 2 min.
+      startLimitIntervalSec = 0;
+      serviceConfig = {
+        RestartSec = "5s";
+        RestartSteps = 5;
+        RestartMaxDelaySec = "2min";
+      };
     };
   };
 }

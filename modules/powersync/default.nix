@@ -67,7 +67,9 @@ in {
         options: attribute sets merge, other values replace, `null` removes a key. The result is
         `finalSettings`, rendered to the YAML file the container reads. Secrets go in environment files and
         appear here only as `!env PS_…` references: `{ _env = "PS_NAME"; }` (the flake's `lib.env "PS_NAME"`).
-        Mistakes the service would silently ignore (`api.port`, `slot_name`, …) fail evaluation.
+        Mistakes the service would silently ignore (`api.port`, `slot_name`, …) and mistakes it would only
+        report by exiting 150 at start (both `sync_rules` and `sync_config`, `sslmode: require`, …) fail
+        evaluation.
       '';
     };
 
@@ -181,20 +183,13 @@ in {
       default = defaults.storage.proxyPort;
       description = ''
         Port of the storage proxy on the v6egress gateway address: the container's only way into this host's
-        PostgreSQL (see storage.nix for why a proxy).
+        PostgreSQL (see storage.nix for why a proxy). It may equal PostgreSQL's port as long as PostgreSQL
+        listens on localhost only (the NixOS default); with `enableTCPIP` both would bind the gateway's port,
+        and evaluation fails with a request to pick another one.
       '';
     };
 
-    nginx = {
-      enable = mkEnableOption "an nginx virtual host with ACME (DNS-01) in front of the service";
-
-      domain = mkOption {
-        type = types.nullOr types.str;
-        default = null;
-        example = "powersync.example.com";
-        description = "Domain of the virtual host.";
-      };
-    };
+    # nginx.* is declared in nginx.nix, container.* in container.nix, storage.{maxConnections,…} in storage.nix.
   };
 
   config = mkIf cfg.enable {

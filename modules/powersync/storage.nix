@@ -4,14 +4,18 @@
 # no secret may enter the Nix store (so no ensureClauses.password); PostgreSQL must not listen beyond
 # localhost; and netavark only creates the bridge, and so its gateway address, when the first container
 # starts. So:
-#   - a root-only password generated once under /var/lib/powersync, set on the role after PostgreSQL's setup
-#     and handed to the container as PS_STORAGE_PASSWORD through an env file;
-#   - a socket unit with FreeBind=true on the v6egress gateway (the port opened on that bridge only), whose
-#     systemd-socket-proxyd forwards to PostgreSQL's Unix socket;
+#   - a root-only password generated once under /var/lib/powersync, handed to the container as
+#     PS_STORAGE_PASSWORD through an env file, and set on the role after PostgreSQL's setup as a SCRAM
+#     verifier computed on the host, so the password itself never reaches PostgreSQL or its log
+#     (./storage/set-password.sh, ./storage/scram-verifier.py);
+#   - a socket unit with FreeBind=true on the v6egress gateway that accepts packets from the v6egress subnet
+#     only (IPAddressAllow/IPAddressDeny, on top of the port being opened on that bridge only), whose
+#     systemd-socket-proxyd forwards to PostgreSQL's Unix socket, at most `maxConnections` at a time;
 #   - pg_hba: `local powersync_storage powersync_storage scram-sha-256` above the default `peer` rules.
 # Through the proxy every connection is `local` to PostgreSQL, so every `local` pg_hba rule applies to
 # whoever reaches the port: the proxy runs as a dynamic user that is no PostgreSQL role (the default `peer`
-# rules then refuse everything but our scram line), and a `local … trust` rule is refused outright.
+# rules then refuse everything but our scram line), and any other `local` line with a password or trust
+# method is refused (lib/contract.nix exposedLocalHbaLines).
 # TLS cannot run over the Unix socket, hence `sslmode: disable` on the storage connection; the bytes never
 # leave the host.
 #
@@ -19,6 +23,11 @@
 #   services.postgresql.{enable,ensureDatabases,ensureUsers,authentication,package,settings.port}
 #     nixos/modules/services/databases/postgresql.nix (ensure* run in postgresql-setup.service)
 #   systemd.sockets.<name>.{listenStreams,socketConfig,wantedBy}  nixos/modules/system/boot/systemd.nix
+#     IPAddressAllow=/IPAddressDeny= on a socket unit filter the sockets it creates, i.e. the listening
+#     socket passed to the proxy (systemd.resource-control(5)); MaxConnections= would only act with
+#     Accept=yes (systemd.socket(5)), so the limit is the proxy's own --connections-max
+#     (systemd-socket-proxyd(8)).
+#   pkgs.writers.writePython3                                      pkgs/build-support/writers/scripts.nix
 #   networking.firewall.interfaces.<if>.allowedTCPPorts           nixos/modules/services/networking/firewall.nix
 {
   config,
@@ -27,36 +36,86 @@
   ...
 }: let
   inherit (lib) mkIf mkOption types;
+  inherit (import ../../lib/contract.nix) exposedLocalHbaLines storageProxyCollides;
   cfg = config.services.powersync;
   v6egress = config.networking.v6egress;
   pg = config.services.postgresql;
   role = "powersync_storage";
   stateDir = "/var/lib/powersync";
   pgSocket = "/run/postgresql/.s.PGSQL.${toString pg.settings.port}";
+  # Shared with xtask/tests/storage.rs, which runs the proxy with this limit against a real PostgreSQL.
+  defaults = builtins.fromJSON (builtins.readFile ./storage/defaults.json);
 
-  # A `local` line whose method is trust (e.g. "local all all trust"): through the proxy it would let anyone
-  # on the bridge in as any role.
-  localTrust =
-    builtins.filter (line: builtins.match "[[:space:]]*local[[:space:]].*[[:space:]]trust([[:space:]].*)?" line != null)
-    (lib.splitString "\n" pg.authentication);
+  ownHbaLine = "local ${role} ${role} scram-sha-256";
+  exposedHbaLines = exposedLocalHbaLines {
+    authentication = pg.authentication;
+    own = lib.splitString " " ownHbaLine;
+  };
+
+  poolSize = cfg.finalSettings.storage.max_pool_size or null;
+
+  scramVerifier = pkgs.writers.writePython3 "powersync-scram-verifier" {flakeIgnore = ["E501"];} (
+    lib.removePrefix "#!/usr/bin/env python3\n" (builtins.readFile ./storage/scram-verifier.py)
+  );
+  setPassword = pkgs.writeShellApplication {
+    name = "powersync-storage-set-password";
+    runtimeInputs = [pg.package pkgs.coreutils pkgs.util-linux];
+    text = lib.removePrefix "#!/usr/bin/env bash\n" (builtins.readFile ./storage/set-password.sh);
+  };
 in {
-  options.services.powersync.storage.environmentFile = mkOption {
-    type = types.str;
-    readOnly = true;
-    default = "${stateDir}/storage.env";
-    description = "Root-only env file with PS_STORAGE_PASSWORD, written by powersync-storage-password.service.";
+  options.services.powersync.storage = {
+    environmentFile = mkOption {
+      type = types.str;
+      readOnly = true;
+      default = "${stateDir}/storage.env";
+      description = "Root-only env file with PS_STORAGE_PASSWORD, written by powersync-storage-password.service.";
+    };
+
+    maxConnections = mkOption {
+      type = types.ints.positive;
+      default = defaults.maxConnections;
+      description = ''
+        Most connections the storage proxy holds open to PostgreSQL at once (systemd-socket-proxyd
+        `--connections-max`); further ones are refused. Without a limit, clients on the container network
+        that stall in the handshake can take every connection slot of the host's PostgreSQL ("too many
+        clients") from every other service on it. Keep it above the service's storage pool
+        (`settings.storage.max_pool_size`) and below PostgreSQL's `max_connections`.
+      '';
+    };
   };
 
   config = mkIf cfg.enable {
     assertions = [
       {
-        assertion = localTrust == [];
+        assertion = exposedHbaLines == [];
         message = ''
-          services.powersync: services.postgresql.authentication has a `local … trust` rule:
-            ${lib.concatStringsSep "\n  " localTrust}
-          The storage proxy turns every connection from the container network into a `local` one, so this
-          rule would admit it as any role, superuser included. Use peer or scram-sha-256 for local lines.
+          services.powersync: services.postgresql.authentication has `local` line(s) that a container could
+          match through the storage proxy:
+            ${lib.concatStringsSep "\n    " exposedHbaLines}
+          The proxy turns every connection from the v6egress network into a `local` one, so a password or
+          trust method here would let a container log in as that role (`postgres` included) with its
+          password, or with none. Give these lines the `peer` method (the proxy runs as a user that is no
+          PostgreSQL role), or move those clients to `host` lines.
         '';
+      }
+      {
+        assertion =
+          !(storageProxyCollides {
+            listenAddresses = toString (pg.settings.listen_addresses or "localhost");
+            postgresPort = pg.settings.port;
+            proxyAddress = v6egress.gateway4;
+            inherit (cfg.storage) proxyPort;
+          });
+        message = ''
+          services.powersync.storage.proxyPort = ${toString cfg.storage.proxyPort} is also the port PostgreSQL
+          listens on at `${toString (pg.settings.listen_addresses or "")}`, which includes ${v6egress.gateway4}
+          (services.postgresql.enableTCPIP or settings.listen_addresses): the proxy socket and PostgreSQL
+          cannot both bind it. Set services.powersync.storage.proxyPort to a free port, e.g. 6543.
+        '';
+      }
+      {
+        assertion = builtins.isInt poolSize -> cfg.storage.maxConnections > poolSize;
+        message = "services.powersync.storage.maxConnections (${toString cfg.storage.maxConnections}) must exceed settings.storage.max_pool_size (${toString poolSize}): the proxy would refuse the service's own connections.";
       }
     ];
 
@@ -75,7 +134,7 @@ in {
       ];
       # Above the module's default `local all all peer` (mkAfter), so our role authenticates by password.
       authentication = lib.mkBefore ''
-        local ${role} ${role} scram-sha-256
+        ${ownHbaLine}
       '';
     };
 
@@ -83,37 +142,34 @@ in {
       description = "Generate the PowerSync storage password and set it on the ${role} role";
       after = ["postgresql-setup.service"];
       requires = ["postgresql-setup.service"];
-      path = [pg.package pkgs.coreutils pkgs.util-linux];
+      environment = {
+        STATE_DIR = stateDir;
+        ENV_FILE = cfg.storage.environmentFile;
+        ROLE = role;
+        SCRAM_VERIFIER = scramVerifier;
+        PGPORT = toString pg.settings.port;
+      };
       serviceConfig = {
         Type = "oneshot";
         RemainAfterExit = true;
+        ExecStart = lib.getExe setPassword;
         StateDirectory = "powersync";
         StateDirectoryMode = "0700";
         UMask = "0077";
       };
-      # The password never reaches argv (visible in /proc) or the store: psql reads it on stdin. It is set on
-      # every start, so a re-initialised database gets it back.
-      script = ''
-        password_file=${stateDir}/storage-password
-        if [ ! -s "$password_file" ]; then
-          head -c 36 /dev/urandom | base64 -w0 | tr -d '+/=' > "$password_file.tmp"
-          mv "$password_file.tmp" "$password_file"
-        fi
-        password=$(cat "$password_file")
-        printf 'PS_STORAGE_PASSWORD=%s\n' "$password" > ${stateDir}/storage.env.tmp
-        mv ${stateDir}/storage.env.tmp ${cfg.storage.environmentFile}
-        printf "ALTER ROLE ${role} WITH PASSWORD '%s';\n" "$password" \
-          | runuser -u postgres -- psql --no-psqlrc --quiet -v ON_ERROR_STOP=1 \
-              -p ${toString pg.settings.port} -d postgres
-      '';
     };
 
     systemd.sockets.powersync-storage-proxy = {
       description = "PowerSync storage: PostgreSQL for the container, on the v6egress gateway";
       wantedBy = ["sockets.target"];
       listenStreams = ["${v6egress.gateway4}:${toString cfg.storage.proxyPort}"];
-      # The gateway address exists only once netavark has created the bridge.
-      socketConfig.FreeBind = true;
+      socketConfig = {
+        # The gateway address exists only once netavark has created the bridge.
+        FreeBind = true;
+        # Only the container network, whatever the firewall says: the kernel drops other peers' packets.
+        IPAddressAllow = [v6egress.subnet4];
+        IPAddressDeny = "any";
+      };
     };
 
     systemd.services.powersync-storage-proxy = {
@@ -121,11 +177,13 @@ in {
       after = ["postgresql.service"];
       requires = ["postgresql.service"];
       serviceConfig = {
-        ExecStart = "${config.systemd.package}/lib/systemd/systemd-socket-proxyd ${pgSocket}";
+        ExecStart = "${config.systemd.package}/lib/systemd/systemd-socket-proxyd --connections-max=${toString cfg.storage.maxConnections} ${pgSocket}";
         # Hardening: a throwaway user that is no PostgreSQL role, no network of its own (the listening socket
-        # is inherited; the Unix socket is reached through the file system), nothing else.
+        # is inherited, and the socket unit's IP filter stays on it; the Unix socket is reached through the
+        # file system), nothing else.
         DynamicUser = true;
         PrivateNetwork = true;
+        IPAddressDeny = "any";
         RestrictAddressFamilies = ["AF_UNIX"];
         CapabilityBoundingSet = "";
         NoNewPrivileges = true;

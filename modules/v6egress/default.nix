@@ -6,6 +6,8 @@
 #   networking.firewall.interfaces.<if>.*        nixos/modules/services/networking/firewall.nix
 #   boot.kernel.sysctl                           nixos/modules/config/sysctl.nix
 #   systemd.services.<name>.*                    nixos/modules/system/boot/systemd.nix
+#   networking.nftables.{enable,tables.<name>.{family,content}}  nixos/modules/services/networking/nftables.nix
+#     (each table is written as "table X; delete table X; table X { content }", so a reload replaces it)
 {
   config,
   lib,
@@ -18,6 +20,14 @@
 
   # Fixed, because other units order themselves on it by name (podman-powersync.service does).
   networkName = "v6egress";
+
+  guard = import ./forward-guard.nix {inherit (cfg) interfaceName;};
+  # With the nftables-based firewall the guard is one of NixOS's own tables (reloaded with it); with the
+  # iptables-based one, a unit of its own loads the same table (netavark needs nftables in any case).
+  guardUnit =
+    if config.networking.nftables.enable
+    then "nftables.service"
+    else "v6egress-forward-guard.service";
 
   # What `podman network inspect` must report for the network to match this configuration.
   expected = "${cfg.interfaceName} ${lib.concatStringsSep "," (lib.sort (a: b: a < b) [cfg.subnet4 cfg.subnet6])}";
@@ -65,6 +75,17 @@ in {
       default = pure.gateway6 cfg.subnet6;
       defaultText = lib.literalExpression "first host address of subnet6";
       description = "The host's IPv6 address on the network (podman's gateway).";
+    };
+
+    blockInboundForwarding = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Drop new connections forwarded into the network that do not come from its own bridge, so a neighbour
+        that routes the subnet via this host cannot reach the containers' ports. The containers' own outbound
+        connections and ports published with `podman run -p` are not affected (see forward-guard.nix). Works
+        with the iptables- and the nftables-based firewall.
+      '';
     };
 
     openDnsFirewall = mkOption {
@@ -128,12 +149,32 @@ in {
       allowedTCPPorts = [53];
     };
 
+    networking.nftables.tables.${guard.table} = mkIf (cfg.blockInboundForwarding && config.networking.nftables.enable) {
+      inherit (guard) family content;
+    };
+
+    systemd.services.v6egress-forward-guard = mkIf (cfg.blockInboundForwarding && !config.networking.nftables.enable) {
+      description = "Drop new connections forwarded into the ${networkName} network from outside it";
+      wantedBy = ["multi-user.target"];
+      before = ["network-pre.target"];
+      wants = ["network-pre.target"];
+      serviceConfig = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        ExecStart = "${pkgs.nftables}/bin/nft -f ${pkgs.writeText "v6egress-guard.nft" guard.ruleset}";
+        ExecStop = "${pkgs.nftables}/bin/nft delete table ${guard.family} ${guard.table}";
+      };
+    };
+
     # No NixOS option declares extra podman networks, so this unit creates it, idempotently. It is a
     # definition only: netavark creates the bridge when the first container joins.
     systemd.services."init-${networkName}-network" = {
       description = "Create the ${networkName} podman network (IPv4 + IPv6 ULA with NAT66)";
       wantedBy = ["multi-user.target"];
-      after = ["network.target"];
+      # No container joins the network before the guard is in place. Wants, not Requires: a firewall
+      # reload or restart must not stop the network and, through it, the containers.
+      after = ["network.target"] ++ lib.optional cfg.blockInboundForwarding guardUnit;
+      wants = lib.optional cfg.blockInboundForwarding guardUnit;
       path = [config.virtualisation.podman.package pkgs.jq];
       serviceConfig = {
         Type = "oneshot";

@@ -1,6 +1,24 @@
 # lib.checkSettings: each mistake in powersync-facts' "Mistakes the service does not catch" is refused with a
 # message that names the key and the fix, and a good config passes untouched.
 {lib}: let
+  inherit (import ../../lib/contract.nix) exposedLocalHbaLines storageProxyCollides;
+  own = ["local" "powersync_storage" "powersync_storage" "scram-sha-256"];
+  exposed = authentication: exposedLocalHbaLines {inherit authentication own;};
+  # What services.postgresql.authentication holds with the module's line and NixOS's defaults.
+  nixosDefaults = ''
+    local powersync_storage powersync_storage scram-sha-256
+    local all postgres peer map=postgres
+    local all all peer
+    host  all all 127.0.0.1/32 md5
+    host  all all ::1/128 md5
+  '';
+  collides = args:
+    storageProxyCollides ({
+        postgresPort = 5432;
+        proxyAddress = "10.89.64.1";
+        proxyPort = 5432;
+      }
+      // args);
   good = lib.generatedSettings {
     port = 8080;
     slotNamePrefix = "powersync_selfhost_";
@@ -176,5 +194,77 @@ in {
       }))
       .errors;
     expected = 3;
+  };
+
+  testContractHbaDefaultsAndOurLineAreFine = {
+    expr = exposed nixosDefaults;
+    expected = [];
+  };
+  testContractHbaLocalScramForAllIsRefused = {
+    expr = exposed "local all all scram-sha-256\n${nixosDefaults}";
+    expected = ["local all all scram-sha-256"];
+  };
+  testContractHbaEveryPasswordAndTrustMethodIsRefused = {
+    expr = map (method: exposed "local all all ${method}") ["trust" "password" "md5" "scram-sha-256" "pam" "ldap ldapserver=x" "radius" "bsd"];
+    expected = map (line: [line]) ["local all all trust" "local all all password" "local all all md5" "local all all scram-sha-256" "local all all pam" "local all all ldap ldapserver=x" "local all all radius" "local all all bsd"];
+  };
+  testContractHbaPeerIdentRejectPass = {
+    expr = exposed "local all all peer\nlocal all all ident\nlocal all all reject\nlocal sameuser all peer map=x";
+    expected = [];
+  };
+  testContractHbaHostLinesAreNotLocal = {
+    expr = exposed "host all all 0.0.0.0/0 trust\nhostssl all all ::/0 md5";
+    expected = [];
+  };
+  testContractHbaCommentsAreIgnored = {
+    expr = exposed "# local all all trust\n   # local all all md5\nlocal all all peer # was trust";
+    expected = [];
+  };
+  testContractHbaTrailingCommentKeepsTheLine = {
+    expr = exposed "local all all md5 # legacy app";
+    expected = ["local all all md5 # legacy app"];
+  };
+  testContractHbaQuotedMethodIsStillTrust = {
+    expr = exposed "local \"all\" all \"trust\"";
+    expected = ["local \"all\" all \"trust\""];
+  };
+  testContractHbaQuotedHashIsNotAComment = {
+    expr = exposed "local \"db#1\" all md5";
+    expected = ["local \"db#1\" all md5"];
+  };
+  testContractHbaOurRoleWithAnotherMethodIsRefused = {
+    expr = exposed "local powersync_storage all md5";
+    expected = ["local powersync_storage all md5"];
+  };
+  testContractHbaTabsAndSpacingMatchOurLine = {
+    expr = exposed "\tlocal\tpowersync_storage   powersync_storage\tscram-sha-256\t";
+    expected = [];
+  };
+  testContractHbaContinuationLineIsJoined = {
+    expr = exposed "local all all \\\n  trust";
+    expected = ["local all all    trust"];
+  };
+  testContractHbaIncludeIsRefused = {
+    expr = exposed "include_dir conf.d\ninclude_if_exists extra.conf";
+    expected = ["include_dir conf.d" "include_if_exists extra.conf"];
+  };
+  testContractProxyPortLocalhostOnlyDoesNotCollide = {
+    expr = collides {listenAddresses = "localhost";};
+    expected = false;
+  };
+  testContractProxyPortWildcardCollides = {
+    expr = map (listenAddresses: collides {inherit listenAddresses;}) ["*" "0.0.0.0" "localhost, *" "::" "127.0.0.1,10.89.64.1"];
+    expected = [true true true true true];
+  };
+  testContractProxyPortOtherAddressDoesNotCollide = {
+    expr = collides {listenAddresses = "localhost,192.0.2.7";};
+    expected = false;
+  };
+  testContractProxyPortOtherPortDoesNotCollide = {
+    expr = collides {
+      listenAddresses = "*";
+      proxyPort = 6432;
+    };
+    expected = false;
   };
 }

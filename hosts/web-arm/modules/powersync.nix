@@ -20,6 +20,8 @@ in {
       nginx = {
         enable = true;
         domain = "powersync.reptide.eu";
+        # 443 for clients; 80 only redirects to it.
+        openFirewall = true;
       };
     }
   ];
