@@ -129,7 +129,8 @@ in rec {
       }
     ];
     networking.v6egress.uplink.ipv6 = "static";
-    networking.firewall.allowedTCPPorts = [443];
+    # No firewall line here: web-arm's powersync.nix opens 80/443 (services.powersync.nginx.openFirewall),
+    # and the e2e test checks from the client that 443 is open and 8080/9464 are not.
 
     # The age key reaches the VM outside the store-backed secrets file. nixos-26.05 boots with systemd stage 1,
     # which asserts every boot.initrd.*Commands empty, so the key is written by stage 2's activation instead,

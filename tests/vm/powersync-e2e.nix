@@ -16,6 +16,8 @@ in
             jwksUri = "http://${nodes.client.networking.primaryIPAddress}:8000/jwks.json";
           })
         ];
+        # Every statement in PostgreSQL's log, so the test can show the storage password never is.
+        services.postgresql.settings.log_statement = "all";
       };
       client = {nodes, ...}: {
         imports = [(vm.client nodes.server.networking.primaryIPAddress)];

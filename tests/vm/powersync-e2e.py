@@ -65,7 +65,17 @@ with subtest("a slot <prefix><id>_<hex> exists and is active on the source"):
 
 with subtest("liveness answers through nginx over TLS; the API port does not reach the network"):
     client.wait_until_succeeds(f"curl -fsS https://{domain}/probes/liveness", timeout=120)
+    # That answer came over 443, open because the module opens it (nginx.openFirewall on web-arm): the test
+    # opens no port of its own.
     client.fail("curl -sS --max-time 5 http://server:8080/probes/liveness")  # published on 127.0.0.1 only
+
+with subtest("the public vhost sends HSTS and keeps the admin API off"):
+    client.succeed(f"curl -fsS -D /tmp/headers -o /dev/null https://{domain}/probes/liveness")
+    client.succeed("grep -i '^strict-transport-security: max-age=' /tmp/headers")
+    t.assertEqual(
+        client.succeed(f"curl -s -o /dev/null -w '%{{http_code}}' https://{domain}/api/admin/v1/diagnostics").strip(),
+        "404",
+    )
 
 with subtest("a client JWT opens a sync stream that receives a row inserted afterwards"):
     good = token("authenticated")
@@ -89,6 +99,28 @@ with subtest("the lag metric is served on 127.0.0.1 only"):
     )
     client.fail("curl -sS --max-time 5 http://server:9464/metrics")
 
+with subtest("the container runs bounded: memory, heap, stop timeout, noexec tmpfs, read-only elsewhere"):
+    inspected = json.loads(server.succeed("podman inspect powersync"))[0]
+    t.assertEqual(inspected["HostConfig"]["Memory"], 1024 * 1024 * 1024)
+    t.assertEqual(inspected["Config"]["StopTimeout"], 20)
+    t.assertIn("NODE_OPTIONS=--max-old-space-size=819", inspected["Config"]["Env"])
+    mounts = [line.split() for line in server.succeed("podman exec powersync cat /proc/mounts").splitlines()]
+    tmp_options = [fields[3] for fields in mounts if fields[1] == "/tmp"]
+    t.assertEqual(len(tmp_options), 1, mounts)
+    t.assertIn("noexec", tmp_options[0])
+    t.assertIn("size=65536k", tmp_options[0])
+    for path in ["/run/probe", "/var/tmp/probe", "/app/probe"]:
+        server.fail(f"podman exec powersync touch {path}")
+
+with subtest("a LAN neighbour routing the container network via the server reaches nothing in it"):
+    server.succeed("nft list table inet v6egress_guard")
+    container_ip = inspected["NetworkSettings"]["Networks"]["v6egress"]["IPAddress"]
+    server_ip = client.succeed("getent ahostsv4 server").split()[0]
+    client.succeed(f"ip route add 10.89.64.0/24 via {server_ip}")
+    client.fail(f"curl -sS --max-time 5 http://{container_ip}:8080/probes/liveness")
+    client.fail(f"curl -sS --max-time 5 http://{container_ip}:9464/metrics")
+    client.succeed("ip route del 10.89.64.0/24")
+
 with subtest("the storage role can neither administer nor replicate"):
     attributes = server.succeed(
         "sudo -u postgres psql -tAc \"SELECT rolsuper, rolreplication FROM pg_roles WHERE rolname = 'powersync_storage'\""
@@ -104,4 +136,6 @@ with subtest("no secret is in the Nix store the unit runs from"):
     )
     for secret in [storage_password, replication_password]:
         server.fail(f"xargs grep -rlF -- '{secret}' < /tmp/closure")
+    # PostgreSQL logs every statement here (log_statement = all): the role's password went in as a verifier.
+    server.fail(f"journalctl -u postgresql.service --no-pager | grep -F -- '{storage_password}'")
     print(json.dumps({"closure paths checked": int(server.succeed("wc -l < /tmp/closure").strip())}))

@@ -1,5 +1,5 @@
 # The DSN preflight stops a start that would replicate through the pooler or with replication=database,
-# and the unit's status says why.
+# the unit's journal says why, and once the secret names the direct endpoint the unit starts by itself.
 {
   pkgs,
   vm,
@@ -21,6 +21,10 @@ in
         services.powersync.operations.preflight.jwks = false;
         specialisation.replication-database.configuration = {
           sops.defaultSopsFile = lib.mkForce "${vm.secrets replicationDatabase}/secrets.yaml";
+        };
+        # The direct endpoint's form (no source node here: the container starts and replication retries).
+        specialisation.direct.configuration = {
+          sops.defaultSopsFile = lib.mkForce "${vm.secrets (vm.dsnWith vm.replicationPassword)}/secrets.yaml";
         };
       };
     };
