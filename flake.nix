@@ -61,6 +61,25 @@
       }
       // import ./tests/vm {inherit pkgs self sops-nix;});
 
+    # The xtask as a package, for machines without a Rust toolchain and for the VM tests (the load probe runs
+    # on their client): `nix run .#xtask -- load https://… --jwt-file …`. Commands that need this repository's
+    # files (test, render, bump) still belong in a checkout, under `cargo xtask`.
+    packages = eachSystem (pkgs: {
+      xtask = pkgs.rustPlatform.buildRustPackage {
+        pname = "powersync-nix-xtask";
+        version = "0.1.0";
+        src = pkgs.lib.fileset.toSource {
+          root = ./.;
+          fileset = pkgs.lib.fileset.unions [./Cargo.toml ./Cargo.lock ./xtask];
+        };
+        cargoLock.lockFile = ./Cargo.lock;
+        cargoBuildFlags = ["--package" "xtask"];
+        # The tests need the whole repository and local services; `cargo xtask test` runs them.
+        doCheck = false;
+        meta.mainProgram = "xtask";
+      };
+    });
+
     devShells = eachSystem (pkgs: {
       default = pkgs.mkShell {
         packages = [

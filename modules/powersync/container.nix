@@ -1,5 +1,6 @@
-# The PowerSync container and its unit: podman on the v6egress network, read-only and unprivileged, published
-# on 127.0.0.1 only, started after its network and its storage.
+# The PowerSync containers and their units, one per runner (runners.nix; one unified container by default):
+# podman on the v6egress network, read-only and unprivileged, memory-bounded with Node's heap at 80 % of it
+# (lib/topology.nix), published on 127.0.0.1 only, started after their network and their storage.
 #
 # Upstream options used (nixpkgs nixos-26.05):
 #   virtualisation.oci-containers.{backend,containers.<name>.*}  nixos/modules/virtualisation/oci-containers.nix
@@ -17,14 +18,103 @@
   inherit (lib) mkOption types;
   pure = import ../../lib;
   cfg = config.services.powersync;
-  # V8's old generation at ~80 % of the container's memory, as PowerSync's self-hosting guide recommends: the
-  # rest is for buffers, the young generation and native memory, so node collects before the kernel kills it.
-  heapMiB = cfg.container.memoryMiB * 4 / 5;
   settings = cfg.finalSettings;
   prometheusPort = settings.telemetry.prometheus_port or null;
 
   # The image is node:24-trixie-slim based: no curl, but node. Exit 0 only on a 200 from liveness.
   liveness = "require('http').get('http://127.0.0.1:${toString settings.port}/probes/liveness', (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))";
+  # A sync runner opens no HTTP port: its probes are files in <cwd>/.probes, `poll` rewritten about every 4 s
+  # while its replication loop runs. Healthy while that file is younger than 60 s.
+  probeFileFresh = "try { process.exit(Date.now() - require('fs').statSync('/app/.probes/poll').mtimeMs < 60000 ? 0 : 1) } catch (e) { process.exit(1) }";
+
+  # One runner's container: every runner runs the same image, config, secrets and hardening; they differ in
+  # the command (the runner type), the host ports and the health check.
+  container = runner: {
+    inherit (cfg) image imageFile;
+    # "missing" is enough for a digest pin (a digest never moves); an archive is loaded, never pulled.
+    pull =
+      if cfg.imageFile == null
+      then "missing"
+      else "never";
+    cmd = runner.command;
+    environment = {
+      POWERSYNC_CONFIG_PATH = pure.configPath;
+      NODE_OPTIONS = pure.nodeOptions cfg.container.memoryMiB;
+    };
+    environmentFiles = [
+      cfg.sourceEnvironmentFile
+      config.services.powersync.storage.environmentFile
+    ];
+    volumes = [
+      "${cfg.configFile}:${pure.configPath}:ro"
+      "${cfg.syncConfig}:${pure.syncConfigPath}:ro"
+    ];
+    # Published ports bypass the NixOS firewall: bind them to loopback only; nginx is the public face.
+    # Each runner has its own network namespace, so inside they all use the config's ports.
+    ports =
+      lib.optional (runner.apiPort != null) "127.0.0.1:${toString runner.apiPort}:${toString settings.port}"
+      ++ lib.optional (cfg.metrics.enable && builtins.isInt prometheusPort)
+      "127.0.0.1:${toString runner.metricsPort}:${toString prometheusPort}";
+    # The image's own user; stated so a changed image default cannot silently run us as root.
+    user = "901:901";
+    networks = ["v6egress"];
+    extraOptions = [
+      # Hardening: nothing in the image is written at run time except these tmpfs, each noexec and
+      # size-limited. --read-write-tmpfs=false drops podman's default writable /run, /tmp and /var/tmp
+      # under --read-only, which are neither (and leaves /dev, /dev/shm read-only).
+      "--read-only"
+      "--read-write-tmpfs=false"
+      "--tmpfs=/tmp:rw,nosuid,nodev,noexec,size=64m,mode=1777"
+      "--tmpfs=/app/.probes:rw,nosuid,nodev,noexec,size=1m,mode=1777"
+      "--memory=${toString cfg.container.memoryMiB}m"
+      # Equal to --memory: no swap on top, so the limit is the limit.
+      "--memory-swap=${toString cfg.container.memoryMiB}m"
+      "--stop-timeout=${toString cfg.container.stopTimeoutSeconds}"
+      "--cap-drop=all"
+      "--security-opt=no-new-privileges"
+      # A podman health check that fits the runner; a container that fails it is killed, and the unit's
+      # Restart=always brings it back.
+      "--health-cmd=${builtins.toJSON [
+        "node"
+        "-e"
+        (
+          if runner.role == "sync"
+          then probeFileFresh
+          else liveness
+        )
+      ]}"
+      "--health-interval=30s"
+      "--health-timeout=5s"
+      "--health-retries=3"
+      "--health-start-period=60s"
+      "--health-on-failure=kill"
+    ];
+  };
+
+  unit = let
+    needs = [
+      "init-v6egress-network.service"
+      # Where current nixpkgs runs ensureDatabases/ensureUsers (postgresql.nix).
+      "postgresql-setup.service"
+      "powersync-storage-password.service"
+      "powersync-storage-proxy.socket"
+    ];
+  in {
+    after = needs;
+    requires = needs;
+    # Keep trying, ever more slowly, instead of giving up. A start that fails (a preflight refusing a
+    # missing env file, a JWKS endpoint answering 429, storage not yet up) would otherwise hit the default
+    # start limit (5 starts in 10 s) and leave the unit failed for good: nothing restarts a failed unit,
+    # the slot watchdog only restarts a live one. So no start limit, and a backoff from 5 s to 2 min over
+    # 5 steps (oci-containers already sets Restart=always). The cap is kept short because systemd counts
+    # automatic restarts across healthy runs: a crash after weeks of uptime may wait the full 2 min.
+    startLimitIntervalSec = 0;
+    serviceConfig = {
+      RestartSec = "5s";
+      RestartSteps = 5;
+      RestartMaxDelaySec = "2min";
+    };
+  };
 in {
   options.services.powersync.container = {
     memoryMiB = mkOption {
@@ -52,82 +142,17 @@ in {
   config = lib.mkIf cfg.enable {
     virtualisation.oci-containers.backend = "podman";
 
-    virtualisation.oci-containers.containers.powersync = {
-      inherit (cfg) image imageFile;
-      # "missing" is enough for a digest pin (a digest never moves); an archive is loaded, never pulled.
-      pull =
-        if cfg.imageFile == null
-        then "missing"
-        else "never";
-      environment = {
-        POWERSYNC_CONFIG_PATH = pure.configPath;
-        NODE_OPTIONS = "--max-old-space-size=${toString heapMiB}";
-      };
-      environmentFiles = [
-        cfg.sourceEnvironmentFile
-        config.services.powersync.storage.environmentFile
-      ];
-      volumes = [
-        "${cfg.configFile}:${pure.configPath}:ro"
-        "${cfg.syncConfig}:${pure.syncConfigPath}:ro"
-      ];
-      # Published ports bypass the NixOS firewall: bind them to loopback only; nginx is the public face.
-      ports =
-        ["127.0.0.1:${toString cfg.listen.port}:${toString settings.port}"]
-        ++ lib.optional (cfg.metrics.enable && builtins.isInt prometheusPort)
-        "127.0.0.1:${toString cfg.metrics.port}:${toString prometheusPort}";
-      # The image's own user; stated so a changed image default cannot silently run us as root.
-      user = "901:901";
-      networks = ["v6egress"];
-      extraOptions = [
-        # Hardening: nothing in the image is written at run time except these tmpfs, each noexec and
-        # size-limited. --read-write-tmpfs=false drops podman's default writable /run, /tmp and /var/tmp
-        # under --read-only, which are neither (and leaves /dev, /dev/shm read-only).
-        "--read-only"
-        "--read-write-tmpfs=false"
-        "--tmpfs=/tmp:rw,nosuid,nodev,noexec,size=64m,mode=1777"
-        "--tmpfs=/app/.probes:rw,nosuid,nodev,noexec,size=1m,mode=1777"
-        "--memory=${toString cfg.container.memoryMiB}m"
-        # Equal to --memory: no swap on top, so the limit is the limit.
-        "--memory-swap=${toString cfg.container.memoryMiB}m"
-        "--stop-timeout=${toString cfg.container.stopTimeoutSeconds}"
-        "--cap-drop=all"
-        "--security-opt=no-new-privileges"
-        # Liveness as a podman health check; a container that stops answering is killed, and the unit's
-        # Restart=always brings it back.
-        "--health-cmd=${builtins.toJSON ["node" "-e" liveness]}"
-        "--health-interval=30s"
-        "--health-timeout=5s"
-        "--health-retries=3"
-        "--health-start-period=60s"
-        "--health-on-failure=kill"
-      ];
-    };
+    virtualisation.oci-containers.containers = lib.listToAttrs (map (runner: {
+        inherit (runner) name;
+        value = container runner;
+      })
+      cfg.runners.all);
 
     # Nothing upstream orders a container after a custom network or a database, so say it here.
-    systemd.services.podman-powersync = let
-      needs = [
-        "init-v6egress-network.service"
-        # Where current nixpkgs runs ensureDatabases/ensureUsers (postgresql.nix).
-        "postgresql-setup.service"
-        "powersync-storage-password.service"
-        "powersync-storage-proxy.socket"
-      ];
-    in {
-      after = needs;
-      requires = needs;
-      # Keep trying, ever more slowly, instead of giving up. A start that fails (a preflight refusing a
-      # missing env file, a JWKS endpoint answering 429, storage not yet up) would otherwise hit the default
-      # start limit (5 starts in 10 s) and leave the unit failed for good: nothing restarts a failed unit,
-      # the slot watchdog only restarts a live one. So no start limit, and a backoff from 5 s to 2 min over
-      # 5 steps (oci-containers already sets Restart=always). The cap is kept short because systemd counts
-      # automatic restarts across healthy runs: a crash after weeks of uptime may wait the full 2 min.
-      startLimitIntervalSec = 0;
-      serviceConfig = {
-        RestartSec = "5s";
-        RestartSteps = 5;
-        RestartMaxDelaySec = "2min";
-      };
-    };
+    systemd.services = lib.listToAttrs (map (runner: {
+        name = "podman-${runner.name}";
+        value = unit;
+      })
+      cfg.runners.all);
   };
 }

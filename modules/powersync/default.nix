@@ -25,6 +25,7 @@ in {
   imports = [
     ../v6egress
     ./container.nix
+    ./runners.nix
     ./storage.nix
     ./nginx.nix
     ./operations.nix

@@ -11,6 +11,9 @@
 #   …locations.<path>.{proxyPass,proxyWebsockets,recommendedProxySettings,extraConfig}  …/nginx/location-options.nix
 #     recommendedProxySettings on a location adds only the include of the Host/X-Real-IP/X-Forwarded-* headers
 #     (after extraConfig), not the global timeouts, so it does not clash with the timeouts below
+#   services.nginx.upstreams.<name>.{servers,extraConfig}      …/nginx/default.nix: each server's attributes
+#     become `key=value` parameters (`server 127.0.0.1:8080 max_conns=100;`); services.nginx.eventsConfig
+#     is the events block
 #   networking.firewall.allowedTCPPorts                        nixos/modules/services/networking/firewall.nix
 #   `acmeRoot = null` inherits the challenge from security.acme (nixos/modules/security/acme/default.nix):
 #   the host must set security.acme.defaults.dnsProvider (or the cert's) and its credentials.
@@ -20,8 +23,23 @@
   ...
 }: let
   inherit (lib) mkEnableOption mkOption types;
+  pure = import ../../lib;
   cfg = config.services.powersync;
-  upstream = "http://127.0.0.1:${toString cfg.listen.port}";
+  split = cfg.runners.mode == "split";
+  apiUpstream = pure.upstream {
+    runners = cfg.runners.all;
+    inherit (cfg.nginx) maxConnsPerRunner;
+  };
+  neededConnections = pure.workerConnectionsNeeded {
+    runners = cfg.runners.all;
+    inherit (cfg.nginx) maxConnsPerRunner;
+  };
+  # One runner: straight to it. Split: the API runners' upstream, where a stream whose runner went away
+  # reconnects to another (the SDKs reconnect by themselves).
+  upstream =
+    if split
+    then "http://powersync_api"
+    else "http://127.0.0.1:${toString cfg.listen.port}";
 
   # What every proxied location shares: long-lived streams, no buffering, the client's address passed on.
   proxied = {
@@ -66,6 +84,27 @@ in {
       '';
     };
 
+    maxConnsPerRunner = mkOption {
+      type = types.ints.between 1 200;
+      default = 100;
+      description = ''
+        Split mode: concurrent connections nginx sends to one API runner (`max_conns`, shared across
+        workers). PowerSync advises at most ~100 per runner; the service itself refuses beyond 200 with 429,
+        so a higher value would only turn into 429s. Add API runners for more clients.
+      '';
+    };
+
+    workerConnections = mkOption {
+      type = types.nullOr types.ints.positive;
+      default = null;
+      example = 4096;
+      description = ''
+        nginx's `worker_connections`, if this module should set it (in `services.nginx.eventsConfig`). Every
+        open sync stream holds two connections (client and runner). Left null, nginx keeps its default
+        (512 per worker) and evaluation warns when split mode's capacity needs more.
+      '';
+    };
+
     limits = {
       connectionsPerClient = mkOption {
         type = types.ints.positive;
@@ -93,8 +132,22 @@ in {
   config = lib.mkIf (cfg.enable && cfg.nginx.enable) {
     networking.firewall.allowedTCPPorts = lib.mkIf cfg.nginx.openFirewall [80 443];
 
+    warnings =
+      lib.optional (split && cfg.nginx.workerConnections == null && neededConnections > 512) ''
+        services.powersync: split mode lets nginx hold ${toString (neededConnections / 2)} streams (${toString cfg.runners.apiRunners} API runners x nginx.maxConnsPerRunner ${toString cfg.nginx.maxConnsPerRunner}), which needs about ${toString neededConnections} nginx connections; nginx's default worker_connections is 512 per worker. Set services.powersync.nginx.workerConnections = ${toString neededConnections}; (or more).'';
+    assertions = [
+      {
+        assertion = cfg.nginx.workerConnections == null || cfg.nginx.workerConnections >= neededConnections || !split;
+        message = "services.powersync.nginx.workerConnections = ${toString cfg.nginx.workerConnections} is below the ${toString neededConnections} that split mode's capacity needs (two per stream); raise it or lower nginx.maxConnsPerRunner.";
+      }
+    ];
+
     services.nginx = {
       enable = true;
+      eventsConfig = lib.mkIf (cfg.nginx.workerConnections != null) ''
+        worker_connections ${toString cfg.nginx.workerConnections};
+      '';
+      upstreams = lib.mkIf split {powersync_api = apiUpstream;};
       # Keyed on the client address; the zones live in the http block, the limits in the locations.
       commonHttpConfig = ''
         limit_conn_zone $binary_remote_addr zone=powersync_conn:10m;

@@ -11,4 +11,8 @@ in {
   powersync-e2e = import ./powersync-e2e.nix {inherit pkgs vm;};
   powersync-preflight = import ./powersync-preflight.nix {inherit pkgs vm;};
   powersync-restart = import ./powersync-restart.nix {inherit pkgs vm;};
+  powersync-split = import ./powersync-split.nix {
+    inherit pkgs vm;
+    xtask = self.packages.${pkgs.stdenv.hostPlatform.system}.xtask;
+  };
 }

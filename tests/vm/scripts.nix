@@ -52,6 +52,12 @@ in {
     file = ./powersync-preflight.py;
     wallTime = notYetMeasured;
   };
+  powersync-split = vmTest {
+    machines = ["client" "server" "source"];
+    globals = ["domain" "jwt_key" "ca_file" "xtask"];
+    file = ./powersync-split.py;
+    wallTime = notYetMeasured;
+  };
   powersync-restart = vmTest {
     machines = ["server" "source"];
     globals = ["rotated_password"];

@@ -1,0 +1,199 @@
+# How many PowerSync processes a host runs: one unified container (the default, `podman-powersync.service`),
+# or PowerSync's production layout, one replication runner (`start -r sync`) and N API runners
+# (`start -r api`) behind nginx. Also the rolling restart of the API runners on a change, and the daily
+# storage compaction. The topology itself is pure (lib/topology.nix); container.nix builds the containers.
+#
+# Upstream options used (nixpkgs nixos-26.05):
+#   systemd.services.<name>.{restartIfChanged,restartTriggers,environment,path,serviceConfig,after,requires,wants}
+#   systemd.timers.<name>.{wantedBy,timerConfig}             nixos/lib/systemd-unit-options.nix
+#     (restartIfChanged = false: switch-to-configuration leaves a changed unit running and says so)
+#   OnCalendar=, RandomizedDelaySec=, Persistent=            systemd.timer(5)
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}: let
+  inherit (lib) mkIf mkMerge mkOption types;
+  pure = import ../../lib;
+  cfg = config.services.powersync;
+  podman = config.virtualisation.podman.package;
+
+  topology = {
+    inherit (cfg.runners) mode apiRunners;
+    listenPort = cfg.listen.port;
+    metricsPort = cfg.metrics.port;
+  };
+  runners = pure.runners topology;
+  apiRunners = builtins.filter (r: r.role == "api") runners;
+  containers = config.virtualisation.oci-containers.containers;
+
+  # What a change to any API runner changes: its whole container definition. The rolling unit carries it in
+  # its environment, so switch-to-configuration restarts the rolling unit, not the runners themselves.
+  apiGeneration = builtins.hashString "sha256" (builtins.toJSON (map (r: {
+      inherit (containers.${r.name}) image cmd environment environmentFiles volumes ports extraOptions;
+      imageFile = toString containers.${r.name}.imageFile;
+    })
+    apiRunners));
+
+  rollingRestart = pkgs.writeShellApplication {
+    name = "powersync-api-rolling-restart";
+    runtimeInputs = [pkgs.coreutils config.systemd.package podman];
+    text = builtins.readFile ./runners/rolling-restart.sh;
+  };
+
+  compactScript = pkgs.writeShellApplication {
+    name = "powersync-compact";
+    runtimeInputs = [pkgs.coreutils pkgs.gnused podman];
+    text = lib.removePrefix "#!/usr/bin/env bash\n" (builtins.readFile ./compact/compact.sh);
+  };
+  compactArguments = pure.compactArguments {
+    inherit (cfg) image;
+    # The same user, secrets and mounts as the runners (every runner has the same).
+    inherit (containers.${(builtins.head runners).name}) user environmentFiles volumes;
+    network = "v6egress";
+    memoryMiB = cfg.compact.memoryMiB;
+    environment.POWERSYNC_CONFIG_PATH = pure.configPath;
+  };
+in {
+  options.services.powersync = {
+    runners = {
+      mode = mkOption {
+        type = types.enum ["unified" "split"];
+        default = "unified";
+        description = ''
+          `unified`: one container replicates and serves clients (`podman-powersync.service`), enough for a
+          small deployment. `split`: PowerSync's production layout, one replication runner
+          (`podman-powersync-sync.service`, `start -r sync`) and `apiRunners` API runners
+          (`podman-powersync-api-<n>.service`, `start -r api`) behind nginx, each with its own memory limit.
+          Split when one process no longer keeps up, or to restart API runners without dropping every
+          client: add one API runner per ~100 concurrent connections.
+        '';
+      };
+
+      apiRunners = mkOption {
+        type = types.ints.unsigned;
+        default = 2;
+        description = ''
+          API runners in split mode. They publish on 127.0.0.1 at `listen.port`, `listen.port + 1`, …, and
+          their metrics at `metrics.port + 1`, …; the sync runner's metrics (the lag gauge) stay on
+          `metrics.port`.
+        '';
+      };
+
+      all = mkOption {
+        type = types.listOf types.attrs;
+        readOnly = true;
+        default = runners;
+        defaultText = lib.literalExpression "lib.runners { … }";
+        description = "The runners this host runs: name, role (unified, sync or api), command and host ports.";
+      };
+    };
+
+    compact = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Run the image's `compact` daily (`powersync-compact.timer`). Compaction folds the operations clients
+          have already been sent into fewer rows, so bucket storage stops growing with every update; PowerSync
+          recommends it daily. It reads and writes storage only, never the source, and is safe while the
+          service runs. Its outcome goes to `powersync-compact.prom` beside the watchdog's textfile.
+        '';
+      };
+
+      schedule = mkOption {
+        type = types.str;
+        default = "daily";
+        description = "When to compact, as a systemd calendar expression (`OnCalendar=`).";
+      };
+
+      randomizedDelay = mkOption {
+        type = types.str;
+        default = "1h";
+        description = "A random delay added to each run (`RandomizedDelaySec=`), so fleets do not compact at once.";
+      };
+
+      memoryMiB = mkOption {
+        type = types.ints.between 512 65536;
+        default = cfg.container.memoryMiB;
+        defaultText = lib.literalExpression "services.powersync.container.memoryMiB";
+        description = "Memory limit of the one-off compaction container; Node's heap gets 80 % of it.";
+      };
+    };
+  };
+
+  config = mkIf cfg.enable (mkMerge [
+    {
+      assertions =
+        map (message: {
+          assertion = false;
+          inherit message;
+        }) (pure.checkTopology (topology
+          // {
+            metricsEnabled = cfg.metrics.enable;
+            inherit (cfg.container) memoryMiB;
+            compactMemoryMiB =
+              if cfg.compact.enable
+              then cfg.compact.memoryMiB
+              else null;
+          }));
+    }
+
+    (mkIf (cfg.runners.mode == "split") {
+      # switch-to-configuration would stop every changed API runner at once, leaving clients with no server.
+      # So a change leaves them running, and this unit, whose environment changes with them, restarts them one
+      # at a time, each healthy before the next. At boot it only records the generation: nothing to roll.
+      systemd.services =
+        lib.listToAttrs (map (r: {
+            name = "podman-${r.name}";
+            value.restartIfChanged = false;
+          })
+          apiRunners)
+        // {
+          powersync-api-rolling-restart = {
+            description = "Restart the PowerSync API runners one at a time after a change";
+            wantedBy = ["multi-user.target"];
+            after = map pure.unitOf apiRunners;
+            environment = {
+              POWERSYNC_API_GENERATION = apiGeneration;
+              CONTAINERS = lib.concatMapStringsSep " " (r: r.name) apiRunners;
+              STATE_FILE = "/run/powersync/api-generation";
+            };
+            serviceConfig = {
+              Type = "oneshot";
+              RemainAfterExit = true;
+              ExecStart = lib.getExe rollingRestart;
+              TimeoutStartSec = "30min";
+            };
+          };
+        };
+    })
+
+    (mkIf cfg.compact.enable {
+      systemd.services.powersync-compact = {
+        description = "PowerSync storage compaction (the image's compact, in a one-off container)";
+        after = ["init-v6egress-network.service" "powersync-storage-password.service" "powersync-storage-proxy.socket"] ++ map pure.unitOf runners;
+        requires = ["init-v6egress-network.service" "powersync-storage-password.service" "powersync-storage-proxy.socket"];
+        # The image comes from the runners: pulled (or loaded) by their units before they start.
+        wants = map pure.unitOf runners;
+        environment.TEXTFILE = "${dirOf cfg.operations.watchdog.textfile}/powersync-compact.prom";
+        serviceConfig = {
+          Type = "oneshot";
+          ExecStart = "${lib.getExe compactScript} ${lib.escapeShellArgs compactArguments}";
+          TimeoutStartSec = "2h";
+        };
+      };
+      systemd.timers.powersync-compact = {
+        wantedBy = ["timers.target"];
+        timerConfig = {
+          OnCalendar = cfg.compact.schedule;
+          RandomizedDelaySec = cfg.compact.randomizedDelay;
+          # A host that was off at the scheduled time compacts when it comes back.
+          Persistent = true;
+        };
+      };
+      systemd.tmpfiles.rules = ["d ${dirOf cfg.operations.watchdog.textfile} 0755 root root -"];
+    })
+  ]);
+}

@@ -1,0 +1,56 @@
+# PowerSync's production layout: one sync runner and two API runners behind nginx's least_conn upstream,
+# clients that survive an API runner going away, a killed sync runner coming back on its slot, the daily
+# compaction run by hand, and the load probe holding a few hundred streams.
+{
+  pkgs,
+  vm,
+  xtask,
+}: let
+  spec = vm.scripts.powersync-split;
+in
+  pkgs.testers.runNixOSTest {
+    name = "powersync-split";
+    nodes = spec.nodes {
+      source = vm.source;
+      server = {nodes, ...}: {
+        imports = [
+          (vm.server {
+            secretsFile = vm.secrets (vm.dsnWith vm.replicationPassword);
+            jwksUri = "http://${nodes.client.networking.primaryIPAddress}:8000/jwks.json";
+          })
+        ];
+        # Three runners of 768 MiB each, PostgreSQL and nginx.
+        virtualisation = {
+          memorySize = 4096;
+          cores = 2;
+        };
+        services.powersync = {
+          runners = {
+            mode = "split";
+            apiRunners = 2;
+          };
+          container.memoryMiB = 768;
+          nginx = {
+            # 2 x 150 leaves room for the probe's 250 streams (the service itself takes 200 per runner).
+            maxConnsPerRunner = 150;
+            workerConnections = 1024;
+            # Every stream of the probe comes from one address: lift the per-client limits for this test.
+            limits = {
+              connectionsPerClient = 1000;
+              requestsPerSecondPerClient = 1000;
+            };
+          };
+        };
+      };
+      client = {nodes, ...}: {
+        imports = [(vm.client nodes.server.networking.primaryIPAddress)];
+        environment.systemPackages = [xtask];
+      };
+    };
+    testScript = spec.script {
+      inherit (vm) domain;
+      jwt_key = "${vm.jwtKeys}/key.pem";
+      ca_file = "${vm.certificates}/ca.crt";
+      xtask = "${xtask}/bin/xtask";
+    };
+  }

@@ -1,0 +1,177 @@
+//! The API runners' rolling restart (modules/powersync/runners/rolling-restart.sh), run for real with
+//! `systemctl` and `podman` injected: at boot it only records the generation; on a change it restarts the
+//! runners one at a time, each healthy before the next; an unhealthy runner stops the roll.
+//!
+//! Needs (Debian): bash, shellcheck. A missing one fails the test with its package.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::atomic::{AtomicUsize, Ordering},
+};
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules/powersync/runners/rolling-restart.sh")
+}
+
+struct Host(PathBuf);
+
+impl Host {
+    /// Stand-ins that log to `calls`: `systemctl restart` always works; `podman healthcheck run <name>`
+    /// fails until it has been asked `HEALTHY_AFTER` times for that container, or forever for `never-healthy`.
+    fn new() -> Host {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "xtask-runners-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("bin")).unwrap();
+        let calls = dir.join("calls");
+        let program = |name: &str, body: String| {
+            let path = dir.join("bin").join(name);
+            fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            assert!(Command::new("chmod")
+                .arg("+x")
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success());
+        };
+        program(
+            "systemctl",
+            format!("echo \"systemctl $*\" >> {}", calls.display()),
+        );
+        program(
+            "podman",
+            format!(
+                "echo \"podman $*\" >> {calls}\n[ \"$3\" = never-healthy ] && exit 1\nasked=$(grep -c \"healthcheck run $3\\$\" {calls})\n[ \"$asked\" -ge \"${{HEALTHY_AFTER:-1}}\" ]",
+                calls = calls.display()
+            ),
+        );
+        Host(dir)
+    }
+
+    fn run(&self, generation: &str, containers: &str) -> Output {
+        let path = format!(
+            "{}:{}",
+            self.0.join("bin").display(),
+            std::env::var("PATH").unwrap()
+        );
+        Command::new("bash")
+            .arg("-euo")
+            .arg("pipefail")
+            .arg(script())
+            .env("PATH", path)
+            .env("POWERSYNC_API_GENERATION", generation)
+            .env("CONTAINERS", containers)
+            .env("STATE_FILE", self.0.join("run/powersync/api-generation"))
+            .env("HEALTHY_AFTER", "2")
+            .env("HEALTH_TIMEOUT", "6")
+            .output()
+            .unwrap()
+    }
+
+    fn calls(&self) -> Vec<String> {
+        fs::read_to_string(self.0.join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn applied(&self) -> String {
+        fs::read_to_string(self.0.join("run/powersync/api-generation")).unwrap()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn at_boot_it_records_the_generation_and_restarts_nothing() {
+    let host = Host::new();
+    let output = host.run("gen-1", "powersync-api-1 powersync-api-2");
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(host.calls().is_empty(), "{:?}", host.calls());
+    assert_eq!(host.applied(), "gen-1\n");
+}
+
+#[test]
+fn the_same_generation_restarts_nothing() {
+    let host = Host::new();
+    host.run("gen-1", "powersync-api-1 powersync-api-2");
+    let output = host.run("gen-1", "powersync-api-1 powersync-api-2");
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(host.calls().is_empty(), "{:?}", host.calls());
+}
+
+#[test]
+fn a_new_generation_restarts_one_runner_at_a_time_each_healthy_before_the_next() {
+    let host = Host::new();
+    host.run("gen-1", "powersync-api-1 powersync-api-2");
+    let output = host.run("gen-2", "powersync-api-1 powersync-api-2");
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(
+        host.calls(),
+        vec![
+            "systemctl restart podman-powersync-api-1.service",
+            "podman healthcheck run powersync-api-1",
+            "podman healthcheck run powersync-api-1",
+            "systemctl restart podman-powersync-api-2.service",
+            "podman healthcheck run powersync-api-2",
+            "podman healthcheck run powersync-api-2",
+        ]
+    );
+    assert_eq!(host.applied(), "gen-2\n");
+}
+
+#[test]
+fn an_unhealthy_runner_stops_the_roll_and_keeps_the_old_generation() {
+    let host = Host::new();
+    host.run("gen-1", "never-healthy powersync-api-2");
+    let output = host.run("gen-2", "never-healthy powersync-api-2");
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("not healthy 6s after its restart"),
+        "{}",
+        text(&output)
+    );
+    assert!(
+        !host.calls().iter().any(|c| c.contains("powersync-api-2")),
+        "{:?}",
+        host.calls()
+    );
+    assert_eq!(host.applied(), "gen-1\n");
+}
+
+#[test]
+fn it_passes_shellcheck_as_the_module_embeds_it() {
+    let found = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join("shellcheck").is_file()))
+        .unwrap_or(false);
+    assert!(found, "`shellcheck` is missing: apt-get install shellcheck");
+    let body = fs::read_to_string(script()).unwrap();
+    let host = Host::new();
+    let embedded = host.0.join("embedded.sh");
+    fs::write(
+        &embedded,
+        format!("#!/bin/bash\nset -o errexit\nset -o nounset\nset -o pipefail\nexport PATH=\"/x:$PATH\"\n\n{body}"),
+    )
+    .unwrap();
+    let output = Command::new("shellcheck").arg(&embedded).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+}
