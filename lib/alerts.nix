@@ -14,9 +14,12 @@ in {
   # Arguments mirror services.powersync options: replication.slotNamePrefix, auth.jwksUri,
   # operations.alerts.maxLagSeconds and operations.watchdog.{enable,maxRetainedBytes,intervalSeconds}; `jwks`
   # is operations.preflight.jwks (the watchdog exports the JWKS result only then). `job` is the Prometheus
-  # scrape job of the service's metrics (keep in sync with operations.nix's scrapeConfigs).
+  # scrape job of the service's metrics (keep in sync with operations.nix's scrapeConfigs), whose targets
+  # carry the labels `runner` and `role` (unified, sync or api; lib/topology.nix). `compact` is
+  # services.powersync.compact.enable.
   alertRules = {
     job ? "powersync",
+    compact ? false,
     slotNamePrefix,
     maxLagSeconds,
     watchdog,
@@ -37,8 +40,19 @@ in {
             # `up` of the scrape job tells the two apart.
             (rule "PowerSyncMetricsDown" ''up{job="${job}"} == 0 or absent(up{job="${job}"})'' "10m"
               "Prometheus cannot scrape PowerSync's metrics: the container is down or its metrics port is unreachable.")
-            (rule "PowerSyncReplicationNotStarted" ''absent(powersync_replication_lag_seconds) and on() up{job="${job}"} == 1'' "10m"
+            (rule "PowerSyncReplicationNotStarted" ''absent(powersync_replication_lag_seconds) and on() up{job="${job}",role!="api"} == 1'' "10m"
               "PowerSync answers but has not replicated since it started (no lag gauge): the source refuses it (authentication, TLS) or it waits for the replication lock. See the service log.")
+          ]
+          ++ [
+            # Split mode: the other API runners serve its clients meanwhile, with less headroom.
+            (rule "PowerSyncApiRunnerDown" ''up{job="${job}",role="api"} == 0'' "5m"
+              "PowerSync API runner {{ $labels.runner }} does not answer; its clients reconnect to the others. See journalctl -u podman-{{ $labels.runner }}.service.")
+          ]
+          ++ optionals compact [
+            (rule "PowerSyncCompactionStale" "time() - powersync_compact_last_success_timestamp_seconds > 2 * 86400" "10m"
+              "PowerSync storage compaction has not succeeded for two days: bucket storage grows with every update. See journalctl -u powersync-compact.service and docs/runbook.md#compaction.")
+            (rule "PowerSyncCompactionNeverSucceeded" "absent(powersync_compact_last_success_timestamp_seconds)" "2d"
+              "PowerSync storage compaction has not succeeded once in two days (no success recorded). See journalctl -u powersync-compact.service and docs/runbook.md#compaction.")
           ]
           ++ optionals watchdog [
             (rule "PowerSyncSlotInactive" "powersync_slot_active == 0" "10m"

@@ -9,6 +9,7 @@ in
     inherit (operations.alerts) maxLagSeconds;
     inherit (operations.watchdog) maxRetainedBytes intervalSeconds;
     watchdog = true;
+    compact = true;
     jwks = true;
     jwksUri = "https://example.supabase.co/auth/v1/.well-known/jwks.json";
   })
