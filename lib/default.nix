@@ -10,6 +10,7 @@ let
   instance = import ./instance.nix;
   alerts = import ./alerts.nix;
   topology = import ./topology.nix;
+  storage = import ./storage.nix;
 in {
   inherit (yaml) toYAML env envNumber envBoolean isEnv;
   inherit (settings) generatedSettings mergeSettings renderConfig configPath syncConfigPath prometheusPort;
@@ -18,6 +19,7 @@ in {
   inherit (network) gateway4 gateway6;
   inherit (instance) defaults instanceSettings;
   inherit (alerts) alertRules;
+  inherit (storage) remoteStorageSettings;
   inherit (topology) runners unitOf replicatingRunner servingRunners upstream workerConnectionsNeeded compactArguments checkTopology heapMiB nodeOptions;
   # The config file a host's instance (hosts/<host>/modules/powersync/instance.nix) runs with.
   renderInstance = i: settings.renderConfig (instance.instanceSettings i);

@@ -20,13 +20,24 @@ in rec {
   # listens on the config's `port` and metrics on its `telemetry.prometheus_port`; only the host ports differ.
   # The first API runner keeps the unified container's host ports (listen.port, and metrics.port + 1 for its
   # metrics), and the sync runner keeps metrics.port, which carries the lag gauge in both modes.
-  #   mode: "unified" or "split"; apiRunners: how many API runners in split mode.
+  #   mode: "unified", "split", or "api" (API runners only: a further host on storage shared with the one
+  #   host that replicates); apiRunners: how many API runners in split and api modes.
   runners = {
     mode,
     apiRunners,
     listenPort,
     metricsPort,
-  }:
+  }: let
+    api = first:
+      genList (index: {
+        name = "powersync-api-${toString (index + 1)}";
+        role = "api";
+        command = ["start" "-r" "api"];
+        apiPort = listenPort + index;
+        metricsPort = first + index;
+      })
+      apiRunners;
+  in
     if mode == "unified"
     then [
       {
@@ -49,21 +60,22 @@ in rec {
           inherit metricsPort;
         }
       ]
-      ++ genList (index: {
-        name = "powersync-api-${toString (index + 1)}";
-        role = "api";
-        command = ["start" "-r" "api"];
-        apiPort = listenPort + index;
-        metricsPort = metricsPort + 1 + index;
-      })
-      apiRunners
-    else throw "services.powersync.runners.mode must be \"unified\" or \"split\", not ${toString mode}";
+      ++ api (metricsPort + 1)
+    else if mode == "api"
+    then api metricsPort
+    else throw "services.powersync.runners.mode must be \"unified\", \"split\" or \"api\", not ${toString mode}";
 
   # Units are named after their containers by oci-containers (podman-<name>.service).
   unitOf = runner: "podman-${runner.name}.service";
 
-  # The runner that replicates and so holds the slot: the one the slot watchdog restarts.
-  replicatingRunner = rs: builtins.head (filter (r: r.role != "api") rs);
+  # The runner that replicates and so holds the slot: the one the slot watchdog restarts (null on an
+  # API-only host).
+  replicatingRunner = rs: let
+    replicating = filter (r: r.role != "api") rs;
+  in
+    if replicating == []
+    then null
+    else builtins.head replicating;
   # The runners that serve clients: nginx's upstream.
   servingRunners = filter (r: r.apiPort != null);
 
@@ -149,8 +161,8 @@ in rec {
   in
     concatLists [
       (
-        if mode == "split" && apiRunners < 1
-        then ["services.powersync.runners.apiRunners is ${toString apiRunners}: split mode needs at least one API runner to serve clients (PowerSync suggests two or more)."]
+        if mode != "unified" && apiRunners < 1
+        then ["services.powersync.runners.apiRunners is ${toString apiRunners}: ${mode} mode needs at least one API runner to serve clients (PowerSync suggests two or more)."]
         else []
       )
       (

@@ -91,17 +91,9 @@
     ];
   };
 
-  unit = let
-    needs = [
-      "init-v6egress-network.service"
-      # Where current nixpkgs runs ensureDatabases/ensureUsers (postgresql.nix).
-      "postgresql-setup.service"
-      "powersync-storage-password.service"
-      "powersync-storage-proxy.socket"
-    ];
-  in {
-    after = needs;
-    requires = needs;
+  unit = {
+    after = cfg.runners.needs;
+    requires = cfg.runners.needs;
     # Keep trying, ever more slowly, instead of giving up. A start that fails (a preflight refusing a
     # missing env file, a JWKS endpoint answering 429, storage not yet up) would otherwise hit the default
     # start limit (5 starts in 10 s) and leave the unit failed for good: nothing restarts a failed unit,

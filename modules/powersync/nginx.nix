@@ -25,7 +25,8 @@
   inherit (lib) mkEnableOption mkOption types;
   pure = import ../../lib;
   cfg = config.services.powersync;
-  split = cfg.runners.mode == "split";
+  # Split and API-only hosts serve through several API runners.
+  split = cfg.runners.mode != "unified";
   apiUpstream = pure.upstream {
     runners = cfg.runners.all;
     inherit (cfg.nginx) maxConnsPerRunner;

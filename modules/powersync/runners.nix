@@ -59,7 +59,7 @@ in {
   options.services.powersync = {
     runners = {
       mode = mkOption {
-        type = types.enum ["unified" "split"];
+        type = types.enum ["unified" "split" "api"];
         default = "unified";
         description = ''
           `unified`: one container replicates and serves clients (`podman-powersync.service`), enough for a
@@ -67,7 +67,8 @@ in {
           (`podman-powersync-sync.service`, `start -r sync`) and `apiRunners` API runners
           (`podman-powersync-api-<n>.service`, `start -r api`) behind nginx, each with its own memory limit.
           Split when one process no longer keeps up, or to restart API runners without dropping every
-          client: add one API runner per ~100 concurrent connections.
+          client: add one API runner per ~100 concurrent connections. `api`: API runners only, for further
+          hosts on shared storage (`storage.remote`) while one host replicates.
         '';
       };
 
@@ -75,10 +76,24 @@ in {
         type = types.ints.unsigned;
         default = 2;
         description = ''
-          API runners in split mode. They publish on 127.0.0.1 at `listen.port`, `listen.port + 1`, …, and
+          API runners in split and api modes. They publish on 127.0.0.1 at `listen.port`, `listen.port + 1`, …, and
           their metrics at `metrics.port + 1`, …; the sync runner's metrics (the lag gauge) stay on
           `metrics.port`.
         '';
+      };
+
+      needs = mkOption {
+        type = types.listOf types.str;
+        readOnly = true;
+        default =
+          ["init-v6egress-network.service"]
+          ++ lib.optionals (cfg.storage.remote == null) [
+            # Where current nixpkgs runs ensureDatabases/ensureUsers (postgresql.nix).
+            "postgresql-setup.service"
+            "powersync-storage-password.service"
+            "powersync-storage-proxy.socket"
+          ];
+        description = "Units every runner and the compaction start after and require: their network and their storage.";
       };
 
       all = mkOption {
@@ -93,12 +108,14 @@ in {
     compact = {
       enable = mkOption {
         type = types.bool;
-        default = true;
+        default = cfg.runners.mode != "api";
+        defaultText = lib.literalExpression ''services.powersync.runners.mode != "api"'';
         description = ''
           Run the image's `compact` daily (`powersync-compact.timer`). Compaction folds the operations clients
           have already been sent into fewer rows, so bucket storage stops growing with every update; PowerSync
           recommends it daily. It reads and writes storage only, never the source, and is safe while the
-          service runs. Its outcome goes to `powersync-compact.prom` beside the watchdog's textfile.
+          service runs. Its outcome goes to `powersync-compact.prom` beside the watchdog's textfile. Off by
+          default on API-only hosts: the replicating host compacts the shared storage.
         '';
       };
 
@@ -137,10 +154,17 @@ in {
               if cfg.compact.enable
               then cfg.compact.memoryMiB
               else null;
-          }));
+          }))
+        ++ [
+          {
+            # Its own storage would be one nothing ever replicates into: every client would sync nothing.
+            assertion = cfg.runners.mode == "api" -> cfg.storage.remote != null;
+            message = "services.powersync.runners.mode = \"api\" serves clients from storage another host replicates into: set services.powersync.storage.remote to that shared storage.";
+          }
+        ];
     }
 
-    (mkIf (cfg.runners.mode == "split") {
+    (mkIf (cfg.runners.mode != "unified") {
       # switch-to-configuration would stop every changed API runner at once, leaving clients with no server.
       # So a change leaves them running, and this unit, whose environment changes with them, restarts them one
       # at a time, each healthy before the next. At boot it only records the generation: nothing to roll.
@@ -173,8 +197,8 @@ in {
     (mkIf cfg.compact.enable {
       systemd.services.powersync-compact = {
         description = "PowerSync storage compaction (the image's compact, in a one-off container)";
-        after = ["init-v6egress-network.service" "powersync-storage-password.service" "powersync-storage-proxy.socket"] ++ map pure.unitOf runners;
-        requires = ["init-v6egress-network.service" "powersync-storage-password.service" "powersync-storage-proxy.socket"];
+        after = cfg.runners.needs ++ map pure.unitOf runners;
+        requires = cfg.runners.needs;
         # The image comes from the runners: pulled (or loaded) by their units before they start.
         wants = map pure.unitOf runners;
         environment.TEXTFILE = "${dirOf cfg.operations.watchdog.textfile}/powersync-compact.prom";

@@ -37,7 +37,9 @@
 }: let
   inherit (lib) mkIf mkOption types;
   inherit (import ../../lib/contract.nix) exposedLocalHbaLines storageProxyCollides;
+  pure = import ../../lib;
   cfg = config.services.powersync;
+  inherit (cfg.storage) remote;
   v6egress = config.networking.v6egress;
   pg = config.services.postgresql;
   role = "powersync_storage";
@@ -67,8 +69,74 @@ in {
     environmentFile = mkOption {
       type = types.str;
       readOnly = true;
-      default = "${stateDir}/storage.env";
-      description = "Root-only env file with PS_STORAGE_PASSWORD, written by powersync-storage-password.service.";
+      default =
+        if remote == null
+        then "${stateDir}/storage.env"
+        else remote.environmentFile;
+      defaultText = lib.literalExpression ''"/var/lib/powersync/storage.env", or storage.remote.environmentFile'';
+      description = ''
+        Root-only env file with PS_STORAGE_PASSWORD: written by powersync-storage-password.service for the
+        local storage, the operator's `storage.remote.environmentFile` for shared storage.
+      '';
+    };
+
+    remote = mkOption {
+      default = null;
+      description = ''
+        Bucket storage in a PostgreSQL that several hosts share, reached over TLS, instead of a role in this
+        host's PostgreSQL behind the local proxy (which is then not set up). For deployments that outgrow one
+        machine: exactly one host replicates (`runners.mode` "unified" or "split"), the others serve clients
+        only (`runners.mode = "api"`), all with the same storage and sync config. PowerSync locks replication
+        in storage, so a second replicating host stands by with `PSYNC_S1003` rather than corrupt anything,
+        but no host's configuration can see the others': keep replication on one.
+      '';
+      type = types.nullOr (types.submodule {
+        options = {
+          hostname = mkOption {
+            type = types.str;
+            example = "storage.internal.example.com";
+            description = "Host name of the storage PostgreSQL; with `verify-full` it must match its certificate.";
+          };
+          port = mkOption {
+            type = types.port;
+            default = 5432;
+            description = "Port of the storage PostgreSQL.";
+          };
+          database = mkOption {
+            type = types.str;
+            default = role;
+            description = "Database holding the buckets.";
+          };
+          username = mkOption {
+            type = types.str;
+            default = role;
+            description = "Role the service logs in as (needs no superuser or replication attribute).";
+          };
+          environmentFile = mkOption {
+            type = types.addCheck types.str (path: lib.hasPrefix "/" path && !(lib.hasPrefix builtins.storeDir path));
+            example = "/run/secrets/rendered/powersync-storage.env";
+            description = "Env file, outside the Nix store, holding `PS_STORAGE_PASSWORD=…` for that role.";
+          };
+          sslmode = mkOption {
+            type = types.enum ["verify-full" "verify-ca"];
+            default = "verify-full";
+            description = ''
+              TLS verification (the service knows no weaker TLS mode): `verify-full` checks the chain and the
+              host name, `verify-ca` the chain only and needs `caCertificate`.
+            '';
+          };
+          caCertificate = mkOption {
+            type = types.nullOr types.path;
+            default = null;
+            example = lib.literalExpression "./storage-ca.pem";
+            description = ''
+              PEM of the CA that signed the storage server's certificate. It is public and goes into the
+              rendered config (`cacert`), and the service then trusts only it. Null: the service's bundled
+              CAs (public CAs, AWS RDS, Azure, Supabase).
+            '';
+          };
+        };
+      });
     };
 
     maxConnections = mkOption {
@@ -84,127 +152,147 @@ in {
     };
   };
 
-  config = mkIf cfg.enable {
-    assertions = [
-      {
-        assertion = exposedHbaLines == [];
-        message = ''
-          services.powersync: services.postgresql.authentication has `local` line(s) that a container could
-          match through the storage proxy:
-            ${lib.concatStringsSep "\n    " exposedHbaLines}
-          The proxy turns every connection from the v6egress network into a `local` one, so a password or
-          trust method here would let a container log in as that role (`postgres` included) with its
-          password, or with none. Give these lines the `peer` method (the proxy runs as a user that is no
-          PostgreSQL role), or move those clients to `host` lines.
-        '';
-      }
-      {
-        assertion =
-          !(storageProxyCollides {
-            listenAddresses = toString (pg.settings.listen_addresses or "localhost");
-            postgresPort = pg.settings.port;
-            proxyAddress = v6egress.gateway4;
-            inherit (cfg.storage) proxyPort;
-          });
-        message = ''
-          services.powersync.storage.proxyPort = ${toString cfg.storage.proxyPort} is also the port PostgreSQL
-          listens on at `${toString (pg.settings.listen_addresses or "")}`, which includes ${v6egress.gateway4}
-          (services.postgresql.enableTCPIP or settings.listen_addresses): the proxy socket and PostgreSQL
-          cannot both bind it. Set services.powersync.storage.proxyPort to a free port, e.g. 6543.
-        '';
-      }
-      {
-        assertion = builtins.isInt poolSize -> cfg.storage.maxConnections > poolSize;
-        message = "services.powersync.storage.maxConnections (${toString cfg.storage.maxConnections}) must exceed settings.storage.max_pool_size (${toString poolSize}): the proxy would refuse the service's own connections.";
-      }
-    ];
-
-    services.postgresql = {
-      enable = true;
-      ensureDatabases = [role];
-      ensureUsers = [
+  config = lib.mkMerge [
+    (mkIf (cfg.enable && remote != null) {
+      # The generated storage block points at the local proxy; these keys replace its connection
+      # (mkDefault, so an operator's settings.storage still wins key by key).
+      services.powersync.settings.storage = lib.mapAttrs (_: lib.mkDefault) (pure.remoteStorageSettings {
+        inherit (remote) hostname port database username sslmode;
+        caCertificate =
+          if remote.caCertificate == null
+          then null
+          else builtins.readFile remote.caCertificate;
+      });
+      assertions = [
         {
-          name = role;
-          ensureDBOwnership = true;
-          ensureClauses = {
-            superuser = false;
-            replication = false;
-          };
+          assertion = remote.sslmode == "verify-ca" -> remote.caCertificate != null;
+          message = "services.powersync.storage.remote.sslmode = \"verify-ca\" needs storage.remote.caCertificate (the service exits 150 without a cacert).";
         }
       ];
-      # Above the module's default `local all all peer` (mkAfter), so our role authenticates by password.
-      authentication = lib.mkBefore ''
-        ${ownHbaLine}
-      '';
-    };
+    })
+    (mkIf (cfg.enable && remote == null) {
+      assertions = [
+        {
+          assertion = exposedHbaLines == [];
 
-    systemd.services.powersync-storage-password = {
-      description = "Generate the PowerSync storage password and set it on the ${role} role";
-      after = ["postgresql-setup.service"];
-      requires = ["postgresql-setup.service"];
-      environment = {
-        STATE_DIR = stateDir;
-        ENV_FILE = cfg.storage.environmentFile;
-        ROLE = role;
-        SCRAM_VERIFIER = scramVerifier;
-        PGPORT = toString pg.settings.port;
-      };
-      serviceConfig = {
-        Type = "oneshot";
-        RemainAfterExit = true;
-        ExecStart = lib.getExe setPassword;
-        StateDirectory = "powersync";
-        StateDirectoryMode = "0700";
-        UMask = "0077";
-      };
-    };
+          message = ''
+            services.powersync: services.postgresql.authentication has `local` line(s) that a container could
+            match through the storage proxy:
+              ${lib.concatStringsSep "\n    " exposedHbaLines}
+            The proxy turns every connection from the v6egress network into a `local` one, so a password or
+            trust method here would let a container log in as that role (`postgres` included) with its
+            password, or with none. Give these lines the `peer` method (the proxy runs as a user that is no
+            PostgreSQL role), or move those clients to `host` lines.
+          '';
+        }
+        {
+          assertion =
+            !(storageProxyCollides {
+              listenAddresses = toString (pg.settings.listen_addresses or "localhost");
+              postgresPort = pg.settings.port;
+              proxyAddress = v6egress.gateway4;
+              inherit (cfg.storage) proxyPort;
+            });
+          message = ''
+            services.powersync.storage.proxyPort = ${toString cfg.storage.proxyPort} is also the port PostgreSQL
+            listens on at `${toString (pg.settings.listen_addresses or "")}`, which includes ${v6egress.gateway4}
+            (services.postgresql.enableTCPIP or settings.listen_addresses): the proxy socket and PostgreSQL
+            cannot both bind it. Set services.powersync.storage.proxyPort to a free port, e.g. 6543.
+          '';
+        }
+        {
+          assertion = builtins.isInt poolSize -> cfg.storage.maxConnections > poolSize;
+          message = "services.powersync.storage.maxConnections (${toString cfg.storage.maxConnections}) must exceed settings.storage.max_pool_size (${toString poolSize}): the proxy would refuse the service's own connections.";
+        }
+      ];
 
-    systemd.sockets.powersync-storage-proxy = {
-      description = "PowerSync storage: PostgreSQL for the container, on the v6egress gateway";
-      wantedBy = ["sockets.target"];
-      listenStreams = ["${v6egress.gateway4}:${toString cfg.storage.proxyPort}"];
-      socketConfig = {
-        # The gateway address exists only once netavark has created the bridge.
-        FreeBind = true;
-        # Only the container network, whatever the firewall says: the kernel drops other peers' packets.
-        IPAddressAllow = [v6egress.subnet4];
-        IPAddressDeny = "any";
+      services.postgresql = {
+        enable = true;
+        ensureDatabases = [role];
+        ensureUsers = [
+          {
+            name = role;
+            ensureDBOwnership = true;
+            ensureClauses = {
+              superuser = false;
+              replication = false;
+            };
+          }
+        ];
+        # Above the module's default `local all all peer` (mkAfter), so our role authenticates by password.
+        authentication = lib.mkBefore ''
+          ${ownHbaLine}
+        '';
       };
-    };
 
-    systemd.services.powersync-storage-proxy = {
-      description = "PowerSync storage proxy to PostgreSQL's Unix socket";
-      after = ["postgresql.service"];
-      requires = ["postgresql.service"];
-      serviceConfig = {
-        ExecStart = "${config.systemd.package}/lib/systemd/systemd-socket-proxyd --connections-max=${toString cfg.storage.maxConnections} ${pgSocket}";
-        # Hardening: a throwaway user that is no PostgreSQL role, no network of its own (the listening socket
-        # is inherited, and the socket unit's IP filter stays on it; the Unix socket is reached through the
-        # file system), nothing else.
-        DynamicUser = true;
-        PrivateNetwork = true;
-        IPAddressDeny = "any";
-        RestrictAddressFamilies = ["AF_UNIX"];
-        CapabilityBoundingSet = "";
-        NoNewPrivileges = true;
-        ProtectHome = true;
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectControlGroups = true;
-        ProtectClock = true;
-        ProtectHostname = true;
-        ProtectProc = "invisible";
-        PrivateDevices = true;
-        LockPersonality = true;
-        MemoryDenyWriteExecute = true;
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        SystemCallArchitectures = "native";
-        SystemCallFilter = ["@system-service" "~@privileged"];
-        UMask = "0077";
+      systemd.services.powersync-storage-password = {
+        description = "Generate the PowerSync storage password and set it on the ${role} role";
+        after = ["postgresql-setup.service"];
+        requires = ["postgresql-setup.service"];
+        environment = {
+          STATE_DIR = stateDir;
+          ENV_FILE = cfg.storage.environmentFile;
+          ROLE = role;
+          SCRAM_VERIFIER = scramVerifier;
+          PGPORT = toString pg.settings.port;
+        };
+        serviceConfig = {
+          Type = "oneshot";
+          RemainAfterExit = true;
+          ExecStart = lib.getExe setPassword;
+          StateDirectory = "powersync";
+          StateDirectoryMode = "0700";
+          UMask = "0077";
+        };
       };
-    };
 
-    networking.firewall.interfaces.${v6egress.interfaceName}.allowedTCPPorts = [cfg.storage.proxyPort];
-  };
+      systemd.sockets.powersync-storage-proxy = {
+        description = "PowerSync storage: PostgreSQL for the container, on the v6egress gateway";
+        wantedBy = ["sockets.target"];
+        listenStreams = ["${v6egress.gateway4}:${toString cfg.storage.proxyPort}"];
+        socketConfig = {
+          # The gateway address exists only once netavark has created the bridge.
+          FreeBind = true;
+          # Only the container network, whatever the firewall says: the kernel drops other peers' packets.
+          IPAddressAllow = [v6egress.subnet4];
+          IPAddressDeny = "any";
+        };
+      };
+
+      systemd.services.powersync-storage-proxy = {
+        description = "PowerSync storage proxy to PostgreSQL's Unix socket";
+        after = ["postgresql.service"];
+        requires = ["postgresql.service"];
+        serviceConfig = {
+          ExecStart = "${config.systemd.package}/lib/systemd/systemd-socket-proxyd --connections-max=${toString cfg.storage.maxConnections} ${pgSocket}";
+          # Hardening: a throwaway user that is no PostgreSQL role, no network of its own (the listening socket
+          # is inherited, and the socket unit's IP filter stays on it; the Unix socket is reached through the
+          # file system), nothing else.
+          DynamicUser = true;
+          PrivateNetwork = true;
+          IPAddressDeny = "any";
+          RestrictAddressFamilies = ["AF_UNIX"];
+          CapabilityBoundingSet = "";
+          NoNewPrivileges = true;
+          ProtectHome = true;
+          ProtectKernelTunables = true;
+          ProtectKernelModules = true;
+          ProtectControlGroups = true;
+          ProtectClock = true;
+          ProtectHostname = true;
+          ProtectProc = "invisible";
+          PrivateDevices = true;
+          LockPersonality = true;
+          MemoryDenyWriteExecute = true;
+          RestrictNamespaces = true;
+          RestrictRealtime = true;
+          SystemCallArchitectures = "native";
+          SystemCallFilter = ["@system-service" "~@privileged"];
+          UMask = "0077";
+        };
+      };
+
+      networking.firewall.interfaces.${v6egress.interfaceName}.allowedTCPPorts = [cfg.storage.proxyPort];
+    })
+  ];
 }

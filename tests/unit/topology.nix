@@ -58,6 +58,31 @@ in {
     expr = (lib.replicatingRunner unified).name;
     expected = "powersync";
   };
+  testTopologyApiOnlyHostsRunNoSyncRunner = {
+    expr = map (r: [r.name r.apiPort r.metricsPort]) (lib.runners {
+      mode = "api";
+      apiRunners = 2;
+      listenPort = 8080;
+      metricsPort = 9464;
+    });
+    expected = [["powersync-api-1" 8080 9464] ["powersync-api-2" 8081 9465]];
+  };
+  testTopologyApiOnlyHostsHoldNoSlot = {
+    expr = lib.replicatingRunner (lib.runners {
+      mode = "api";
+      apiRunners = 1;
+      listenPort = 8080;
+      metricsPort = 9464;
+    });
+    expected = null;
+  };
+  testTopologyRefusesAnApiOnlyHostWithoutRunners = {
+    expr = mentions "api mode needs at least one API runner" (check {
+      mode = "api";
+      apiRunners = 0;
+    });
+    expected = true;
+  };
   testTopologyUpstreamListsOnlyApiRunners = {
     expr = lib.upstream {
       runners = split 2;
