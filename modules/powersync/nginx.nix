@@ -135,7 +135,7 @@ in {
 
     warnings =
       lib.optional (split && cfg.nginx.workerConnections == null && neededConnections > 512) ''
-        services.powersync: split mode lets nginx hold ${toString (neededConnections / 2)} streams (${toString cfg.runners.apiRunners} API runners x nginx.maxConnsPerRunner ${toString cfg.nginx.maxConnsPerRunner}), which needs about ${toString neededConnections} nginx connections; nginx's default worker_connections is 512 per worker. Set services.powersync.nginx.workerConnections = ${toString neededConnections}; (or more).'';
+        services.powersync: ${cfg.runners.mode} mode lets nginx hold ${toString (cfg.runners.apiRunners * cfg.nginx.maxConnsPerRunner)} streams (${toString cfg.runners.apiRunners} API runners x nginx.maxConnsPerRunner ${toString cfg.nginx.maxConnsPerRunner}), which needs about ${toString neededConnections} nginx connections; nginx's default worker_connections is 512 per worker. Set services.powersync.nginx.workerConnections = ${toString neededConnections}; (or more).'';
     assertions = [
       {
         assertion = cfg.nginx.workerConnections == null || cfg.nginx.workerConnections >= neededConnections || !split;

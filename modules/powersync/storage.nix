@@ -55,6 +55,14 @@
   };
 
   poolSize = cfg.finalSettings.storage.max_pool_size or null;
+  # Every runner holds its own pool, and so does the compaction container while it runs.
+  pools =
+    builtins.length cfg.runners.all
+    + (
+      if cfg.compact.enable
+      then 1
+      else 0
+    );
 
   scramVerifier = pkgs.writers.writePython3 "powersync-scram-verifier" {flakeIgnore = ["E501"];} (
     lib.removePrefix "#!/usr/bin/env python3\n" (builtins.readFile ./storage/scram-verifier.py)
@@ -201,8 +209,8 @@ in {
           '';
         }
         {
-          assertion = builtins.isInt poolSize -> cfg.storage.maxConnections > poolSize;
-          message = "services.powersync.storage.maxConnections (${toString cfg.storage.maxConnections}) must exceed settings.storage.max_pool_size (${toString poolSize}): the proxy would refuse the service's own connections.";
+          assertion = builtins.isInt poolSize -> cfg.storage.maxConnections > poolSize * pools;
+          message = "services.powersync.storage.maxConnections (${toString cfg.storage.maxConnections}) must exceed settings.storage.max_pool_size (${toString poolSize}) times the ${toString pools} processes with a pool (every runner, and the compaction): the proxy would refuse the service's own connections.";
         }
       ];
 
