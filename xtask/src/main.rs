@@ -37,7 +37,6 @@ fn main() -> anyhow::Result<()> {
         flags::Command::Bench(cmd) => cmd.run(&sh),
         flags::Command::Bump(mut cmd) => {
             cmd.pin = cmd.pin.map(|file| caller_dir.join(file));
-            cmd.vm_pin = cmd.vm_pin.map(|file| caller_dir.join(file));
             cmd.run(&sh)
         }
         flags::Command::Render(mut cmd) => {
