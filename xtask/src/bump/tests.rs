@@ -602,3 +602,22 @@ fn a_keep_alive_front_without_nodelay_gets_a_connection_per_request_over_plain_h
     assert_eq!(front.connections(), 4);
     assert!(elapsed < Duration::from_millis(1000), "{elapsed:?}");
 }
+
+#[test]
+fn latest_takes_five_requests_and_three_when_it_is_the_pin() {
+    // The floor: the challenge, the token, latest's index, the tag list, and one HEAD on the newest stable
+    // tag (latest is usually the newest release); the index already fetched is the one pinned.
+    let world = world();
+    world
+        .bump(REPO, |f| {
+            f.tag = Some("latest".into());
+            f.allow_major = true;
+            f.dry_run = true;
+        })
+        .unwrap();
+    assert_eq!(world.proxy.requests(), 5);
+    world.pin("2.0.0", "2.0.0");
+    world.proxy.reset_requests();
+    world.bump(REPO, |f| f.tag = Some("latest".into())).unwrap();
+    assert_eq!(world.proxy.requests(), 3);
+}
