@@ -1,9 +1,9 @@
 //! `cargo xtask bench`: the built `xtask bump --dry-run` binary (run directly, so cargo's own start-up is not
 //! counted) against a local registry behind a token endpoint (as Docker Hub is), side by side with the curl+jq
 //! script it replaces (xtask/bench/update-curl.sh): wall time, registry requests and TCP connections per bump.
-//! It runs twice, through two fronts: one that closes every connection, and one that keeps connections alive
-//! and writes each response's head and body separately without TCP_NODELAY (where a client that reuses the
-//! connection waits for Nagle to meet its delayed ACK, about 40 ms a request). A measurement, not a test: it
+//! It runs through three fronts: plain HTTP closing every connection; plain HTTP keeping connections alive and
+//! writing each response's head and body separately without TCP_NODELAY (where a client that reuses the
+//! connection waits for Nagle to meet its delayed ACK, about 40 ms a request); and the latter over TLS. A measurement, not a test: it
 //! prints numbers and asserts nothing.
 
 use std::{
@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
 use crate::{
-    bump::local_registry::{Front, LocalRegistry, Proxy},
+    bump::local_registry::{Front, LocalRegistry, Proxy, TestCa, OPENSSL},
     flags,
     tools::Tool,
     util,
@@ -35,6 +35,8 @@ impl flags::Bench {
     pub fn run(self, _sh: &Shell) -> Result<()> {
         CURL.require()?;
         JQ.require()?;
+        OPENSSL.require()?;
+        let ca = TestCa::generate();
         let registry = LocalRegistry::start();
         let digests = registry.push_release_history(REPO);
         let dir = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
@@ -60,13 +62,20 @@ impl flags::Bench {
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
         for (front, label) in [
-            (Front::Closing, "front closing each connection"),
+            (Front::Closing, "HTTP front closing each connection"),
             (
                 Front::KeepAliveNagle,
-                "keep-alive front without TCP_NODELAY",
+                "HTTP keep-alive front without TCP_NODELAY",
+            ),
+            (
+                Front::TlsKeepAliveNagle,
+                "TLS keep-alive front without TCP_NODELAY",
             ),
         ] {
-            let proxy = Proxy::start_front(&registry.url, front);
+            let proxy = match front {
+                Front::TlsKeepAliveNagle => Proxy::start_tls(&registry.url, &ca),
+                _ => Proxy::start_front(&registry.url, front),
+            };
             let ours = measure(self.runs, &proxy, || {
                 Command::new(&xtask)
                     .args([
@@ -79,14 +88,18 @@ impl flags::Bench {
                         "--pin",
                     ])
                     .arg(&pin)
+                    .arg("--ca-cert")
+                    .arg(&ca.ca)
                     .output()
             })?;
+            // curl reads its extra CA from the environment; the script stays as it was.
             let theirs = measure(self.runs, &proxy, || {
                 Command::new("bash")
                     .arg(&script)
                     .env("REGISTRY", &proxy.url)
                     .env("REPO", REPO)
                     .env("PIN", &pin)
+                    .env("CURL_CA_BUNDLE", &ca.ca)
                     .output()
             })?;
             println!("{label}:");

@@ -65,8 +65,10 @@ pub enum Command {
     Bump(Bump),
     /// Measure `bump --dry-run` beside the curl+jq script it replaces (local registry, offline).
     ///
-    /// Starts a local registry behind a token endpoint (as Docker Hub is) and reports the median wall time
-    /// and the registry requests per bump of both. Needs docker-registry, curl and jq.
+    /// Starts a local registry behind a token endpoint (as Docker Hub is) and reports the median wall time,
+    /// registry requests and connections per bump of both (the built xtask binary, run directly), through
+    /// three fronts: HTTP closing each connection, HTTP keep-alive without TCP_NODELAY, and the same over TLS.
+    /// Needs docker-registry, curl, jq and openssl.
     ///
     /// Example: `cargo xtask bench --runs 20`.
     Bench(Bench),
@@ -191,6 +193,9 @@ pub struct Bump {
     /// The pin file to update (default: modules/powersync/image.nix).
     #[arg(long, value_name = "FILE")]
     pub pin: Option<PathBuf>,
+    /// Also trust the CA certificates in this PEM file (a mirror with its own CA), beside the public roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// Seconds the whole bump may take; when they run out, the error names the request that stalled.
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
     pub timeout: f64,

@@ -5,7 +5,8 @@
 //! bytes, send tag-list pages to another host or round in a loop, redirect manifests to another host, stall
 //! (slow-loris), send an oversize body. It runs in two shapes: one request per connection (Connection: close),
 //! or a keep-alive server that writes the head and the body of each response separately without TCP_NODELAY,
-//! the shape whose Nagle delay meets a client's delayed ACK.
+//! the shape whose Nagle delay meets a client's delayed ACK; the latter also over TLS, with a throwaway CA made
+//! by `openssl`.
 
 // Fault injection and single-platform manifests serve the tests; the bench uses the well-behaved parts.
 #![cfg_attr(not(test), allow(dead_code))]
@@ -14,7 +15,7 @@ use std::{
     collections::HashMap,
     fs,
     io::{BufRead, BufReader, Read, Write},
-    net::{TcpListener, TcpStream},
+    net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{
@@ -27,12 +28,20 @@ use std::{
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use ureq::rustls::{
+    self,
+    pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
+};
 
 use crate::tools::Tool;
 
 pub const DOCKER_REGISTRY: Tool = Tool {
     program: "docker-registry",
     install: "`apt-get install docker-registry` (in `nix develop` it is `registry`, from nixpkgs' distribution)",
+};
+pub const OPENSSL: Tool = Tool {
+    program: "openssl",
+    install: "`apt-get install openssl`",
 };
 /// The same program under nixpkgs' name.
 const NIX_REGISTRY: Tool = Tool {
@@ -242,7 +251,131 @@ pub enum Front {
     Closing,
     /// Keep-alive, TCP_NODELAY off, the head and the body of a response in two writes.
     KeepAliveNagle,
+    /// The same over TLS, with a certificate for 127.0.0.1 from a [`TestCa`].
+    TlsKeepAliveNagle,
 }
+
+/// A throwaway CA and a certificate for 127.0.0.1 it signed, made with `openssl`; `ca` is what a client trusts.
+pub struct TestCa {
+    dir: PathBuf,
+    pub ca: PathBuf,
+    server: Arc<rustls::ServerConfig>,
+}
+
+impl TestCa {
+    pub fn generate() -> TestCa {
+        OPENSSL.require().unwrap();
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "xtask-ca-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        openssl(
+            &[
+                &["req", "-x509"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=xtask test CA",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            ]
+            .concat(),
+        );
+        fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(dir.join("server.pem"))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(
+            rustls::crypto::ring::default_provider().into(),
+        )
+        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        TestCa {
+            ca: dir.join("ca.pem"),
+            dir,
+            server: Arc::new(server),
+        }
+    }
+}
+
+impl Drop for TestCa {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A front's side of a connection: a socket, or TLS over one.
+trait Conn: Read + Write + Send {}
+impl<T: Read + Write + Send> Conn for T {}
 
 /// The token-demanding, request-counting, fault-injecting front of a [`LocalRegistry`].
 pub struct Proxy {
@@ -258,8 +391,19 @@ impl Proxy {
     }
 
     pub fn start_front(upstream: &str, front: Front) -> Proxy {
+        assert_ne!(front, Front::TlsKeepAliveNagle, "use start_tls");
+        Proxy::start_inner(upstream, front, None)
+    }
+
+    /// A keep-alive TLS front without TCP_NODELAY, its certificate from `ca`.
+    pub fn start_tls(upstream: &str, ca: &TestCa) -> Proxy {
+        Proxy::start_inner(upstream, Front::TlsKeepAliveNagle, Some(ca.server.clone()))
+    }
+
+    fn start_inner(upstream: &str, front: Front, tls: Option<Arc<rustls::ServerConfig>>) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let requests = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
         let fault = Arc::new(Mutex::new(Fault::None));
@@ -274,11 +418,25 @@ impl Proxy {
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 opened.fetch_add(1, Ordering::SeqCst);
-                let (upstream, own, count, mode) =
-                    (upstream.clone(), own.clone(), count.clone(), mode.clone());
+                let (upstream, own, count, mode, tls) = (
+                    upstream.clone(),
+                    own.clone(),
+                    count.clone(),
+                    mode.clone(),
+                    tls.clone(),
+                );
                 thread::spawn(move || {
                     let _ = stream.set_nodelay(front == Front::Closing);
-                    let mut reader = BufReader::new(stream);
+                    let conn: Box<dyn Conn> = match tls {
+                        None => Box::new(stream),
+                        Some(config) => {
+                            let Ok(session) = rustls::ServerConnection::new(config) else {
+                                return;
+                            };
+                            Box::new(rustls::StreamOwned::new(session, stream))
+                        }
+                    };
+                    let mut reader = BufReader::new(conn);
                     loop {
                         let Ok(Some(request)) = read_request(&mut reader) else {
                             return;
@@ -376,7 +534,7 @@ impl Request {
 }
 
 /// The next request on a connection, or None when the client closed it.
-fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
+fn read_request<R: Read>(reader: &mut BufReader<R>) -> std::io::Result<Option<Request>> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
         return Ok(None);
@@ -402,7 +560,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req
 }
 
 struct Out<'a> {
-    stream: &'a mut TcpStream,
+    stream: &'a mut dyn Write,
     front: Front,
 }
 
@@ -416,7 +574,7 @@ impl Out<'_> {
     ) -> std::io::Result<()> {
         let connection = match self.front {
             Front::Closing => "close",
-            Front::KeepAliveNagle => "keep-alive",
+            Front::KeepAliveNagle | Front::TlsKeepAliveNagle => "keep-alive",
         };
         let mut out = format!(
             "HTTP/1.1 {status} X\r\nConnection: {connection}\r\nContent-Length: {}\r\n",
@@ -434,7 +592,7 @@ impl Out<'_> {
                 }
                 self.stream.write_all(&all)?;
             }
-            Front::KeepAliveNagle => {
+            Front::KeepAliveNagle | Front::TlsKeepAliveNagle => {
                 // Two writes, as a server that streams its head before its body does.
                 self.stream.write_all(out.as_bytes())?;
                 if !head && !body.is_empty() {

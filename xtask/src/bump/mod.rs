@@ -44,10 +44,15 @@ impl flags::Bump {
             .repository
             .clone()
             .unwrap_or_else(|| pin.repository().to_string());
-        let mut registry = Registry::new(
+        let extra_roots = match &self.ca_cert {
+            Some(file) => registry::read_ca_file(file)?,
+            None => Vec::new(),
+        };
+        let mut registry = Registry::with_roots(
             &self.registry,
             &repository,
             Duration::from_secs_f64(self.timeout),
+            extra_roots,
         );
         if let Some(page_size) = self.page_size {
             registry.page_size = page_size;

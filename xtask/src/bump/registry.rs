@@ -20,13 +20,23 @@
 
 use std::{
     collections::HashSet,
-    io::Read,
+    io::{Read, Write},
+    net::TcpStream,
+    path::Path,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use ureq::{
+    rustls::{
+        self,
+        pki_types::{pem::PemObject, CertificateDer},
+    },
+    ReadWrite, TlsConnector,
+};
 
 /// What we accept for a tag: multi-arch indexes first; single manifests only so the error can say so.
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -60,17 +70,30 @@ pub struct Manifest {
 
 impl Registry {
     /// A client for `repository` on `base` that gives up once `budget` (the whole run's) has passed.
+    #[cfg(test)]
     pub fn new(base: &str, repository: &str, budget: Duration) -> Registry {
+        Registry::with_roots(base, repository, budget, Vec::new())
+    }
+
+    /// The same, also trusting `extra_roots` (a mirror's own CA) beside the public web PKI.
+    pub fn with_roots(
+        base: &str,
+        repository: &str,
+        budget: Duration,
+        extra_roots: Vec<CertificateDer<'static>>,
+    ) -> Registry {
         let base = base.trim_end_matches('/').to_string();
         let mut agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(10))
             .redirects(0)
             .no_delay(true)
+            .tls_connector(Arc::new(QuickAckTls(tls_config(extra_roots))))
             .user_agent("powersync-nix-xtask-bump");
         if base.starts_with("http://") {
             // A keep-alive front without TCP_NODELAY holds each response's body until our delayed ACK (about
-            // 40 ms a request). Plain HTTP means a local mirror, where a fresh connection costs a fraction of
-            // a millisecond and starts in quick-ACK mode; over TLS the connection is kept.
+            // 40 ms a request). ureq gives no hook on a plain socket, so plain HTTP (a local mirror, where a
+            // connection costs a fraction of a millisecond and starts in quick-ACK mode) gets a fresh
+            // connection per request; TLS connections are kept alive and ACK at once (QuickAckTls).
             agent = agent.max_idle_connections(0);
         }
         Registry {
@@ -275,6 +298,8 @@ impl Registry {
                         .with_context(|| {
                             format!("{what}: 401 without a WWW-Authenticate challenge")
                         })?;
+                    // Read to its end, the connection goes back to the pool for the requests that follow.
+                    let _ = self.body(response, 64 << 10, what, url);
                     self.token = Some(
                         self.fetch_token(&challenge)
                             .with_context(|| format!("{what}: get a token"))?,
@@ -338,6 +363,98 @@ impl Registry {
             .context("the token response has neither `token` nor `access_token`")
     }
 }
+
+/// The certificates of a PEM file, for --ca-cert.
+pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let certificates = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("read {}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{} is not a PEM certificate file", path.display()))?;
+    if certificates.is_empty() {
+        bail!("{} holds no PEM certificate", path.display());
+    }
+    Ok(certificates)
+}
+
+/// ureq's own rustls setup (ring, TLS 1.2 and 1.3, the webpki roots), plus any extra roots.
+fn tls_config(extra_roots: Vec<CertificateDer<'static>>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    roots.add_parsable_certificates(extra_roots);
+    let config = rustls::ClientConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
+    .expect("ring supports TLS 1.2 and 1.3")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// rustls over a socket that asks for an immediate ACK before every read. A server that writes a response's
+/// head and body separately without TCP_NODELAY holds the body (Nagle) until the head is acknowledged, and on
+/// a kept-alive connection Linux delays that ACK by about 40 ms; TCP_QUICKACK is not sticky, hence every read.
+struct QuickAckTls(Arc<rustls::ClientConfig>);
+
+impl TlsConnector for QuickAckTls {
+    fn connect(
+        &self,
+        dns_name: &str,
+        io: Box<dyn ReadWrite>,
+    ) -> Result<Box<dyn ReadWrite>, ureq::Error> {
+        self.0.connect(dns_name, Box::new(QuickAck(io)))
+    }
+}
+
+#[derive(Debug)]
+struct QuickAck(Box<dyn ReadWrite>);
+
+impl Read for QuickAck {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(socket) = self.0.socket() {
+            quick_ack(socket);
+        }
+        self.0.read(buf)
+    }
+}
+
+impl Write for QuickAck {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl ReadWrite for QuickAck {
+    fn socket(&self) -> Option<&TcpStream> {
+        self.0.socket()
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn quick_ack(socket: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor, a pointer to a c_int and its size, as setsockopt(2) asks. A failure
+    // only costs the delay this avoids, so it is ignored.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Only Linux has TCP_QUICKACK; elsewhere the delayed-ACK stall stays possible.
+#[cfg(not(target_os = "linux"))]
+fn quick_ack(_socket: &TcpStream) {}
 
 /// `scheme://host[:port]` of an absolute http(s) URL, lowercased host; None for anything else.
 fn origin(url: &str) -> Option<&str> {

@@ -11,7 +11,7 @@ use std::{
 use xshell::{cmd, Shell};
 
 use super::{
-    local_registry::{Collector, Fault, Front, LocalRegistry, Proxy},
+    local_registry::{Collector, Fault, Front, LocalRegistry, Proxy, TestCa},
     *,
 };
 use crate::util::testing::Scratch;
@@ -79,6 +79,7 @@ impl World {
             registry: self.proxy.url.clone(),
             repository: Some(repository.to_string()),
             pin: Some(self.scratch.path("image.nix")),
+            ca_cert: None,
             timeout: 60.0,
             page_size: None,
         };
@@ -591,6 +592,7 @@ fn a_keep_alive_front_without_nodelay_gets_a_connection_per_request_over_plain_h
         registry: front.url.clone(),
         repository: Some(REPO.into()),
         pin: Some(scratch.path("image.nix")),
+        ca_cert: None,
         timeout: 60.0,
         page_size: None,
     };
@@ -620,4 +622,44 @@ fn latest_takes_five_requests_and_three_when_it_is_the_pin() {
     world.proxy.reset_requests();
     world.bump(REPO, |f| f.tag = Some("latest".into())).unwrap();
     assert_eq!(world.proxy.requests(), 3);
+}
+
+#[test]
+fn a_keep_alive_tls_front_without_nodelay_keeps_one_connection_without_stalling() {
+    let registry = LocalRegistry::start();
+    registry.push_release_history(REPO);
+    let ca = TestCa::generate();
+    let front = Proxy::start_tls(&registry.url, &ca);
+    let scratch = Scratch::new("tls");
+    let digest = Registry::new(&registry.url, REPO, Duration::from_secs(10))
+        .digest_of("1.26.1")
+        .unwrap();
+    scratch.write("image.nix", &pin_text("1.26.1", &digest));
+    let run = || {
+        let flags = flags::Bump {
+            tag: None,
+            allow_minor: false,
+            allow_major: false,
+            allow_downgrade: false,
+            allow_repush: false,
+            dry_run: true,
+            commit: false,
+            registry: front.url.clone(),
+            repository: Some(REPO.into()),
+            pin: Some(scratch.path("image.nix")),
+            ca_cert: Some(ca.ca.clone()),
+            timeout: 60.0,
+            page_size: None,
+        };
+        front.reset_requests();
+        let started = Instant::now();
+        flags.run(&Shell::new().unwrap()).unwrap();
+        started.elapsed()
+    };
+    let fastest = (0..3).map(|_| run()).min().unwrap();
+    assert_eq!(front.requests(), 4);
+    // Keep-alive is kept over TLS: one handshake for the four requests.
+    assert_eq!(front.connections(), 1);
+    // Three reused-connection responses would each wait ~40 ms for a delayed ACK without TCP_QUICKACK.
+    assert!(fastest < Duration::from_millis(100), "{fastest:?}");
 }
