@@ -92,8 +92,11 @@ in rec {
     then fromValue pin
     else fromFile pin;
 
-  # What to run on a networked machine to learn the archive hash pullImage will check for `system`: the same
-  # name, digest, final name and tag (both are written into the archive) and architecture, in SRI form.
+  # What to run on a networked machine to learn the archive hash pullImage will check for `system`. pullImage
+  # runs this same script as its builder (IS_FETCHER=1) with the same name, digest, final name and tag (both
+  # written into the archive), os and arch, and checks the flat sha256 of the archive; the prefetcher prints that
+  # hash in base32, hence the SRI conversion (nixpkgs pkgs/build-support/docker/nix-prefetch-docker and
+  # pullImage in pkgs/build-support/docker/default.nix).
   imageHashHint = {
     pin,
     system,

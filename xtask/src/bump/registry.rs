@@ -1,13 +1,14 @@
 //! Just enough of the OCI distribution API for a bump: the anonymous bearer-token challenge, the tag list
 //! with pagination, and manifests whose bytes are checked against their digest.
 //!
-//! Hand-written rather than the maintained `oci-client` crate (rust-oci-client 0.18, compared on the cases of
-//! issue 13). On those cases it would not have been correct by itself: `list_tags` returns one page and leaves
-//! `Link` paging (what Docker Hub uses) to the caller, so the cross-host and loop rules stay ours; bodies are
-//! read whole with no size limit; redirects follow reqwest's default policy (up to 10, to any host); and it
-//! offers connect and read timeouts but no deadline for a run. And it is async (tokio, reqwest, hyper): a
-//! scratch crate with only oci-client and tokio took 108 s of CPU to build cold in debug on the 2-core bench
-//! machine, twice the 55 s of this whole crate, for every cold `cargo xtask`.
+//! Hand-written rather than the maintained `oci-client` crate (rust-oci-client 0.18), compared on the cases of
+//! issue 13 by running its `list_tags` and `pull_manifest` against a hostile test registry: it returned the
+//! first tag page and ignored `Link` (paging, which Docker Hub needs, is left to the caller, so the cross-host
+//! and loop rules would still be ours); it followed a manifest redirect to another host and accepted the
+//! bytes; it accepted a 5 MiB manifest; and it hung on a slow-loris until killed at 15 s (it offers connect
+//! and read timeouts, no deadline for a run). It is also async (tokio, reqwest, hyper): a scratch crate with
+//! only oci-client and tokio took 108 s of CPU to build cold in debug on the 2-core bench machine, twice the
+//! 55 s of this whole crate, paid by every cold `cargo xtask`.
 //!
 //! What this client guarantees, each tested in tests.rs against a real registry and a hostile front:
 //! - The bearer token goes only to the registry's own origin (scheme, host and port); the token endpoint
