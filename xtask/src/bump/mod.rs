@@ -36,6 +36,12 @@ impl flags::Bump {
             .pin
             .clone()
             .unwrap_or_else(|| util::project_root().join(DEFAULT_PIN));
+        if !(self.timeout.is_finite() && self.timeout > 0.0) {
+            bail!(
+                "--timeout {} is not a positive number of seconds",
+                self.timeout
+            );
+        }
         let pin = Pin::read(&pin_path)?;
         if self.commit {
             check_git(sh, &pin_path)?;

@@ -406,6 +406,16 @@ fn a_slow_loris_registry_runs_into_the_deadline_which_names_the_request() {
 }
 
 #[test]
+fn a_timeout_that_is_not_a_positive_number_is_refused() {
+    let world = world();
+    for timeout in [0.0, -1.0, f64::NAN] {
+        let err = world.refused(REPO, |f| f.timeout = timeout);
+        assert!(err.contains("is not a positive number of seconds"), "{err}");
+    }
+    assert_eq!(world.proxy.requests(), 0);
+}
+
+#[test]
 fn an_oversize_manifest_is_called_too_large() {
     let world = world();
     world.proxy.set_fault(Fault::OversizeManifests);
