@@ -240,6 +240,8 @@ pub enum Fault {
     RedirectManifests(String),
     /// Authorized requests get a head that trickles out a byte every 200 ms and never ends.
     SlowLoris,
+    /// Authorized requests get a whole head, then a body that trickles out a byte every 200 ms.
+    SlowBody,
     /// Manifest GETs get a 5 MiB body (with its own correct digest).
     OversizeManifests,
 }
@@ -603,6 +605,19 @@ impl Out<'_> {
         self.stream.flush()
     }
 
+    /// A whole head announcing a large body, then the body one byte every 200 ms until the client gives up.
+    fn trickle_body(self) -> std::io::Result<()> {
+        self.stream.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+        )?;
+        self.stream.flush()?;
+        loop {
+            thread::sleep(Duration::from_millis(200));
+            self.stream.write_all(b" ")?;
+            self.stream.flush()?;
+        }
+    }
+
     /// A head that never finishes: one byte every 200 ms until the client gives up.
     fn trickle(self) -> std::io::Result<()> {
         self.stream.write_all(b"HTTP/1.1 200 OK\r\n")?;
@@ -662,6 +677,7 @@ fn serve(
         }
         Fault::ServerError => return out.respond(503, &[], b"{}", head),
         Fault::SlowLoris => return out.trickle(),
+        Fault::SlowBody => return out.trickle_body(),
         Fault::RedirectManifests(other) if manifest_get => {
             let location = format!("{other}{}", request.target);
             return out.respond(307, &[("Location".into(), location)], b"", head);

@@ -406,6 +406,23 @@ fn a_slow_loris_registry_runs_into_the_deadline_which_names_the_request() {
 }
 
 #[test]
+fn a_body_that_trickles_runs_into_the_same_deadline() {
+    let world = world();
+    world.proxy.set_fault(Fault::SlowBody);
+    let started = Instant::now();
+    let err = world.refused(REPO, |f| f.timeout = 1.5);
+    assert!(
+        err.contains("deadline of 1.5s ran out") && err.contains("list the tags"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn a_timeout_that_is_not_a_positive_number_is_refused() {
     let world = world();
     for timeout in [0.0, -1.0, f64::NAN] {
