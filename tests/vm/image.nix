@@ -1,15 +1,8 @@
-# The PowerSync image for the VM tests, which have no registry: dockerTools.pullImage per architecture, at
-# the index digest of modules/powersync/image.nix. A fixed-output hash can only be learnt on a networked
-# machine; until it is known for a system, the VM tests of that system fail at evaluation with how to fill
-# it in (never a silent skip). `cargo xtask bump` keeps imageDigest and finalImageTag in step with the pin.
+# The archive hashes of the PowerSync image for the VM tests, which have no registry: the fixed-output hash
+# dockerTools.pullImage checks, per system, keyed by the index digest of modules/powersync/image.nix they were
+# computed for. A bump moves only that pin; the VM tests then miss the new digest here and fail at evaluation
+# with the command that computes its hash (lib/image.nix, imageHashHint), so an old hash is never paired with
+# a new image. Only a networked machine can compute a hash, so none is known yet:
+#   "sha256:<index digest>" = { x86_64-linux = "sha256-…"; aarch64-linux = "sha256-…"; };
 {
-  imageName = "journeyapps/powersync-service";
-  imageDigest = "sha256:413a0c813e96935ebe7203b5759f8a594a7b7cd8aa42134713e63af637e0f079";
-  finalImageName = "docker.io/journeyapps/powersync-service";
-  finalImageTag = "1.26.1";
-  # nix hash of each architecture's image archive (SRI). null = not yet known.
-  hashes = {
-    x86_64-linux = null;
-    aarch64-linux = null;
-  };
 }

@@ -31,15 +31,11 @@
   self,
   sops-nix,
 }: let
-  pin = import ./image.nix;
+  # The pin and the archive hash for this system: lib/image.nix checks both and throws the exact command that
+  # computes a missing hash.
+  imageLib = import ../../lib/image.nix;
+  pin = ../../modules/powersync/image.nix;
   system = pkgs.stdenv.hostPlatform.system;
-  arch =
-    {
-      x86_64-linux = "amd64";
-      aarch64-linux = "arm64";
-    }
-    .${system};
-  hash = pin.hashes.${system} or null;
   inherit (pkgs) lib;
 in rec {
   # Each test's script exactly as the driver gets it (builtins only: `cargo xtask test` checks the same
@@ -52,23 +48,12 @@ in rec {
   rotatedPassword = "replication-rotated-password";
   domain = "powersync.reptide.eu";
 
-  image =
-    if hash == null
-    then
-      throw ''
-        tests/vm/image.nix has no image hash for ${system}. On a networked ${system} machine, set
-        hashes.${system} = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="; run
-        `cargo xtask vm-test powersync-e2e`, and copy the hash after "got:" from the error into
-        tests/vm/image.nix (or run `nix-prefetch-docker --image-name ${pin.imageName} --image-digest ${pin.imageDigest} --arch ${arch}`).
-      ''
-    else
-      pkgs.dockerTools.pullImage {
-        inherit (pin) imageName imageDigest finalImageName finalImageTag;
-        inherit arch hash;
-        os = "linux";
-      };
+  image = pkgs.dockerTools.pullImage (imageLib.vmImage {
+    inherit pin system;
+    hashes = import ./image.nix;
+  });
   # A loaded archive has no registry digest: the container must name exactly the archive's name:tag.
-  imageReference = "${pin.finalImageName}:${pin.finalImageTag}";
+  imageReference = imageLib.vmImageReference pin;
 
   # A CA and a certificate for the vhost's domain, made at build time; the client trusts the CA.
   certificates = pkgs.runCommand "powersync-test-certificates" {nativeBuildInputs = [pkgs.openssl];} ''

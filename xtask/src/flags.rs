@@ -50,20 +50,25 @@ pub enum Command {
     Render(Render),
     /// Move the image pin to a newer stable tag, verified: a two-line diff in modules/powersync/image.nix.
     ///
-    /// The VM tests' copy (tests/vm/image.nix) follows, its archive hashes reset for a networked build.
-    /// Speaks the OCI distribution API (anonymous bearer token, paginated tag list, manifest by tag). By
-    /// default only a newer patch of the pinned X.Y; never a `-next` pre-release; `--tag latest` pins the
-    /// X.Y.Z that has latest's digest. The manifest's bytes must hash to the registry's digest and the index
-    /// must serve linux/arm64 and linux/amd64; its index digest is pinned. Any failure leaves the pin as it
-    /// was. Needs the network (Docker Hub) unless --registry points elsewhere.
+    /// Only that file moves: the VM tests' archive hashes (tests/vm/image.nix) are keyed by index digest, and
+    /// the VM tests print the command that computes a missing one. Speaks the OCI distribution API (anonymous
+    /// bearer token, paginated tag list, manifest by tag), follows no redirects and sends the token to the
+    /// registry's own host only. By default only a newer patch of the pinned X.Y; never a `-next`
+    /// pre-release; an older version only with --allow-downgrade; a pinned tag that moved (re-pushed) only
+    /// with --allow-repush; `--tag latest` pins the X.Y.Z that has latest's digest. The manifest's bytes must
+    /// hash to the registry's digest and the index must serve linux/arm64 and linux/amd64; its index digest is
+    /// pinned. Any failure leaves the pin as it was. Needs the network (Docker Hub) unless --registry points
+    /// elsewhere.
     ///
     /// Example: `cargo xtask bump --dry-run`, then `cargo xtask bump --commit`;
     /// `cargo xtask bump --tag 1.27.0 --allow-minor`.
     Bump(Bump),
     /// Measure `bump --dry-run` beside the curl+jq script it replaces (local registry, offline).
     ///
-    /// Starts a local registry behind a token endpoint (as Docker Hub is) and reports the median wall time
-    /// and the registry requests per bump of both. Needs docker-registry, curl and jq.
+    /// Starts a local registry behind a token endpoint (as Docker Hub is) and reports the median wall time,
+    /// registry requests and connections per bump of both (the built xtask binary, run directly), through
+    /// three fronts: HTTP closing each connection, HTTP keep-alive without TCP_NODELAY, and the same over TLS.
+    /// Needs docker-registry, curl, jq and openssl.
     ///
     /// Example: `cargo xtask bench --runs 20`.
     Bench(Bench),
@@ -164,10 +169,16 @@ pub struct Bump {
     /// Allow moving to a newer major version (implies --allow-minor).
     #[arg(long)]
     pub allow_major: bool,
+    /// Allow moving to an older version (with --tag or `latest`); named a downgrade in the output and commit.
+    #[arg(long)]
+    pub allow_downgrade: bool,
+    /// Accept a pinned tag that now points at another digest (a re-pushed tag; look into it first).
+    #[arg(long)]
+    pub allow_repush: bool,
     /// Show what would be pinned; change nothing.
     #[arg(long, conflicts_with = "commit")]
     pub dry_run: bool,
-    /// Commit the pin as `chore(web-arm): bump powersync-service to <tag>`.
+    /// Commit the pin as `chore(web-arm): bump powersync-service to <tag>` (or `downgrade …`); checks git first.
     #[arg(long)]
     pub commit: bool,
     /// Registry base URL (for mirrors and tests).
@@ -183,9 +194,12 @@ pub struct Bump {
     /// The pin file to update (default: modules/powersync/image.nix).
     #[arg(long, value_name = "FILE")]
     pub pin: Option<PathBuf>,
-    /// The VM tests' image pin to keep in step (default: tests/vm/image.nix, unless --pin is given).
+    /// Also trust the CA certificates in this PEM file (a mirror with its own CA), beside the public roots.
     #[arg(long, value_name = "FILE")]
-    pub vm_pin: Option<PathBuf>,
+    pub ca_cert: Option<PathBuf>,
+    /// Seconds the whole bump may take; when they run out, the error names the request that stalled.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub timeout: f64,
     /// Tags per page when listing (the registry may cap it).
     #[arg(long, hide = true)]
     pub page_size: Option<usize>,

@@ -1,7 +1,12 @@
 //! A real OCI registry for the bump tests and `cargo xtask bench`: Debian's `docker-registry` (CNCF distribution) on 127.0.0.1 with
 //! a throwaway config, filled through the registry API with small blobs, per-platform manifests and indexes;
 //! and, in front of it, a small proxy that demands an anonymous bearer token the way Docker Hub does, counts
-//! requests, and can misbehave on demand (refuse the token, rate-limit, fail, alter manifest bytes).
+//! requests and connections, and can misbehave on demand: refuse the token, rate-limit, fail, alter manifest
+//! bytes, send tag-list pages to another host or round in a loop, redirect manifests to another host, stall
+//! (slow-loris), send an oversize body. It runs in two shapes: one request per connection (Connection: close),
+//! or a keep-alive server that writes the head and the body of each response separately without TCP_NODELAY,
+//! the shape whose Nagle delay meets a client's delayed ACK; the latter also over TLS, with a throwaway CA made
+//! by `openssl`.
 
 // Fault injection and single-platform manifests serve the tests; the bench uses the well-behaved parts.
 #![cfg_attr(not(test), allow(dead_code))]
@@ -10,7 +15,7 @@ use std::{
     collections::HashMap,
     fs,
     io::{BufRead, BufReader, Read, Write},
-    net::{TcpListener, TcpStream},
+    net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{
@@ -23,12 +28,20 @@ use std::{
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use ureq::rustls::{
+    self,
+    pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
+};
 
 use crate::tools::Tool;
 
 pub const DOCKER_REGISTRY: Tool = Tool {
     program: "docker-registry",
     install: "`apt-get install docker-registry` (in `nix develop` it is `registry`, from nixpkgs' distribution)",
+};
+pub const OPENSSL: Tool = Tool {
+    program: "openssl",
+    install: "`apt-get install openssl`",
 };
 /// The same program under nixpkgs' name.
 const NIX_REGISTRY: Tool = Tool {
@@ -212,45 +225,243 @@ impl Drop for LocalRegistry {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Fault {
     None,
     DenyToken,
     RateLimit,
     ServerError,
     TamperManifests,
+    /// Tag-list pages link to this other origin for the next page.
+    CrossHostLink(String),
+    /// Every tag-list page links to itself.
+    LinkLoop,
+    /// Manifest GETs are redirected (307) to this other origin.
+    RedirectManifests(String),
+    /// Authorized requests get a head that trickles out a byte every 200 ms and never ends.
+    SlowLoris,
+    /// Authorized requests get a whole head, then a body that trickles out a byte every 200 ms.
+    SlowBody,
+    /// Manifest GETs get a 5 MiB body (with its own correct digest).
+    OversizeManifests,
 }
+
+/// How the front holds connections.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Front {
+    /// One request per connection (Connection: close), each response in one write.
+    Closing,
+    /// Keep-alive, TCP_NODELAY off, the head and the body of a response in two writes.
+    KeepAliveNagle,
+    /// The same over TLS, with a certificate for 127.0.0.1 from a [`TestCa`].
+    TlsKeepAliveNagle,
+}
+
+/// A throwaway CA and a certificate for 127.0.0.1 it signed, made with `openssl`; `ca` is what a client trusts.
+pub struct TestCa {
+    dir: PathBuf,
+    pub ca: PathBuf,
+    server: Arc<rustls::ServerConfig>,
+}
+
+impl TestCa {
+    pub fn generate() -> TestCa {
+        OPENSSL.require().unwrap();
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "xtask-ca-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        openssl(
+            &[
+                &["req", "-x509"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=xtask test CA",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            ]
+            .concat(),
+        );
+        fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(dir.join("server.pem"))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(
+            rustls::crypto::ring::default_provider().into(),
+        )
+        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        TestCa {
+            ca: dir.join("ca.pem"),
+            dir,
+            server: Arc::new(server),
+        }
+    }
+}
+
+impl Drop for TestCa {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A front's side of a connection: a socket, or TLS over one.
+trait Conn: Read + Write + Send {}
+impl<T: Read + Write + Send> Conn for T {}
 
 /// The token-demanding, request-counting, fault-injecting front of a [`LocalRegistry`].
 pub struct Proxy {
     pub url: String,
     requests: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
     fault: Arc<Mutex<Fault>>,
 }
 
 impl Proxy {
     pub fn start(upstream: &str) -> Proxy {
+        Proxy::start_front(upstream, Front::Closing)
+    }
+
+    pub fn start_front(upstream: &str, front: Front) -> Proxy {
+        assert_ne!(front, Front::TlsKeepAliveNagle, "use start_tls");
+        Proxy::start_inner(upstream, front, None)
+    }
+
+    /// A keep-alive TLS front without TCP_NODELAY, its certificate from `ca`.
+    pub fn start_tls(upstream: &str, ca: &TestCa) -> Proxy {
+        Proxy::start_inner(upstream, Front::TlsKeepAliveNagle, Some(ca.server.clone()))
+    }
+
+    fn start_inner(upstream: &str, front: Front, tls: Option<Arc<rustls::ServerConfig>>) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().unwrap());
         let requests = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
         let fault = Arc::new(Mutex::new(Fault::None));
-        let (upstream, own, count, mode) = (
+        let (upstream, own, count, opened, mode) = (
             upstream.to_string(),
             url.clone(),
             requests.clone(),
+            connections.clone(),
             fault.clone(),
         );
-        // The thread ends with the test process; each connection carries one request (Connection: close).
+        // The threads end with the test process; one per connection, so a stalled one holds no other.
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                count.fetch_add(1, Ordering::SeqCst);
-                let fault = *mode.lock().unwrap();
-                let _ = serve(stream, &upstream, &own, fault);
+                opened.fetch_add(1, Ordering::SeqCst);
+                let (upstream, own, count, mode, tls) = (
+                    upstream.clone(),
+                    own.clone(),
+                    count.clone(),
+                    mode.clone(),
+                    tls.clone(),
+                );
+                thread::spawn(move || {
+                    let _ = stream.set_nodelay(front == Front::Closing);
+                    let conn: Box<dyn Conn> = match tls {
+                        None => Box::new(stream),
+                        Some(config) => {
+                            let Ok(session) = rustls::ServerConnection::new(config) else {
+                                return;
+                            };
+                            Box::new(rustls::StreamOwned::new(session, stream))
+                        }
+                    };
+                    let mut reader = BufReader::new(conn);
+                    loop {
+                        let Ok(Some(request)) = read_request(&mut reader) else {
+                            return;
+                        };
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let fault = mode.lock().unwrap().clone();
+                        let out = Out {
+                            stream: reader.get_mut(),
+                            front,
+                        };
+                        if serve(out, &request, &upstream, &own, &fault).is_err()
+                            || front == Front::Closing
+                        {
+                            return;
+                        }
+                    }
+                });
             }
         });
         Proxy {
             url,
             requests,
+            connections,
             fault,
         }
     }
@@ -263,8 +474,49 @@ impl Proxy {
         self.requests.load(Ordering::SeqCst)
     }
 
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
     pub fn reset_requests(&self) {
         self.requests.store(0, Ordering::SeqCst);
+        self.connections.store(0, Ordering::SeqCst);
+    }
+}
+
+type Headers = Vec<(String, String)>;
+
+/// Another origin that records what reaches it: the place a hostile registry would send a token.
+pub struct Collector {
+    pub url: String,
+    seen: Arc<Mutex<Vec<Headers>>>,
+}
+
+impl Collector {
+    pub fn start() -> Collector {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream);
+                if let Ok(Some(request)) = read_request(&mut reader) {
+                    record.lock().unwrap().push(request.headers.clone());
+                    let out = Out {
+                        stream: reader.get_mut(),
+                        front: Front::Closing,
+                    };
+                    let _ = out.respond(200, &[], b"{\"tags\":[\"9.9.9\"]}", false);
+                }
+            }
+        });
+        Collector { url, seen }
+    }
+
+    /// The headers of every request that reached it.
+    pub fn requests(&self) -> Vec<Headers> {
+        self.seen.lock().unwrap().clone()
     }
 }
 
@@ -283,10 +535,12 @@ impl Request {
     }
 }
 
-fn read_request(stream: &TcpStream) -> std::io::Result<Request> {
-    let mut reader = BufReader::new(stream);
+/// The next request on a connection, or None when the client closed it.
+fn read_request<R: Read>(reader: &mut BufReader<R>) -> std::io::Result<Option<Request>> {
     let mut line = String::new();
-    reader.read_line(&mut line)?;
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
     let mut parts = line.split_whitespace();
     let method = parts.next().unwrap_or_default().to_string();
     let target = parts.next().unwrap_or_default().to_string();
@@ -300,52 +554,100 @@ fn read_request(stream: &TcpStream) -> std::io::Result<Request> {
             headers.push((key.trim().to_string(), value.trim().to_string()));
         }
     }
-    Ok(Request {
+    Ok(Some(Request {
         method,
         target,
         headers,
-    })
+    }))
 }
 
-fn respond(
-    mut stream: TcpStream,
-    status: u16,
-    headers: &[(String, String)],
-    body: &[u8],
-    head: bool,
+struct Out<'a> {
+    stream: &'a mut dyn Write,
+    front: Front,
+}
+
+impl Out<'_> {
+    fn respond(
+        self,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+        head: bool,
+    ) -> std::io::Result<()> {
+        let connection = match self.front {
+            Front::Closing => "close",
+            Front::KeepAliveNagle | Front::TlsKeepAliveNagle => "keep-alive",
+        };
+        let mut out = format!(
+            "HTTP/1.1 {status} X\r\nConnection: {connection}\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (key, value) in headers {
+            out.push_str(&format!("{key}: {value}\r\n"));
+        }
+        out.push_str("\r\n");
+        match self.front {
+            Front::Closing => {
+                let mut all = out.into_bytes();
+                if !head {
+                    all.extend_from_slice(body);
+                }
+                self.stream.write_all(&all)?;
+            }
+            Front::KeepAliveNagle | Front::TlsKeepAliveNagle => {
+                // Two writes, as a server that streams its head before its body does.
+                self.stream.write_all(out.as_bytes())?;
+                if !head && !body.is_empty() {
+                    self.stream.write_all(body)?;
+                }
+            }
+        }
+        self.stream.flush()
+    }
+
+    /// A whole head announcing a large body, then the body one byte every 200 ms until the client gives up.
+    fn trickle_body(self) -> std::io::Result<()> {
+        self.stream.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+        )?;
+        self.stream.flush()?;
+        loop {
+            thread::sleep(Duration::from_millis(200));
+            self.stream.write_all(b" ")?;
+            self.stream.flush()?;
+        }
+    }
+
+    /// A head that never finishes: one byte every 200 ms until the client gives up.
+    fn trickle(self) -> std::io::Result<()> {
+        self.stream.write_all(b"HTTP/1.1 200 OK\r\n")?;
+        loop {
+            thread::sleep(Duration::from_millis(200));
+            self.stream.write_all(b"X")?;
+        }
+    }
+}
+
+fn serve(
+    out: Out,
+    request: &Request,
+    upstream: &str,
+    own: &str,
+    fault: &Fault,
 ) -> std::io::Result<()> {
-    let mut out = format!(
-        "HTTP/1.1 {status} X\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (key, value) in headers {
-        out.push_str(&format!("{key}: {value}\r\n"));
-    }
-    out.push_str("\r\n");
-    stream.write_all(out.as_bytes())?;
-    if !head {
-        stream.write_all(body)?;
-    }
-    stream.flush()
-}
-
-fn serve(stream: TcpStream, upstream: &str, own: &str, fault: Fault) -> std::io::Result<()> {
-    let request = read_request(&stream)?;
     let head = request.method == "HEAD";
     if request.target.starts_with("/token") {
         let scoped = request.target.contains("service=test-registry")
             && request.target.contains("scope=repository");
-        if fault == Fault::DenyToken || !scoped {
-            return respond(
-                stream,
+        if *fault == Fault::DenyToken || !scoped {
+            return out.respond(
                 401,
                 &[],
                 b"{\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}",
                 false,
             );
         }
-        return respond(
-            stream,
+        return out.respond(
             200,
             &[],
             json!({ "token": TOKEN, "expires_in": 300 })
@@ -366,25 +668,25 @@ fn serve(stream: TcpStream, upstream: &str, own: &str, fault: Fault) -> std::io:
         let challenge = format!(
             "Bearer realm=\"{own}/token\",service=\"test-registry\",scope=\"repository:{repo}:pull\""
         );
-        return respond(
-            stream,
-            401,
-            &[("WWW-Authenticate".into(), challenge)],
-            b"{}",
-            head,
-        );
+        return out.respond(401, &[("WWW-Authenticate".into(), challenge)], b"{}", head);
     }
+    let manifest_get = request.target.contains("/manifests/") && !head;
     match fault {
         Fault::RateLimit => {
-            return respond(
-                stream,
-                429,
-                &[("Retry-After".into(), "30".into())],
-                b"{}",
-                head,
-            )
+            return out.respond(429, &[("Retry-After".into(), "30".into())], b"{}", head)
         }
-        Fault::ServerError => return respond(stream, 503, &[], b"{}", head),
+        Fault::ServerError => return out.respond(503, &[], b"{}", head),
+        Fault::SlowLoris => return out.trickle(),
+        Fault::SlowBody => return out.trickle_body(),
+        Fault::RedirectManifests(other) if manifest_get => {
+            let location = format!("{other}{}", request.target);
+            return out.respond(307, &[("Location".into(), location)], b"", head);
+        }
+        Fault::OversizeManifests if manifest_get => {
+            let body = vec![b' '; 5 << 20];
+            let digest = ("Docker-Content-Digest".to_string(), sha256(&body));
+            return out.respond(200, &[digest], &body, head);
+        }
         _ => {}
     }
     let agent = ureq::AgentBuilder::new().redirects(0).build();
@@ -394,7 +696,7 @@ fn serve(stream: TcpStream, upstream: &str, own: &str, fault: Fault) -> std::io:
     }
     let response = match forwarded.call() {
         Ok(response) | Err(ureq::Error::Status(_, response)) => response,
-        Err(error) => return respond(stream, 502, &[], error.to_string().as_bytes(), head),
+        Err(error) => return out.respond(502, &[], error.to_string().as_bytes(), head),
     };
     let status = response.status();
     let headers: Vec<(String, String)> = ["Content-Type", "Docker-Content-Digest", "Link"]
@@ -408,18 +710,30 @@ fn serve(stream: TcpStream, upstream: &str, own: &str, fault: Fault) -> std::io:
     let mut body = Vec::new();
     response.into_reader().read_to_end(&mut body)?;
     if status == 200 && request.target.contains("/tags/list?") {
-        return respond_page(stream, &request.target, &body, head);
+        let next = match fault {
+            Fault::LinkLoop => Some(request.target.clone()),
+            Fault::CrossHostLink(other) => Some(format!("{other}{}", request.target)),
+            _ => None,
+        };
+        return respond_page(out, &request.target, &body, head, next);
     }
-    if fault == Fault::TamperManifests && request.target.contains("/manifests/") && !head {
+    if *fault == Fault::TamperManifests && manifest_get {
         // Still valid JSON, different bytes: only the digest check can tell.
         body.extend_from_slice(b"\n");
     }
-    respond(stream, status, &headers, &body, head)
+    out.respond(status, &headers, &body, head)
 }
 
 /// Distribution 2.8 ignores `n` on tag lists (paging arrived in v3); Docker Hub pages them. So the proxy pages
 /// the full list itself as the spec says: sorted, after `last`, at most `n`, with a `Link: rel="next"`.
-fn respond_page(stream: TcpStream, target: &str, body: &[u8], head: bool) -> std::io::Result<()> {
+/// `next` overrides the page's own next link (a hostile registry's).
+fn respond_page(
+    out: Out,
+    target: &str,
+    body: &[u8],
+    head: bool,
+    next: Option<String>,
+) -> std::io::Result<()> {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let param = |name: &str| {
         query.split('&').find_map(|pair| {
@@ -446,7 +760,9 @@ fn respond_page(stream: TcpStream, target: &str, body: &[u8], head: bool) -> std
         .collect();
     let page: Vec<String> = rest.iter().take(page_size).cloned().collect();
     let mut headers = vec![("Content-Type".to_string(), "application/json".to_string())];
-    if rest.len() > page.len() {
+    if let Some(next) = next {
+        headers.push(("Link".to_string(), format!("<{next}>; rel=\"next\"")));
+    } else if rest.len() > page.len() {
         let next = format!(
             "<{path}?last={}&n={page_size}>; rel=\"next\"",
             page.last().unwrap()
@@ -454,5 +770,5 @@ fn respond_page(stream: TcpStream, target: &str, body: &[u8], head: bool) -> std
         headers.push(("Link".to_string(), next));
     }
     full["tags"] = json!(page);
-    respond(stream, 200, &headers, full.to_string().as_bytes(), head)
+    out.respond(200, &headers, full.to_string().as_bytes(), head)
 }

@@ -1,7 +1,10 @@
-//! `cargo xtask bump`: move the image pin to a newer stable tag, verified, as a reviewable two-line diff.
-//! It speaks the OCI distribution API itself (registry.rs), applies the version policy (version.rs), checks
-//! the index serves web-arm's arm64 and amd64, then rewrites the pin (pin.rs) atomically. Every failure
-//! leaves the pin file byte for byte as it was.
+//! `cargo xtask bump`: move the image pin to another stable tag, verified, as a reviewable two-line diff.
+//! It speaks the OCI distribution API itself (registry.rs), checks the index serves web-arm's arm64 and
+//! amd64, applies the version policy (version.rs: newer patches by default; minor, major and downgrades only
+//! when asked), then rewrites the one pin file (pin.rs) with a single rename. The VM tests' archive hashes
+//! (tests/vm/image.nix) are keyed by index digest, so there is no second file to keep in step: a moved pin
+//! misses its hash there, and the VM tests say how to compute it. Every failure leaves the pin byte for byte
+//! as it was; with --commit, git is checked before anything is written.
 
 pub mod local_registry;
 mod pin;
@@ -11,11 +14,13 @@ mod version;
 #[cfg(test)]
 mod tests;
 
+use std::{path::Path, time::Duration};
+
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::{flags, util};
-use pin::{Pin, VmPin};
+use pin::Pin;
 use registry::{Manifest, Registry};
 use version::{Policy, Version};
 
@@ -23,7 +28,7 @@ use version::{Policy, Version};
 const REQUIRED_PLATFORMS: [&str; 2] = ["linux/arm64", "linux/amd64"];
 
 pub const DEFAULT_PIN: &str = "modules/powersync/image.nix";
-pub const DEFAULT_VM_PIN: &str = "tests/vm/image.nix";
+pub const VM_HASHES: &str = "tests/vm/image.nix";
 
 impl flags::Bump {
     pub fn run(self, sh: &Shell) -> Result<()> {
@@ -31,27 +36,45 @@ impl flags::Bump {
             .pin
             .clone()
             .unwrap_or_else(|| util::project_root().join(DEFAULT_PIN));
+        if !(self.timeout.is_finite() && self.timeout > 0.0) {
+            bail!(
+                "--timeout {} is not a positive number of seconds",
+                self.timeout
+            );
+        }
         let pin = Pin::read(&pin_path)?;
-        // The VM tests' copy of the pin moves with it; with a --pin of your own, name its twin explicitly.
-        let vm_pin_path = match (&self.vm_pin, &self.pin) {
-            (Some(path), _) => Some(path.clone()),
-            (None, None) => Some(util::project_root().join(DEFAULT_VM_PIN)),
-            (None, Some(_)) => None,
-        };
-        let vm_pin = vm_pin_path.as_deref().map(VmPin::read).transpose()?;
+        if self.commit {
+            check_git(sh, &pin_path)?;
+        }
         let repository = self
             .repository
             .clone()
             .unwrap_or_else(|| pin.repository().to_string());
-        let mut registry = Registry::new(&self.registry, &repository);
+        let extra_roots = match &self.ca_cert {
+            Some(file) => registry::read_ca_file(file)?,
+            None => Vec::new(),
+        };
+        let mut registry = Registry::with_roots(
+            &self.registry,
+            &repository,
+            Duration::from_secs_f64(self.timeout),
+            extra_roots,
+        );
         if let Some(page_size) = self.page_size {
             registry.page_size = page_size;
         }
         let policy = Policy {
             allow_minor: self.allow_minor,
             allow_major: self.allow_major,
+            allow_downgrade: self.allow_downgrade,
         };
-        let outcome = choose(&mut registry, &pin, self.tag.as_deref(), policy);
+        let outcome = choose(
+            &mut registry,
+            &pin,
+            self.tag.as_deref(),
+            policy,
+            self.allow_repush,
+        );
         let requests = registry.requests;
         let target = match outcome? {
             Choice::UpToDate(message) => {
@@ -60,15 +83,28 @@ impl flags::Bump {
             }
             Choice::Target(target) => target,
         };
-        check_platforms(&target)?;
-        if target.tag == pin.tag && target.manifest.digest == pin.digest {
+        let change = Change::between(&pin, &target);
+        if change == Change::None {
             println!(
                 "already pinned: {}@{} ({requests} registry requests)",
                 pin.tag, pin.digest
             );
             return Ok(());
         }
-        println!("{repository}: {} -> {}", pin.tag, target.tag);
+        match change {
+            Change::Repush => {
+                eprintln!(
+                    "WARNING: RE-PUSHED TAG {}: the registry now serves {} under it, the pin has {}. The same \
+                     tag with other bytes is a supply-chain signal: find out why before deploying it.",
+                    pin.tag, target.manifest.digest, pin.digest
+                );
+                println!("{repository}: re-pin {} (re-pushed tag)", pin.tag);
+            }
+            Change::Downgrade => {
+                println!("{repository}: downgrade {} -> {}", pin.tag, target.tag)
+            }
+            _ => println!("{repository}: {} -> {}", pin.tag, target.tag),
+        }
         println!(
             "  index digest {} (serves {})",
             target.manifest.digest,
@@ -79,27 +115,17 @@ impl flags::Bump {
             println!("dry run: {} left unchanged", pin_path.display());
             return Ok(());
         }
-        // Both files are prepared and checked before either is written.
-        let vm_text = vm_pin
-            .as_ref()
-            .map(|vm| vm.updated(&target.tag, &target.manifest.digest))
-            .transpose()?;
-        pin.write(&target.tag, &target.manifest.digest)?;
+        let text = pin.updated(&target.tag, &target.manifest.digest)?;
+        pin.write(&text)?;
         println!("updated {}", pin_path.display());
-        let mut files = vec![pin_path.clone()];
-        if let (Some(vm), Some(text)) = (&vm_pin, vm_text) {
-            vm.write(&text)?;
-            println!("updated {} (imageDigest, finalImageTag)", vm.path.display());
-            println!(
-                "  could not refresh the VM image hashes for {}: they can only be learnt by a networked build; \
-                 see the comment in that file",
-                pin::VM_SYSTEMS.join(", ")
-            );
-            files.push(vm.path.clone());
-        }
-        let message = commit_message(&target.tag);
+        println!(
+            "  the VM tests need the new image's archive hashes in {VM_HASHES} (keyed by {}); they fail with \
+             the command that computes them until then",
+            target.manifest.digest
+        );
+        let message = commit_message(change, &pin.tag, &target.tag);
         if self.commit {
-            commit(sh, &files, &message)?;
+            commit(sh, &pin_path, &message)?;
             println!("committed: {message}");
         } else {
             println!(
@@ -111,8 +137,42 @@ impl flags::Bump {
     }
 }
 
-pub fn commit_message(tag: &str) -> String {
-    format!("chore(web-arm): bump powersync-service to {tag}")
+/// What a new pin does to the old one; it names the commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    None,
+    Bump,
+    Downgrade,
+    Repush,
+}
+
+impl Change {
+    fn between(pin: &Pin, target: &Target) -> Change {
+        let version = Version::parse_stable(&target.tag).expect("targets are stable tags");
+        if target.tag == pin.tag {
+            if target.manifest.digest == pin.digest {
+                Change::None
+            } else {
+                Change::Repush
+            }
+        } else if version < pin.version {
+            Change::Downgrade
+        } else {
+            Change::Bump
+        }
+    }
+}
+
+pub fn commit_message(change: Change, from: &str, tag: &str) -> String {
+    match change {
+        Change::Downgrade => {
+            format!("chore(web-arm): downgrade powersync-service from {from} to {tag}")
+        }
+        Change::Repush => {
+            format!("chore(web-arm): re-pin powersync-service {tag} (re-pushed tag, new digest)")
+        }
+        Change::None | Change::Bump => format!("chore(web-arm): bump powersync-service to {tag}"),
+    }
 }
 
 struct Target {
@@ -125,76 +185,137 @@ enum Choice {
     Target(Target),
 }
 
-fn choose(registry: &mut Registry, pin: &Pin, tag: Option<&str>, policy: Policy) -> Result<Choice> {
-    match tag {
-        Some("latest") => resolve_latest(registry, pin, policy).map(Choice::Target),
+fn choose(
+    registry: &mut Registry,
+    pin: &Pin,
+    tag: Option<&str>,
+    policy: Policy,
+    allow_repush: bool,
+) -> Result<Choice> {
+    let target = match tag {
+        Some("latest") => match resolve_latest(registry, pin)? {
+            Some(target) => target,
+            None => {
+                return Ok(Choice::UpToDate(format!(
+                    "latest is the pinned {}@{}",
+                    pin.tag, pin.digest
+                )))
+            }
+        },
         Some(tag) => {
             let version = Version::parse_stable(tag).with_context(|| {
                 format!("{tag} is not a stable X.Y.Z tag; pre-releases (-next) and aliases are never pinned")
             })?;
-            refuse_by_policy(policy, pin.version, version)?;
             let manifest = registry
                 .manifest(tag)
                 .with_context(|| format!("tag {tag}"))?;
-            Ok(Choice::Target(Target {
+            let target = Target {
                 tag: tag.to_string(),
                 manifest,
-            }))
+            };
+            // Both reasons at once: a flag would not help an index that lacks arm64.
+            let problems: Vec<String> = [
+                platform_problem(&target),
+                policy.refusal(pin.version, version),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !problems.is_empty() {
+                bail!("{}. Nothing was pinned.", problems.join("; and "));
+            }
+            target
         }
         None => {
             let tags = registry.tags()?;
             let Some((tag, _)) = policy.newest(pin.version, &tags) else {
+                let pinned = registry
+                    .digest_of(&pin.tag)
+                    .with_context(|| format!("check the pinned tag {} is unchanged", pin.tag))?;
+                if pinned != pin.digest {
+                    bail!("{}", repushed(pin, &pinned));
+                }
                 return Ok(Choice::UpToDate(up_to_date(pin.version, &tags)));
             };
             let manifest = registry
                 .manifest(tag)
                 .with_context(|| format!("tag {tag}"))?;
-            Ok(Choice::Target(Target {
+            Target {
                 tag: tag.to_string(),
                 manifest,
-            }))
+            }
+        }
+    };
+    if let Some(problem) = platform_problem(&target) {
+        bail!("{problem}. Nothing was pinned.");
+    }
+    if tag == Some("latest") {
+        let version = Version::parse_stable(&target.tag).expect("a stable tag");
+        if let Some(reason) = policy.refusal(pin.version, version) {
+            bail!("latest is {}: {reason}", target.tag);
         }
     }
-}
-
-fn refuse_by_policy(policy: Policy, current: Version, target: Version) -> Result<()> {
-    match policy.refusal(current, target) {
-        Some(reason) => bail!("{reason}"),
-        None => Ok(()),
+    if target.tag == pin.tag && target.manifest.digest != pin.digest && !allow_repush {
+        bail!("{}", repushed(pin, &target.manifest.digest));
     }
+    Ok(Choice::Target(target))
 }
 
-/// "already at newest patch", with a hint when a bigger move exists.
+fn repushed(pin: &Pin, served: &str) -> String {
+    format!(
+        "RE-PUSHED TAG: {} now points at {served}, but the pin has {} for it. The same tag with other bytes \
+         is a supply-chain signal; nothing was pinned. Find out why (release notes, the publisher), then take \
+         it with `cargo xtask bump --tag {} --allow-repush`.",
+        pin.tag, pin.digest, pin.tag
+    )
+}
+
+/// "already at newest patch", naming the next step each flag would allow.
 fn up_to_date(current: Version, tags: &[String]) -> String {
-    let newest = Policy {
+    let minor = Policy {
         allow_minor: true,
-        allow_major: true,
+        ..Policy::default()
     }
     .newest(current, tags);
-    match newest {
-        Some((tag, version)) if version.major != current.major => {
-            format!("already at newest patch: {current} ({tag} exists: --allow-major)")
-        }
-        Some((tag, _)) => {
-            format!("already at newest patch: {current} ({tag} exists: --allow-minor)")
-        }
-        None => format!("already at newest patch: {current}"),
+    let major = Policy {
+        allow_major: true,
+        ..Policy::default()
+    }
+    .newest(current, tags);
+    let mut hints = Vec::new();
+    if let Some((tag, _)) = minor {
+        hints.push(format!("{tag} with --allow-minor"));
+    }
+    if let Some((tag, _)) = major.filter(|(_, version)| version.major != current.major) {
+        hints.push(format!("{tag} with --allow-major"));
+    }
+    if hints.is_empty() {
+        format!("already at newest patch: {current}")
+    } else {
+        format!(
+            "already at newest patch: {current} (next: {})",
+            hints.join("; ")
+        )
     }
 }
 
-/// `latest` is an alias that moves: pin the concrete X.Y.Z with the same digest instead.
-fn resolve_latest(registry: &mut Registry, pin: &Pin, policy: Policy) -> Result<Target> {
+/// `latest` is an alias that moves: pin the concrete X.Y.Z with the same digest instead. None when latest is
+/// the pinned image. The floor: the challenge, the token, latest's manifest, then (only when it moved) the
+/// tag list and one HEAD per stable tag from the newest down, which is one when latest is the newest release.
+fn resolve_latest(registry: &mut Registry, pin: &Pin) -> Result<Option<Target>> {
     let manifest = registry.manifest("latest").context("tag latest")?;
+    if manifest.digest == pin.digest {
+        return Ok(None);
+    }
     let mut stable: Vec<(Version, String)> = registry
         .tags()?
         .into_iter()
         .filter_map(|tag| Version::parse_stable(&tag).map(|version| (version, tag)))
         .collect();
     stable.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
-    for (version, tag) in stable {
+    for (_, tag) in stable {
         if registry.digest_of(&tag)? == manifest.digest {
-            refuse_by_policy(policy, pin.version, version).context("latest")?;
-            return Ok(Target { tag, manifest });
+            return Ok(Some(Target { tag, manifest }));
         }
     }
     bail!(
@@ -203,12 +324,13 @@ fn resolve_latest(registry: &mut Registry, pin: &Pin, policy: Policy) -> Result<
     )
 }
 
-fn check_platforms(target: &Target) -> Result<()> {
+/// Why `target` cannot run on web-arm and CI, if it cannot.
+fn platform_problem(target: &Target) -> Option<String> {
     if !registry::is_index(&target.manifest.json) {
-        bail!(
-            "{} is a single-platform manifest, not a multi-arch index; web-arm (arm64) needs the index. Nothing was pinned.",
+        return Some(format!(
+            "{} is a single-platform manifest, not a multi-arch index; web-arm (arm64) needs the index",
             target.tag
-        );
+        ));
     }
     let served = registry::platforms(&target.manifest.json);
     let missing: Vec<&str> = REQUIRED_PLATFORMS
@@ -216,21 +338,45 @@ fn check_platforms(target: &Target) -> Result<()> {
         .copied()
         .filter(|p| !served.iter().any(|s| s == p))
         .collect();
-    if !missing.is_empty() {
-        bail!(
-            "{} does not serve {} (it serves {}); web-arm is aarch64. Nothing was pinned.",
+    (!missing.is_empty()).then(|| {
+        format!(
+            "{} does not serve {} (it serves {}); web-arm is aarch64",
             target.tag,
             missing.join(" and "),
             served.join(", ")
-        );
-    }
-    Ok(())
+        )
+    })
 }
 
-fn commit(sh: &Shell, files: &[std::path::PathBuf], message: &str) -> Result<()> {
-    let dir = files[0].parent().context("the pin file has no directory")?;
+/// --commit needs a work tree that tracks the pin; checked before any request, so a refusal changes nothing.
+fn check_git(sh: &Shell, pin: &Path) -> Result<()> {
+    let dir = pin.parent().context("the pin file has no directory")?;
+    let file = pin.file_name().context("the pin file has no name")?;
     let _dir = sh.push_dir(dir);
-    cmd!(sh, "git commit --quiet -m {message} -- {files...}")
+    cmd!(sh, "git ls-files --error-unmatch -- {file}")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
         .run()
-        .context("commit the pin (the file is updated; commit it by hand)")
+        .with_context(|| {
+            format!(
+                "--commit needs {} tracked in a git work tree; nothing was changed (run without --commit to \
+                 only rewrite the file)",
+                pin.display()
+            )
+        })
+}
+
+fn commit(sh: &Shell, pin: &Path, message: &str) -> Result<()> {
+    let dir = pin.parent().context("the pin file has no directory")?;
+    let _dir = sh.push_dir(dir);
+    cmd!(sh, "git commit --quiet -m {message} -- {pin}")
+        .run()
+        .with_context(|| {
+            format!(
+                "commit the pin ({} is updated; commit it with: git commit -m '{message}' -- {})",
+                pin.display(),
+                pin.display()
+            )
+        })
 }

@@ -1,5 +1,8 @@
-//! The image pin file (modules/powersync/image.nix): three `field = "value";` lines. Keep in sync with
-//! lib/image.nix, which validates the same fields when Nix evaluates the file.
+//! The image pin file (modules/powersync/image.nix), the one file a bump rewrites. Its layout is read the same
+//! way by lib/image.nix (keep the two in sync): lines that are blank or `#` comments, then `{`, then exactly the
+//! fields name, tag and digest, one per line as `  field = "value";` (two spaces), then `}`; the file ends with
+//! a newline. Both readers refuse anything else; xtask/tests/fixtures/pins/ is the corpus that proves they agree
+//! (the tests below and tests/unit/image.nix).
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +10,8 @@ use anyhow::{bail, Context, Result};
 
 use super::version::Version;
 use crate::util;
+
+const FIELDS: [&str; 3] = ["name", "tag", "digest"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pin {
@@ -26,13 +31,32 @@ impl Pin {
     }
 
     fn parse(path: &Path, text: String) -> Result<Pin> {
-        let name = field(&text, "name")?;
-        let tag = field(&text, "tag")?;
-        let digest = field(&text, "digest")?;
-        let version = Version::parse_stable(&tag)
-            .with_context(|| format!("tag = \"{tag}\" is not a stable X.Y.Z tag"))?;
+        let values = layout(&text)?;
+        let value = |field: &str| -> Result<String> {
+            values
+                .iter()
+                .find(|(key, _)| key == field)
+                .map(|(_, value)| value.clone())
+                .with_context(|| format!("`{field}` is missing"))
+        };
+        let unknown: Vec<&str> = values
+            .iter()
+            .map(|(key, _)| key.as_str())
+            .filter(|key| !FIELDS.contains(key))
+            .collect();
+        if !unknown.is_empty() {
+            bail!("unknown field(s) {}", unknown.join(", "));
+        }
+        let name = value("name")?;
+        let tag = value("tag")?;
+        let digest = value("digest")?;
+        if !is_name(&name) {
+            bail!("`name` = \"{name}\" is not a repository like docker.io/journeyapps/powersync-service");
+        }
+        let version = parse_tag(&tag)
+            .with_context(|| format!("`tag` = \"{tag}\" is not a stable X.Y.Z tag"))?;
         if !is_digest(&digest) {
-            bail!("digest = \"{digest}\" is not sha256: and 64 lowercase hex digits");
+            bail!("`digest` = \"{digest}\" is not a sha256 digest (sha256: and 64 lowercase hex digits)");
         }
         Ok(Pin {
             path: path.to_path_buf(),
@@ -49,88 +73,106 @@ impl Pin {
         self.name.strip_prefix("docker.io/").unwrap_or(&self.name)
     }
 
-    /// Rewrites the tag and digest lines in place, atomically; every other byte stays as it was.
-    pub fn write(&self, tag: &str, digest: &str) -> Result<()> {
+    /// The file with the tag and digest lines rewritten; every other byte stays as it was.
+    pub fn updated(&self, tag: &str, digest: &str) -> Result<String> {
         let mut out = String::with_capacity(self.text.len());
         for line in self.text.split_inclusive('\n') {
-            let replaced = match assignment(line) {
-                Some(("tag", _)) => {
-                    line.replacen(&format!("\"{}\"", self.tag), &format!("\"{tag}\""), 1)
-                }
-                Some(("digest", _)) => {
-                    line.replacen(&format!("\"{}\"", self.digest), &format!("\"{digest}\""), 1)
-                }
-                _ => line.to_string(),
-            };
-            out.push_str(&replaced);
+            match assignment(line.trim_end_matches('\n')) {
+                Some(("tag", _)) => out.push_str(&format!("  tag = \"{tag}\";\n")),
+                Some(("digest", _)) => out.push_str(&format!("  digest = \"{digest}\";\n")),
+                _ => out.push_str(line),
+            }
         }
         Pin::parse(&self.path, out.clone())
             .context("the rewritten pin would not parse; nothing was written")?;
-        util::write_atomically(&self.path, &out)
-    }
-}
-
-/// The VM tests' image pin (tests/vm/image.nix): the same index digest and tag for `dockerTools.pullImage`,
-/// plus one fixed-output hash per system. Keep in sync with that file's layout.
-pub struct VmPin {
-    pub path: PathBuf,
-    text: String,
-}
-
-/// The systems whose archive hash the VM pin holds.
-pub const VM_SYSTEMS: [&str; 2] = ["x86_64-linux", "aarch64-linux"];
-
-impl VmPin {
-    pub fn read(path: &Path) -> Result<VmPin> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-        let pin = VmPin {
-            path: path.to_path_buf(),
-            text,
-        };
-        pin.updated("0.0.0", &format!("sha256:{}", "0".repeat(64)))
-            .with_context(|| format!("malformed VM image pin {}", path.display()))?;
-        Ok(pin)
-    }
-
-    /// The file with the new digest and tag, and every archive hash reset to null: a hash belongs to one
-    /// image, and only a networked build can learn the new one.
-    pub fn updated(&self, tag: &str, digest: &str) -> Result<String> {
-        let mut seen = Vec::new();
-        let mut out = String::with_capacity(self.text.len());
-        for line in self.text.split_inclusive('\n') {
-            let key = line.trim().split_once('=').map(|(key, _)| key.trim());
-            let indent = &line[..line.len() - line.trim_start().len()];
-            let replaced = match key {
-                Some("imageDigest") => format!("{indent}imageDigest = \"{digest}\";\n"),
-                Some("finalImageTag") => format!("{indent}finalImageTag = \"{tag}\";\n"),
-                Some(system) if VM_SYSTEMS.contains(&system) => {
-                    format!("{indent}{system} = null;\n")
-                }
-                _ => line.to_string(),
-            };
-            if let Some(key) = key.filter(|key| {
-                *key == "imageDigest" || *key == "finalImageTag" || VM_SYSTEMS.contains(key)
-            }) {
-                seen.push(key.to_string());
-            }
-            out.push_str(&replaced);
-        }
-        for needed in ["imageDigest", "finalImageTag"]
-            .iter()
-            .chain(VM_SYSTEMS.iter())
-        {
-            let count = seen.iter().filter(|key| key == needed).count();
-            if count != 1 {
-                bail!("expected one `{needed} = …;` line, found {count}");
-            }
-        }
         Ok(out)
     }
 
+    /// Replaces the file in one rename: readers see the old pin or the new one, never a mix.
     pub fn write(&self, text: &str) -> Result<()> {
         util::write_atomically(&self.path, text)
     }
+}
+
+/// The layout above → the (field, value) pairs in file order; any other line is an error naming it.
+fn layout(text: &str) -> Result<Vec<(String, String)>> {
+    let Some(text) = text.strip_suffix('\n') else {
+        bail!("the file does not end with a newline");
+    };
+    let significant: Vec<(usize, &str)> = text
+        .split('\n')
+        .enumerate()
+        .map(|(index, line)| (index + 1, line))
+        .filter(|(_, line)| !is_blank_or_comment(line))
+        .collect();
+    match significant.as_slice() {
+        [(_, "{"), body @ .., (_, "}")] => {
+            let mut values: Vec<(String, String)> = Vec::new();
+            for (number, line) in body {
+                let Some((key, value)) = assignment(line) else {
+                    bail!("line {number}: `{line}` is not a `  field = \"value\";` line (two spaces, one field a line)");
+                };
+                if values.iter().any(|(seen, _)| seen == key) {
+                    bail!("`{key}` is set on more than one line; keep one");
+                }
+                values.push((key.to_string(), value.to_string()));
+            }
+            Ok(values)
+        }
+        [(_, "{"), ..] => bail!("expected `}}` as the last line that is not blank or a comment"),
+        _ => bail!("expected `{{` as the first line that is not blank or a comment"),
+    }
+}
+
+/// ` *(#.*)?`: spaces only, or spaces then a `#` comment.
+fn is_blank_or_comment(line: &str) -> bool {
+    let rest = line.trim_start_matches(' ');
+    rest.is_empty() || rest.starts_with('#')
+}
+
+/// `  field = "value";` with a lowercase field and a value without quotes → (field, value).
+fn assignment(line: &str) -> Option<(&str, &str)> {
+    let rest = line.strip_prefix("  ")?;
+    let (key, rest) = rest.split_once(" = \"")?;
+    let value = rest.strip_suffix("\";")?;
+    let key_ok = !key.is_empty() && key.bytes().all(|b| b.is_ascii_lowercase());
+    (key_ok && !value.contains('"')).then_some((key, value))
+}
+
+/// `[0-9]{1,9}\.[0-9]{1,9}\.[0-9]{1,9}`, the same pattern lib/image.nix checks.
+fn parse_tag(tag: &str) -> Option<Version> {
+    let parts: Vec<&str> = tag.split('.').collect();
+    let numeric =
+        |part: &&str| (1..=9).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit());
+    if parts.len() != 3 || !parts.iter().all(numeric) {
+        return None;
+    }
+    Version::parse_stable(tag)
+}
+
+/// `[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+`, the pattern lib/image.nix checks.
+fn is_name(name: &str) -> bool {
+    let mut parts = name.split('/');
+    let first = parts.next().unwrap_or_default();
+    let (host, port) = match first.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (first, None),
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let rest: Vec<&str> = parts.collect();
+    is_component(host) && port_ok && !rest.is_empty() && rest.iter().all(|c| is_component(c))
+}
+
+/// `[a-z0-9]+([._-][a-z0-9]+)*`.
+fn is_component(part: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let separator = |b: u8| matches!(b, b'.' | b'_' | b'-');
+    let bytes = part.as_bytes();
+    !bytes.is_empty()
+        && alnum(bytes[0])
+        && alnum(bytes[bytes.len() - 1])
+        && bytes.iter().all(|&b| alnum(b) || separator(b))
+        && !bytes.windows(2).any(|w| separator(w[0]) && separator(w[1]))
 }
 
 pub fn is_digest(digest: &str) -> bool {
@@ -142,39 +184,10 @@ pub fn is_digest(digest: &str) -> bool {
     })
 }
 
-/// `  field = "value";` → (field, value); anything else is not an assignment line.
-fn assignment(line: &str) -> Option<(&str, &str)> {
-    let (key, rest) = line.trim().split_once('=')?;
-    let value = rest
-        .trim()
-        .strip_suffix(';')?
-        .trim()
-        .strip_prefix('"')?
-        .strip_suffix('"')?;
-    if value.contains('"') {
-        return None;
-    }
-    Some((key.trim(), value))
-}
-
-fn field(text: &str, name: &str) -> Result<String> {
-    let values: Vec<&str> = text
-        .lines()
-        .filter_map(assignment)
-        .filter(|(key, _)| *key == name)
-        .map(|(_, value)| value)
-        .collect();
-    match values.as_slice() {
-        [value] => Ok(value.to_string()),
-        [] => bail!("no `{name} = \"…\";` line"),
-        _ => bail!("`{name}` is set on {} lines; keep one", values.len()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::util::testing::Scratch;
+    use crate::{tools, util::testing::Scratch};
 
     pub const PIN: &str = "# comment\n{\n  name = \"docker.io/journeyapps/powersync-service\";\n  tag = \"1.26.1\";\n  digest = \"sha256:413a0c813e96935ebe7203b5759f8a594a7b7cd8aa42134713e63af637e0f079\";\n}\n";
 
@@ -185,13 +198,99 @@ mod tests {
         assert_eq!(pin.version, Version::parse_stable("1.26.1").unwrap());
     }
 
+    /// The corpus lib/image.nix reads too (tests/unit/image.nix): `good-*` files are accepted, `bad-*` refused.
+    #[test]
+    fn every_pin_in_the_corpus_is_judged_as_lib_image_nix_judges_it() {
+        let corpus = util::project_root().join("xtask/tests/fixtures/pins");
+        let mut verdicts = Vec::new();
+        for entry in std::fs::read_dir(&corpus).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let accepted = Pin::read(&path).is_ok();
+            assert!(
+                name.starts_with("good-") || name.starts_with("bad-"),
+                "{name}"
+            );
+            if accepted != name.starts_with("good-") {
+                verdicts.push(format!("{name}: accepted = {accepted}"));
+            }
+        }
+        assert!(verdicts.is_empty(), "pin.rs disagrees: {verdicts:#?}");
+    }
+
+    /// The same corpus through real Nix, so the two readers are compared on one run, not two claims.
+    #[test]
+    fn nix_and_pin_rs_accept_exactly_the_same_corpus_files() {
+        tools::NIX_INSTANTIATE.require().unwrap();
+        let root = util::project_root();
+        let corpus = root.join("xtask/tests/fixtures/pins");
+        let expr = format!(
+            "let image = import {}/lib/image.nix; dir = {}; in builtins.listToAttrs (map (f: {{ name = f; \
+             value = (builtins.tryEval (builtins.deepSeq (image.imagePin (dir + \"/${{f}}\")) true)).success; }}) \
+             (builtins.attrNames (builtins.readDir dir)))",
+            root.display(),
+            corpus.display()
+        );
+        let output = std::process::Command::new("nix-instantiate")
+            .args(["--eval", "--strict", "--json", "-E", &expr])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let nix: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let nix = nix.as_object().unwrap();
+        assert!(nix.len() > 20, "{nix:?}");
+        for (file, accepted) in nix {
+            let ours = Pin::read(&corpus.join(file)).is_ok();
+            assert_eq!(
+                Some(ours),
+                accepted.as_bool(),
+                "{file}: pin.rs {ours}, Nix {accepted}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_vm_tests_throw_the_exact_hint_for_a_missing_hash() {
+        tools::NIX_INSTANTIATE.require().unwrap();
+        let root = util::project_root();
+        for (system, arch) in [("x86_64-linux", "amd64"), ("aarch64-linux", "arm64")] {
+            let expr = format!(
+                "(import {}/tests/vm/lib.nix {{ pkgs = {{ stdenv.hostPlatform.system = \"{system}\"; \
+                 dockerTools.pullImage = a: a; lib = {{}}; }}; self = {{}}; sops-nix = {{}}; }}).image",
+                root.display()
+            );
+            let output = std::process::Command::new("nix-instantiate")
+                .args(["--eval", "--strict", "-E", &expr])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let pin = Pin::read(&root.join("modules/powersync/image.nix")).unwrap();
+            let (name, tag, digest) = (&pin.name, &pin.tag, &pin.digest);
+            let command = format!(
+                "nix hash to-sri --type sha256 \"$(nix-prefetch-docker --quiet --json --image-name {name} \
+                 --image-digest {digest} --final-image-name {name} --final-image-tag {tag} --arch {arch} \
+                 --os linux | jq -r .sha256)\""
+            );
+            assert!(!output.status.success());
+            assert!(
+                stderr.contains(&command)
+                    && stderr.contains(&format!("\"{digest}\".{system} = \"sha256-...\";")),
+                "{system}: {stderr}"
+            );
+        }
+    }
+
     #[test]
     fn a_rewrite_changes_exactly_the_tag_and_digest_lines() {
         let scratch = Scratch::new("pin");
         scratch.write("image.nix", PIN);
         let pin = Pin::read(&scratch.path("image.nix")).unwrap();
         let digest = format!("sha256:{}", "b".repeat(64));
-        pin.write("1.26.3", &digest).unwrap();
+        pin.write(&pin.updated("1.26.3", &digest).unwrap()).unwrap();
         let after = scratch.read("image.nix");
         let changed: Vec<(&str, &str)> = PIN
             .lines()
@@ -212,52 +311,9 @@ mod tests {
     }
 
     #[test]
-    fn the_vm_pin_follows_the_tag_and_digest_and_forgets_its_hashes() {
-        let scratch = Scratch::new("vm-pin");
-        let committed =
-            std::fs::read_to_string(util::project_root().join("tests/vm/image.nix")).unwrap();
-        let with_hash =
-            committed.replacen("x86_64-linux = null;", "x86_64-linux = \"sha256-AAAA\";", 1);
-        scratch.write("vm-image.nix", &with_hash);
-        let pin = VmPin::read(&scratch.path("vm-image.nix")).unwrap();
-        let digest = format!("sha256:{}", "c".repeat(64));
-        let after = pin.updated("1.26.3", &digest).unwrap();
-        assert!(
-            after.contains(&format!("  imageDigest = \"{digest}\";\n")),
-            "{after}"
-        );
-        assert!(after.contains("  finalImageTag = \"1.26.3\";\n"), "{after}");
-        assert!(
-            after.contains("    x86_64-linux = null;\n")
-                && after.contains("    aarch64-linux = null;\n"),
-            "{after}"
-        );
-        assert_eq!(with_hash.lines().count(), after.lines().count());
-    }
-
-    #[test]
-    fn a_vm_pin_without_its_hash_lines_is_malformed() {
-        let scratch = Scratch::new("vm-pin-bad");
-        let committed =
-            std::fs::read_to_string(util::project_root().join("tests/vm/image.nix")).unwrap();
-        scratch.write(
-            "vm-image.nix",
-            &committed.replace("    aarch64-linux = null;\n", ""),
-        );
-        let err = format!(
-            "{:#}",
-            VmPin::read(&scratch.path("vm-image.nix")).err().unwrap()
-        );
-        assert!(
-            err.contains("malformed VM image pin") && err.contains("aarch64-linux"),
-            "{err}"
-        );
-    }
-
-    #[test]
     fn malformed_pins_are_refused_with_the_reason() {
         let cases = [
-            (PIN.replace("  tag = \"1.26.1\";\n", ""), "no `tag"),
+            (PIN.replace("  tag = \"1.26.1\";\n", ""), "`tag` is missing"),
             (PIN.replace("1.26.1", "1.26.1-next"), "not a stable X.Y.Z"),
             (
                 PIN.replace("sha256:413a", "sha256:413A"),
@@ -265,7 +321,11 @@ mod tests {
             ),
             (
                 PIN.replace("}\n", "  tag = \"1.0.0\";\n}\n"),
-                "set on 2 lines",
+                "more than one line",
+            ),
+            (
+                PIN.replace("}\n", "  platform = \"linux/arm64\";\n}\n"),
+                "unknown field(s) platform",
             ),
         ];
         for (text, reason) in cases {

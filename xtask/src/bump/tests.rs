@@ -1,12 +1,17 @@
 //! `bump` against a real registry (see local_registry.rs): each policy case and each failure, and that a
-//! failure leaves the pin file byte for byte as it was.
+//! failure leaves the pin file byte for byte as it was; the hostile fronts of issue 13 (another host's Link,
+//! a Link loop, a redirect, a slow-loris, an oversize body, a re-pushed tag, a keep-alive front without
+//! TCP_NODELAY).
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use xshell::{cmd, Shell};
 
 use super::{
-    local_registry::{Fault, LocalRegistry, Proxy},
+    local_registry::{Collector, Fault, Front, LocalRegistry, Proxy, TestCa},
     *,
 };
 use crate::util::testing::Scratch;
@@ -15,7 +20,7 @@ const REPO: &str = "test/powersync-service";
 const BOTH: &[&str] = &["amd64", "arm64"];
 
 struct World {
-    _registry: LocalRegistry,
+    registry: LocalRegistry,
     proxy: Proxy,
     digests: HashMap<&'static str, String>,
     scratch: Scratch,
@@ -43,14 +48,12 @@ fn world() -> World {
     let proxy = Proxy::start(&registry.url);
     let scratch = Scratch::new("bump");
     let world = World {
-        _registry: registry,
+        registry,
         proxy,
         digests,
         scratch,
     };
     world.pin("1.26.1", "1.26.1");
-    let vm_pin = std::fs::read_to_string(crate::util::project_root().join(DEFAULT_VM_PIN)).unwrap();
-    world.scratch.write("vm-image.nix", &vm_pin);
     world
 }
 
@@ -69,12 +72,15 @@ impl World {
             tag: None,
             allow_minor: false,
             allow_major: false,
+            allow_downgrade: false,
+            allow_repush: false,
             dry_run: false,
             commit: false,
             registry: self.proxy.url.clone(),
             repository: Some(repository.to_string()),
             pin: Some(self.scratch.path("image.nix")),
-            vm_pin: Some(self.scratch.path("vm-image.nix")),
+            ca_cert: None,
+            timeout: 60.0,
             page_size: None,
         };
         configure(&mut flags);
@@ -146,15 +152,12 @@ fn at_the_newest_patch_it_says_so_and_changes_nothing() {
     world.bump(REPO, |_| {}).unwrap();
     assert_eq!(world.pin_file(), before);
     let pin = Pin::read(&world.scratch.path("image.nix")).unwrap();
-    let mut registry = Registry::new(&world.proxy.url, REPO);
-    let policy = Policy {
-        allow_minor: false,
-        allow_major: false,
-    };
-    match choose(&mut registry, &pin, None, policy).unwrap() {
+    let mut registry = Registry::new(&world.proxy.url, REPO, Duration::from_secs(60));
+    match choose(&mut registry, &pin, None, Policy::default(), false).unwrap() {
+        // The hint names the next step each flag allows, not only the newest tag.
         Choice::UpToDate(message) => assert_eq!(
             message,
-            "already at newest patch: 1.26.3 (2.0.0 exists: --allow-major)"
+            "already at newest patch: 1.26.3 (next: 1.27.0 with --allow-minor; 2.0.0 with --allow-major)"
         ),
         Choice::Target(target) => panic!("chose {}", target.tag),
     }
@@ -165,7 +168,7 @@ fn latest_resolves_to_the_concrete_tag_with_its_digest() {
     let world = world();
     let err = world.refused(REPO, |f| f.tag = Some("latest".into()));
     assert!(
-        err.contains("2.0.0 is a major move") && err.contains("--allow-major"),
+        err.contains("latest is 2.0.0: 2.0.0 is a major move") && err.contains("--allow-major"),
         "{err}"
     );
     world
@@ -278,7 +281,7 @@ fn a_malformed_pin_file_is_refused_untouched() {
         .write("image.nix", "{\n  tag = \"1.26.1\";\n}\n");
     let err = world.refused(REPO, |_| {});
     assert!(
-        err.contains("malformed pin file") && err.contains("no `name"),
+        err.contains("malformed pin file") && err.contains("`name` is missing"),
         "{err}"
     );
     assert_eq!(
@@ -309,7 +312,7 @@ fn commit_creates_the_conventional_commit() {
     let _mail = sh.push_env("GIT_AUTHOR_EMAIL", "test@example.invalid");
     let _cname = sh.push_env("GIT_COMMITTER_NAME", "test");
     let _cmail = sh.push_env("GIT_COMMITTER_EMAIL", "test@example.invalid");
-    cmd!(sh, "git add image.nix vm-image.nix").run().unwrap();
+    cmd!(sh, "git add image.nix").run().unwrap();
     cmd!(sh, "git commit --quiet -m initial").run().unwrap();
     world.bump(REPO, |f| f.commit = true).unwrap();
     let subject = cmd!(sh, "git log -1 --format=%s").read().unwrap();
@@ -317,5 +320,373 @@ fn commit_creates_the_conventional_commit() {
     let changed = cmd!(sh, "git show --format= --numstat HEAD")
         .read()
         .unwrap();
-    assert_eq!(changed, "2\t2\timage.nix\n2\t2\tvm-image.nix");
+    assert_eq!(changed, "2\t2\timage.nix");
+}
+
+// Issue 13, security.
+
+#[test]
+fn a_next_page_on_another_host_is_refused_and_gets_no_token() {
+    let world = world();
+    let other = Collector::start();
+    world
+        .proxy
+        .set_fault(Fault::CrossHostLink(other.url.clone()));
+    let err = world.refused(REPO, |f| f.page_size = Some(2));
+    assert!(
+        err.contains("off the registry's origin") && err.contains(&other.url),
+        "{err}"
+    );
+    assert!(other.requests().is_empty(), "{:?}", other.requests());
+}
+
+#[test]
+fn a_next_page_loop_is_detected() {
+    let world = world();
+    world.proxy.set_fault(Fault::LinkLoop);
+    let err = world.refused(REPO, |f| f.page_size = Some(2));
+    assert!(err.contains("loop back to"), "{err}");
+    // The challenge, the token, the first page and the page that links to itself once more.
+    assert!(world.proxy.requests() <= 4, "{}", world.proxy.requests());
+}
+
+#[test]
+fn pages_are_capped() {
+    // 7 tags in pages of 1 take 7 pages, each new: the cap, not the loop check, has to stop it.
+    let world = world();
+    for n in 0..registry::MAX_PAGES {
+        world
+            .registry
+            .push_index(REPO, &format!("0.0.{n}"), "filler", BOTH);
+    }
+    let err = world.refused(REPO, |f| f.page_size = Some(1));
+    assert!(
+        err.contains(&format!("more than {} pages", registry::MAX_PAGES)),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_manifest_redirected_to_another_host_is_refused() {
+    let world = world();
+    // The other host serves the same registry, so its bytes would match their own digest.
+    let mirror = Proxy::start(&world.registry.url);
+    let collector = Collector::start();
+    for other in [&mirror.url, &collector.url] {
+        world
+            .proxy
+            .set_fault(Fault::RedirectManifests(other.clone()));
+        let err = world.refused(REPO, |_| {});
+        assert!(
+            err.contains("redirected (307)") && err.contains("follows no redirects"),
+            "{err}"
+        );
+    }
+    assert_eq!(mirror.requests(), 0);
+    assert!(collector.requests().is_empty());
+}
+
+#[test]
+fn a_slow_loris_registry_runs_into_the_deadline_which_names_the_request() {
+    let world = world();
+    world.proxy.set_fault(Fault::SlowLoris);
+    let started = Instant::now();
+    let err = world.refused(REPO, |f| f.timeout = 1.5);
+    assert!(
+        err.contains("deadline of 1.5s ran out")
+            && err.contains("list the tags")
+            && err.contains("/tags/list"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_body_that_trickles_runs_into_the_same_deadline() {
+    let world = world();
+    world.proxy.set_fault(Fault::SlowBody);
+    let started = Instant::now();
+    let err = world.refused(REPO, |f| f.timeout = 1.5);
+    assert!(
+        err.contains("deadline of 1.5s ran out") && err.contains("list the tags"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_timeout_that_is_not_a_positive_number_is_refused() {
+    let world = world();
+    for timeout in [0.0, -1.0, f64::NAN] {
+        let err = world.refused(REPO, |f| f.timeout = timeout);
+        assert!(err.contains("is not a positive number of seconds"), "{err}");
+    }
+    assert_eq!(world.proxy.requests(), 0);
+}
+
+#[test]
+fn an_oversize_manifest_is_called_too_large() {
+    let world = world();
+    world.proxy.set_fault(Fault::OversizeManifests);
+    let err = world.refused(REPO, |_| {});
+    assert!(err.contains("response too large (limit 4 MiB)"), "{err}");
+}
+
+// Issue 13, policy.
+
+#[test]
+fn an_older_explicit_tag_is_a_downgrade_that_needs_its_flag() {
+    let world = world();
+    world.pin("1.26.3", "1.26.3");
+    let err = world.refused(REPO, |f| f.tag = Some("1.26.1".into()));
+    assert!(
+        err.contains("1.26.1 is a patch downgrade") && err.contains("--allow-downgrade"),
+        "{err}"
+    );
+    world.pin("1.27.0", "1.27.0");
+    let err = world.refused(REPO, |f| {
+        f.tag = Some("1.26.3".into());
+        f.allow_minor = true;
+    });
+    assert!(
+        err.contains("minor downgrade") && err.contains("--allow-downgrade"),
+        "{err}"
+    );
+    world
+        .bump(REPO, |f| {
+            f.tag = Some("1.26.3".into());
+            f.allow_minor = true;
+            f.allow_downgrade = true;
+        })
+        .unwrap();
+    assert_eq!(
+        world.pin_file(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
+}
+
+#[test]
+fn latest_older_than_the_pin_is_a_downgrade() {
+    let world = world();
+    world.pin("2.0.0", "2.0.0");
+    // latest moves back to 1.26.3's index (a publisher's rollback).
+    world.registry.push_index(REPO, "latest", "1.26.3", BOTH);
+    let err = world.refused(REPO, |f| {
+        f.tag = Some("latest".into());
+        f.allow_major = true;
+    });
+    assert!(
+        err.contains("latest is 1.26.3")
+            && err.contains("downgrade")
+            && err.contains("--allow-downgrade"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_downgrade_is_named_so_in_the_commit() {
+    let world = world();
+    let sh = Shell::new().unwrap();
+    let _dir = sh.push_dir(&world.scratch.root);
+    world.pin("1.26.3", "1.26.3");
+    cmd!(sh, "git add image.nix").run().unwrap();
+    cmd!(
+        sh,
+        "git -c user.name=t -c user.email=t@example.invalid commit --quiet -m initial"
+    )
+    .run()
+    .unwrap();
+    let _name = sh.push_env("GIT_AUTHOR_NAME", "test");
+    let _mail = sh.push_env("GIT_AUTHOR_EMAIL", "test@example.invalid");
+    let _cname = sh.push_env("GIT_COMMITTER_NAME", "test");
+    let _cmail = sh.push_env("GIT_COMMITTER_EMAIL", "test@example.invalid");
+    world
+        .bump(REPO, |f| {
+            f.tag = Some("1.26.2".into());
+            f.allow_downgrade = true;
+            f.commit = true;
+        })
+        .unwrap();
+    let subject = cmd!(sh, "git log -1 --format=%s").read().unwrap();
+    assert_eq!(
+        subject,
+        "chore(web-arm): downgrade powersync-service from 1.26.3 to 1.26.2"
+    );
+}
+
+#[test]
+fn a_re_pushed_pinned_tag_is_reported_loudly_and_needs_its_flag() {
+    let world = world();
+    world.pin("1.26.3", "1.26.3");
+    let repushed = world
+        .registry
+        .push_index(REPO, "1.26.3", "1.26.3 rebuilt", BOTH);
+    assert_ne!(repushed, world.digests["1.26.3"]);
+    // Up to date by version, but the pinned tag moved: checked, with one HEAD (still four requests).
+    let err = world.refused(REPO, |_| {});
+    assert!(
+        err.contains("RE-PUSHED TAG") && err.contains(&repushed),
+        "{err}"
+    );
+    assert_eq!(world.proxy.requests(), 4);
+    let err = world.refused(REPO, |f| f.tag = Some("1.26.3".into()));
+    assert!(
+        err.contains("RE-PUSHED TAG") && err.contains("--allow-repush"),
+        "{err}"
+    );
+    world
+        .bump(REPO, |f| {
+            f.tag = Some("1.26.3".into());
+            f.allow_repush = true;
+        })
+        .unwrap();
+    assert_eq!(world.pin_file(), pin_text("1.26.3", &repushed));
+}
+
+#[test]
+fn an_amd64_only_tag_is_refused_for_its_platform_and_its_policy_together() {
+    let world = world();
+    world
+        .registry
+        .push_index(REPO, "1.27.1", "amd64 only", &["amd64"]);
+    let err = world.refused(REPO, |f| f.tag = Some("1.27.1".into()));
+    assert!(
+        err.contains("does not serve linux/arm64")
+            && err.contains("minor move")
+            && err.contains("--allow-minor"),
+        "{err}"
+    );
+}
+
+// Issue 13, one atomic change.
+
+#[test]
+fn commit_outside_a_repository_changes_nothing_and_asks_nothing_of_the_registry() {
+    let world = world();
+    let outside = std::env::temp_dir().join(format!("xtask-no-git-{}", std::process::id()));
+    std::fs::create_dir_all(&outside).unwrap();
+    let pin = outside.join("image.nix");
+    std::fs::write(&pin, pin_text("1.26.1", &world.digests["1.26.1"])).unwrap();
+    let err = format!(
+        "{:#}",
+        world
+            .bump(REPO, |f| {
+                f.pin = Some(pin.clone());
+                f.commit = true;
+            })
+            .unwrap_err()
+    );
+    assert!(
+        err.contains("--commit needs") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&pin).unwrap(),
+        pin_text("1.26.1", &world.digests["1.26.1"])
+    );
+    assert_eq!(world.proxy.requests(), 0);
+    let _ = std::fs::remove_dir_all(outside);
+}
+
+// Issue 13, performance.
+
+#[test]
+fn a_keep_alive_front_without_nodelay_gets_a_connection_per_request_over_plain_http() {
+    let registry = LocalRegistry::start();
+    registry.push_release_history(REPO);
+    let front = Proxy::start_front(&registry.url, Front::KeepAliveNagle);
+    let scratch = Scratch::new("keepalive");
+    let digest = Registry::new(&registry.url, REPO, Duration::from_secs(10))
+        .digest_of("1.26.1")
+        .unwrap();
+    scratch.write("image.nix", &pin_text("1.26.1", &digest));
+    let flags = flags::Bump {
+        tag: None,
+        allow_minor: false,
+        allow_major: false,
+        allow_downgrade: false,
+        allow_repush: false,
+        dry_run: true,
+        commit: false,
+        registry: front.url.clone(),
+        repository: Some(REPO.into()),
+        pin: Some(scratch.path("image.nix")),
+        ca_cert: None,
+        timeout: 60.0,
+        page_size: None,
+    };
+    let started = Instant::now();
+    flags.run(&Shell::new().unwrap()).unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(front.requests(), 4);
+    // A reused connection would stall on the front's Nagle delay meeting our delayed ACK, about 40 ms each.
+    assert_eq!(front.connections(), 4);
+    assert!(elapsed < Duration::from_millis(1000), "{elapsed:?}");
+}
+
+#[test]
+fn latest_takes_five_requests_and_three_when_it_is_the_pin() {
+    // The floor: the challenge, the token, latest's index, the tag list, and one HEAD on the newest stable
+    // tag (latest is usually the newest release); the index already fetched is the one pinned.
+    let world = world();
+    world
+        .bump(REPO, |f| {
+            f.tag = Some("latest".into());
+            f.allow_major = true;
+            f.dry_run = true;
+        })
+        .unwrap();
+    assert_eq!(world.proxy.requests(), 5);
+    world.pin("2.0.0", "2.0.0");
+    world.proxy.reset_requests();
+    world.bump(REPO, |f| f.tag = Some("latest".into())).unwrap();
+    assert_eq!(world.proxy.requests(), 3);
+}
+
+#[test]
+fn a_keep_alive_tls_front_without_nodelay_keeps_one_connection_without_stalling() {
+    let registry = LocalRegistry::start();
+    registry.push_release_history(REPO);
+    let ca = TestCa::generate();
+    let front = Proxy::start_tls(&registry.url, &ca);
+    let scratch = Scratch::new("tls");
+    let digest = Registry::new(&registry.url, REPO, Duration::from_secs(10))
+        .digest_of("1.26.1")
+        .unwrap();
+    scratch.write("image.nix", &pin_text("1.26.1", &digest));
+    let run = || {
+        let flags = flags::Bump {
+            tag: None,
+            allow_minor: false,
+            allow_major: false,
+            allow_downgrade: false,
+            allow_repush: false,
+            dry_run: true,
+            commit: false,
+            registry: front.url.clone(),
+            repository: Some(REPO.into()),
+            pin: Some(scratch.path("image.nix")),
+            ca_cert: Some(ca.ca.clone()),
+            timeout: 60.0,
+            page_size: None,
+        };
+        front.reset_requests();
+        let started = Instant::now();
+        flags.run(&Shell::new().unwrap()).unwrap();
+        started.elapsed()
+    };
+    let fastest = (0..3).map(|_| run()).min().unwrap();
+    assert_eq!(front.requests(), 4);
+    // Keep-alive is kept over TLS: one handshake for the four requests.
+    assert_eq!(front.connections(), 1);
+    // Three reused-connection responses would each wait ~40 ms for a delayed ACK without TCP_QUICKACK.
+    assert!(fastest < Duration::from_millis(100), "{fastest:?}");
 }

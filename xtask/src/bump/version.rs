@@ -35,30 +35,49 @@ impl fmt::Display for Version {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Policy {
     pub allow_minor: bool,
     pub allow_major: bool,
+    pub allow_downgrade: bool,
 }
 
 impl Policy {
-    /// Why moving from `current` to `target` needs a flag, or None when the policy allows it.
+    /// Why moving from `current` to `target` needs a flag (naming every flag it needs), or None when the
+    /// policy allows it.
     pub fn refusal(&self, current: Version, target: Version) -> Option<String> {
-        if target.major != current.major && !self.allow_major {
-            return Some(format!(
-                "{target} is a major move from {current}; pass --allow-major"
-            ));
+        let downgrade = target < current;
+        let major = target.major != current.major;
+        let minor = !major && target.minor != current.minor;
+        let mut flags = Vec::new();
+        if downgrade && !self.allow_downgrade {
+            flags.push("--allow-downgrade");
         }
-        if target.major == current.major
-            && target.minor != current.minor
-            && !self.allow_minor
-            && !self.allow_major
-        {
-            return Some(format!(
-                "{target} is a minor move from {current}; pass --allow-minor"
-            ));
+        if major && !self.allow_major {
+            flags.push("--allow-major");
         }
-        None
+        if minor && !self.allow_minor && !self.allow_major {
+            flags.push("--allow-minor");
+        }
+        if flags.is_empty() {
+            return None;
+        }
+        let step = if major {
+            "major"
+        } else if minor {
+            "minor"
+        } else {
+            "patch"
+        };
+        let kind = if downgrade {
+            format!("a {step} downgrade (an older version)")
+        } else {
+            format!("a {step} move")
+        };
+        Some(format!(
+            "{target} is {kind} from {current}; pass {}",
+            flags.join(" ")
+        ))
     }
 
     /// The newest stable tag the policy allows that is newer than `current`.
@@ -122,17 +141,14 @@ mod tests {
         .iter()
         .map(|t| t.to_string())
         .collect();
-        let patch = Policy {
-            allow_minor: false,
-            allow_major: false,
-        };
+        let patch = Policy::default();
         let minor = Policy {
             allow_minor: true,
-            allow_major: false,
+            ..Policy::default()
         };
         let major = Policy {
-            allow_minor: false,
             allow_major: true,
+            ..Policy::default()
         };
         assert_eq!(
             patch.newest(v("1.26.1"), &tags),
@@ -151,10 +167,7 @@ mod tests {
 
     #[test]
     fn refusals_name_the_flag() {
-        let patch = Policy {
-            allow_minor: false,
-            allow_major: false,
-        };
+        let patch = Policy::default();
         assert!(patch
             .refusal(v("1.26.1"), v("1.27.0"))
             .unwrap()
@@ -164,5 +177,31 @@ mod tests {
             .unwrap()
             .contains("--allow-major"));
         assert_eq!(patch.refusal(v("1.26.1"), v("1.26.5")), None);
+    }
+
+    #[test]
+    fn downgrades_need_their_own_flag_and_are_named() {
+        let patch = Policy::default();
+        let minor = Policy {
+            allow_minor: true,
+            ..Policy::default()
+        };
+        assert_eq!(
+            patch.refusal(v("1.26.1"), v("1.26.0")).unwrap(),
+            "1.26.0 is a patch downgrade (an older version) from 1.26.1; pass --allow-downgrade"
+        );
+        assert_eq!(
+            minor.refusal(v("1.26.1"), v("1.25.0")).unwrap(),
+            "1.25.0 is a minor downgrade (an older version) from 1.26.1; pass --allow-downgrade"
+        );
+        assert_eq!(
+            patch.refusal(v("1.26.1"), v("1.25.0")).unwrap(),
+            "1.25.0 is a minor downgrade (an older version) from 1.26.1; pass --allow-downgrade --allow-minor"
+        );
+        let down = Policy {
+            allow_downgrade: true,
+            ..Policy::default()
+        };
+        assert_eq!(down.refusal(v("1.26.5"), v("1.26.2")), None);
     }
 }
