@@ -94,9 +94,10 @@ in rec {
 
   # What to run on a networked machine to learn the archive hash pullImage will check for `system`. pullImage
   # runs this same script as its builder (IS_FETCHER=1) with the same name, digest, final name and tag (both
-  # written into the archive), os and arch, and checks the flat sha256 of the archive; the prefetcher prints that
-  # hash in base32, hence the SRI conversion (nixpkgs pkgs/build-support/docker/nix-prefetch-docker and
-  # pullImage in pkgs/build-support/docker/default.nix).
+  # written into the archive), os and arch, and checks the flat sha256 of the archive. The prefetcher prints that
+  # hash as base32 `sha256` (the version read) or, in newer nixpkgs, as an SRI `hash` (nixpkgs PR #342400):
+  # jq takes whichever is there and `nix hash to-sri` accepts both (nixpkgs
+  # pkgs/build-support/docker/nix-prefetch-docker and pullImage in pkgs/build-support/docker/default.nix).
   imageHashHint = {
     pin,
     system,
@@ -105,7 +106,7 @@ in rec {
   in ''
     tests/vm/image.nix has no archive hash for ${p.digest} on ${system} (the pin is ${p.name}:${p.tag}).
     On a networked machine with Nix (any system), compute it with nix-prefetch-docker and jq (nix-shell -p nix-prefetch-docker jq):
-      nix hash to-sri --type sha256 "$(nix-prefetch-docker --quiet --json --image-name ${p.name} --image-digest ${p.digest} --final-image-name ${p.name} --final-image-tag ${p.tag} --arch ${architectures.${system}} --os linux | jq -r .sha256)"
+      nix hash to-sri --type sha256 "$(nix-prefetch-docker --quiet --json --image-name ${p.name} --image-digest ${p.digest} --final-image-name ${p.name} --final-image-tag ${p.tag} --arch ${architectures.${system}} --os linux | jq -r '.hash // .sha256')"
     and add what it prints to tests/vm/image.nix:
       "${p.digest}".${system} = "sha256-...";
     An entry for another digest belongs to an older pin and can be deleted.'';

@@ -11,7 +11,7 @@
   inherit (lib) literalExpression mkEnableOption mkIf mkOption types;
   pure = import ../../lib;
   cfg = config.services.powersync;
-  pin = pure.imagePin (import ./image.nix);
+  pin = pure.imagePin ./image.nix;
   inherit (pure) defaults;
   contract = pure.checkSettings cfg.finalSettings;
 

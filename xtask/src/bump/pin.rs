@@ -273,7 +273,7 @@ mod tests {
             let command = format!(
                 "nix hash to-sri --type sha256 \"$(nix-prefetch-docker --quiet --json --image-name {name} \
                  --image-digest {digest} --final-image-name {name} --final-image-tag {tag} --arch {arch} \
-                 --os linux | jq -r .sha256)\""
+                 --os linux | jq -r '.hash // .sha256')\""
             );
             assert!(!output.status.success());
             assert!(
@@ -336,6 +336,63 @@ mod tests {
                 err.contains("malformed pin file") && err.contains(reason),
                 "{reason}: {err}"
             );
+        }
+    }
+
+    /// The hint's last two stages, run for real on both forms nix-prefetch-docker prints (older: base32 `sha256`,
+    /// newer: SRI `hash`): each must give the SRI hash of the same archive bytes.
+    #[test]
+    fn the_hint_turns_either_prefetcher_output_into_the_same_sri_hash() {
+        let archive = std::env::temp_dir().join(format!("xtask-hint-{}", std::process::id()));
+        std::fs::write(&archive, b"a docker archive stands in here").unwrap();
+        let run = |program: &str, args: &[&str], input: Option<&str>| {
+            let mut child = std::process::Command::new(program)
+                .args(if program == "nix" {
+                    &crate::flake::FEATURES[..]
+                } else {
+                    &[]
+                })
+                .args(args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{program}: {e} (apt-get install jq nix-bin)"));
+            if let Some(input) = input {
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(input.as_bytes())
+                    .unwrap();
+            }
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success(), "{program} {args:?}");
+            String::from_utf8(output.stdout).unwrap().trim().to_string()
+        };
+        let path = archive.to_str().unwrap();
+        let base32 = run(
+            "nix-hash",
+            &["--flat", "--type", "sha256", "--base32", path],
+            None,
+        );
+        let expected = run(
+            "nix",
+            &["hash", "file", "--type", "sha256", "--sri", path],
+            None,
+        );
+        std::fs::remove_file(&archive).unwrap();
+        for printed in [
+            format!("{{\"sha256\": \"{base32}\"}}"),
+            format!("{{\"hash\": \"{expected}\"}}"),
+        ] {
+            let picked = run("jq", &["-r", ".hash // .sha256"], Some(&printed));
+            let sri = run(
+                "nix",
+                &["hash", "to-sri", "--type", "sha256", &picked],
+                None,
+            );
+            assert_eq!(sri, expected, "{printed}");
         }
     }
 }
