@@ -78,6 +78,10 @@ impl Plan {
                 flags.duration
             );
         }
+        check_open_file_limit(
+            streams,
+            fs::read_to_string("/proc/self/limits").ok().as_deref(),
+        )?;
         let write = flags.write_cmd.map(|command| write::WritePlan {
             command,
             every: flags.write_every.map(Duration::from_secs),
@@ -197,6 +201,28 @@ fn stream_url(url: &str) -> Result<(String, String)> {
         format!("{}/sync/stream", url.trim_end_matches('/')),
         host_port,
     ))
+}
+
+/// Each stream holds a socket: past the open-file limit the last streams would fail with EMFILE and read as
+/// the service's fault. `limits` is /proc/self/limits (absent off Linux: no check).
+fn check_open_file_limit(streams: usize, limits: Option<&str>) -> Result<()> {
+    // Sockets beyond the streams: stdio, the reachability check, the write command's pipes.
+    const SPARE: usize = 32;
+    let soft_limit = limits.and_then(|limits| {
+        let line = limits
+            .lines()
+            .find(|line| line.starts_with("Max open files"))?;
+        line.split_whitespace().nth(3)?.parse::<usize>().ok()
+    });
+    match soft_limit {
+        Some(limit) if streams + SPARE > limit => bail!(
+            "{streams} streams need about {} open files, but this process may open {limit}: raise the limit \
+             (`ulimit -n {}`) or lower --streams",
+            streams + SPARE,
+            streams + SPARE
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Fails fast, with the address, when nothing listens: better than N identical connection errors.
@@ -336,6 +362,24 @@ mod tests {
         ] {
             assert!(stream_url(url).is_err(), "{url} was accepted");
         }
+    }
+
+    #[test]
+    fn open_file_limit_is_read_from_proc_limits() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max open files            1024                 524288               files\n";
+        assert!(check_open_file_limit(992, Some(limits)).is_ok());
+        let error = check_open_file_limit(1000, Some(limits))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("may open 1024") && error.contains("ulimit -n 1032"),
+            "{error}"
+        );
+        assert!(check_open_file_limit(1000, None).is_ok());
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert!(check_open_file_limit(1000, Some(unlimited)).is_ok());
     }
 
     #[test]
