@@ -115,6 +115,9 @@ impl Plan {
     /// Opens the streams on the ramp, makes the writes, and waits for every stream to end (by the deadline).
     fn execute(&self) -> Result<Run> {
         let started = Instant::now();
+        let started_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
         let end = started + self.duration;
         let context = Arc::new(stream::StreamContext {
             agent: self.agent.clone(),
@@ -145,10 +148,7 @@ impl Plan {
             .map(|handle| handle.join().expect("a stream thread panicked"))
             .collect();
         Ok(Run {
-            started_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |since| since.as_secs())
-                .saturating_sub(started.elapsed().as_secs()),
+            started_unix,
             took: started.elapsed(),
             streams,
             writes,
