@@ -2,11 +2,15 @@
 //!
 //! It frames streams as the project saw the running service (1.25.0) frame them:
 //! - `POST /sync/stream` with `Authorization: Bearer <jwt>` answers 200 with newline-delimited JSON: `checkpoint`,
-//!   the rows as `data`, `checkpoint_complete`; after a source write `checkpoint_diff`, `data`,
-//!   `checkpoint_complete`; keep-alive lines in between (`token_expires_in`, as the service sends).
+//!   the rows as `data`, `checkpoint_complete`, and later, after a source write, `checkpoint_diff`.
 //! - No token: 401 with a JSON error body, code `PSYNC_S2106`; a token it does not know: 401 `PSYNC_S2101`.
 //! - Beyond its concurrent-stream capacity (the service's `max_concurrent_connections`, 200 by default): 429 at
 //!   once, an empty body, no `Retry-After`; a freed slot is reused at once.
+//!
+//! Not recorded from the service, so kept generic: the fields inside each line, the error body's shape beyond
+//! its code, the order `checkpoint_diff`, `data`, `checkpoint_complete` after a write (the sync protocol's order),
+//! and the keep-alive line (`token_expires_in`) and its interval. The probe reads only each line's key and
+//! searches `data` lines for its marker, so none of these choices can make its tests pass.
 //!
 //! A "source write" is a line appended to `writes_file` (the row's value, e.g. the probe's marker): every open
 //! stream then receives it, as the service sends a replicated row to every client whose bucket holds it.
