@@ -79,6 +79,18 @@ pub enum Command {
     ///
     /// Example: `cargo xtask fmt`, or `cargo xtask fmt --check modules/`.
     Fmt(Fmt),
+    /// Probe a running service with N concurrent sync streams and report what they saw.
+    ///
+    /// Opens the streams as the client SDKs do (`POST <url>/sync/stream`, a JWT from --jwt-file), inserts
+    /// nothing itself, holds them for --duration, then reports connect time and time to the first
+    /// `checkpoint_complete` (p50/p95/p99), refused and dropped streams and, with --write-cmd, how long a
+    /// source write takes to reach every stream, with the machine it ran on. It answers "how many clients
+    /// does this deployment hold?" before a cutover. Exits non-zero when no stream was accepted.
+    ///
+    /// Example: `cargo xtask load https://powersync.example.org --jwt-file tokens.txt --streams 150
+    /// --write-cmd ./insert-marker.sh --write-every 5`, where the script inserts a row containing
+    /// $POWERSYNC_LOAD_MARKER into a table the tokens' users sync.
+    Load(Load),
 }
 
 #[derive(Parser, Debug)]
@@ -219,4 +231,37 @@ pub struct Fmt {
     pub check: bool,
     /// Files or directories to format (only `.nix` files are touched). Default: the whole repository.
     pub paths: Vec<PathBuf>,
+}
+
+#[derive(Parser, Debug)]
+pub struct Load {
+    /// The service's base URL, http or https (streams go to `<url>/sync/stream`).
+    pub url: String,
+    /// JWTs, one per line (blank lines and `#` comments skipped), handed out in turn across the streams.
+    #[arg(long, value_name = "FILE")]
+    pub jwt_file: PathBuf,
+    /// Concurrent streams to open (1 to 1000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub streams: u32,
+    /// Seconds the run lasts, counted from the first stream's start; then every stream is closed (1 to 3600).
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub duration: u64,
+    /// Streams opened per second (1 to 1000); the ramp must end before the run does.
+    #[arg(long, value_name = "PER_SEC", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub ramp: u32,
+    /// Trust the CA certificates in this PEM file instead of the built-in roots (a test CA); verification stays on.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// A shell command (`sh -c`) that makes one source write whose synced row carries $POWERSYNC_LOAD_MARKER.
+    #[arg(long, value_name = "SHELL")]
+    pub write_cmd: Option<String>,
+    /// Repeat the write every SECS seconds instead of once.
+    #[arg(long, value_name = "SECS", requires = "write_cmd", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub write_every: Option<u64>,
+    /// Seconds a write's marker has to arrive; no write starts later than this before the end (1 to 600).
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub write_timeout: u64,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

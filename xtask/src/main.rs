@@ -8,6 +8,7 @@ mod dry_build;
 mod flags;
 mod flake;
 mod fmt;
+mod load;
 mod nix;
 mod render;
 mod schema;
@@ -53,5 +54,6 @@ fn main() -> anyhow::Result<()> {
             cmd.paths = cmd.paths.iter().map(|path| caller_dir.join(path)).collect();
             cmd.run(&sh)
         }
+        flags::Command::Load(cmd) => cmd.run(&caller_dir),
     }
 }

@@ -1,0 +1,405 @@
+//! A local stand-in for the PowerSync Service's sync endpoint, for testing `cargo xtask load` offline.
+//!
+//! It frames streams as the project saw the running service (1.25.0) frame them:
+//! - `POST /sync/stream` with `Authorization: Bearer <jwt>` answers 200 with newline-delimited JSON: `checkpoint`,
+//!   the rows as `data`, `checkpoint_complete`, and later, after a source write, `checkpoint_diff`.
+//! - No token: 401 with a JSON error body, code `PSYNC_S2106`; a token it does not know: 401 `PSYNC_S2101`.
+//! - Beyond its concurrent-stream capacity (the service's `max_concurrent_connections`, 200 by default): 429 at
+//!   once, an empty body, no `Retry-After`; a freed slot is reused at once.
+//!
+//! Not recorded from the service, so kept generic: the fields inside each line, the error body's shape beyond
+//! its code, the order `checkpoint_diff`, `data`, `checkpoint_complete` after a write (the sync protocol's order),
+//! and the keep-alive line (`token_expires_in`) and its interval. The probe reads only each line's key and
+//! searches `data` lines for its marker, so none of these choices can make its tests pass.
+//!
+//! A "source write" is a line appended to `writes_file` (the row's value, e.g. the probe's marker): every open
+//! stream then receives it, as the service sends a replicated row to every client whose bucket holds it.
+//! For tests of the probe it can also end some streams early and keep some deaf to writes. With `tls` it
+//! serves https with the given certificate.
+
+use std::{
+    collections::HashMap,
+    fs,
+    io::{self, BufRead, BufReader, Read, Write},
+    net::{Shutdown, TcpListener, TcpStream},
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc, Condvar, Mutex,
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::{json, Value};
+
+#[derive(Clone)]
+pub struct Config {
+    /// Concurrent streams served; one more gets 429.
+    pub capacity: usize,
+    /// Between the `checkpoint` line and the first `checkpoint_complete`.
+    pub checkpoint_delay: Duration,
+    /// Tokens accepted as valid.
+    pub tokens: Vec<String>,
+    /// The first `drop_clean` accepted streams are ended cleanly (final chunk) after `drop_after`.
+    pub drop_clean: usize,
+    /// The next `drop_abrupt` are cut (TCP shutdown, no final chunk) after `drop_after`.
+    pub drop_abrupt: usize,
+    pub drop_after: Duration,
+    /// The next `deaf` accepted streams never receive writes.
+    pub deaf: usize,
+    pub keepalive: Duration,
+    /// Serve https with this certificate chain and key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            capacity: 200,
+            checkpoint_delay: Duration::from_millis(50),
+            tokens: vec!["test-token".to_string()],
+            drop_clean: 0,
+            drop_abrupt: 0,
+            drop_after: Duration::from_millis(300),
+            deaf: 0,
+            keepalive: Duration::from_millis(250),
+            tls: None,
+        }
+    }
+}
+
+struct State {
+    config: Config,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    active: AtomicUsize,
+    accepted: AtomicUsize,
+    refused: AtomicUsize,
+    /// The rows written so far, in order; op id = index + 1.
+    rows: Mutex<Vec<String>>,
+    changed: Condvar,
+    stop: AtomicBool,
+    /// Every accepted stream's request body, for tests of what the probe sends.
+    bodies: Mutex<Vec<Value>>,
+}
+
+pub struct StreamServer {
+    pub url: String,
+    pub writes_file: PathBuf,
+    address: std::net::SocketAddr,
+    state: Arc<State>,
+}
+
+impl StreamServer {
+    pub fn start(config: Config, dir: &std::path::Path) -> StreamServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the stream server");
+        let address = listener.local_addr().unwrap();
+        let writes_file = dir.join("writes");
+        fs::write(&writes_file, "").unwrap();
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let host = if config.tls.is_some() {
+            "localhost".to_string()
+        } else {
+            "127.0.0.1".to_string()
+        };
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|(chain, key)| Arc::new(tls_config(chain, key)));
+        let state = Arc::new(State {
+            config,
+            tls,
+            active: AtomicUsize::new(0),
+            accepted: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
+            rows: Mutex::new(Vec::new()),
+            changed: Condvar::new(),
+            stop: AtomicBool::new(false),
+            bodies: Mutex::new(Vec::new()),
+        });
+        let accept_state = Arc::clone(&state);
+        thread::spawn(move || accept_loop(&listener, &accept_state));
+        let watch_state = Arc::clone(&state);
+        let watched = writes_file.clone();
+        thread::spawn(move || watch_writes(&watched, &watch_state));
+        StreamServer {
+            url: format!("{scheme}://{host}:{}", address.port()),
+            writes_file,
+            address,
+            state,
+        }
+    }
+
+    /// Streams open right now.
+    pub fn active(&self) -> usize {
+        self.state.active.load(Ordering::SeqCst)
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.state.accepted.load(Ordering::SeqCst)
+    }
+
+    pub fn refused(&self) -> usize {
+        self.state.refused.load(Ordering::SeqCst)
+    }
+
+    pub fn bodies(&self) -> Vec<Value> {
+        self.state.bodies.lock().unwrap().clone()
+    }
+
+    /// Makes a source write directly (what a line appended to `writes_file` does).
+    pub fn write(&self, value: &str) {
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.writes_file)
+            .unwrap();
+        writeln!(file, "{value}").unwrap();
+    }
+}
+
+impl Drop for StreamServer {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::SeqCst);
+        self.state.changed.notify_all();
+        // Wakes the accept loop so that it sees `stop`.
+        let _ = TcpStream::connect(self.address);
+    }
+}
+
+fn tls_config(chain: &std::path::Path, key: &std::path::Path) -> rustls::ServerConfig {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(chain)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap()
+}
+
+fn accept_loop(listener: &TcpListener, state: &Arc<State>) {
+    for connection in listener.incoming() {
+        if state.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(connection) = connection else { continue };
+        let state = Arc::clone(state);
+        thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let _ = serve(connection, &state);
+            })
+            .expect("start a connection thread");
+    }
+}
+
+/// Polls the writes file; each new complete line is one written row.
+fn watch_writes(file: &std::path::Path, state: &State) {
+    while !state.stop.load(Ordering::SeqCst) {
+        let text = fs::read_to_string(file).unwrap_or_default();
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        let lines: Vec<&str> = complete.lines().collect();
+        let mut rows = state.rows.lock().unwrap();
+        if lines.len() > rows.len() {
+            let known = rows.len();
+            rows.extend(lines[known..].iter().map(|line| line.to_string()));
+            state.changed.notify_all();
+        }
+        drop(rows);
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+trait Connection: Read + Write + Send {}
+impl<T: Read + Write + Send> Connection for T {}
+
+fn serve(tcp: TcpStream, state: &State) -> io::Result<()> {
+    let raw = tcp.try_clone()?;
+    let connection: Box<dyn Connection> = match &state.tls {
+        Some(config) => Box::new(rustls::StreamOwned::new(
+            rustls::ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?,
+            tcp,
+        )),
+        None => Box::new(tcp),
+    };
+    let mut reader = BufReader::new(connection);
+    let (method, path, headers, body) = read_request(&mut reader)?;
+    let connection = reader.get_mut();
+    if method != "POST" || path != "/sync/stream" {
+        return respond(connection, "404 Not Found", "");
+    }
+    // The concurrency limit answers before the request is handled, as the service's queue does.
+    if state.active.fetch_add(1, Ordering::SeqCst) >= state.config.capacity {
+        state.active.fetch_sub(1, Ordering::SeqCst);
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        return respond(connection, "429 Too Many Requests", "");
+    }
+    let result = match authorize(&headers, &state.config.tokens) {
+        Err(error) => respond(connection, "401 Unauthorized", &error.to_string()),
+        Ok(()) => {
+            let index = state.accepted.fetch_add(1, Ordering::SeqCst);
+            state
+                .bodies
+                .lock()
+                .unwrap()
+                .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+            stream(connection, &raw, state, index)
+        }
+    };
+    state.active.fetch_sub(1, Ordering::SeqCst);
+    result
+}
+
+type Request = (String, String, HashMap<String, String>, Vec<u8>);
+
+fn read_request(reader: &mut impl BufRead) -> io::Result<Request> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_string();
+    let path = parts.next().unwrap_or_default().to_string();
+    let mut headers = HashMap::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+        }
+    }
+    let length = headers
+        .get("content-length")
+        .and_then(|length| length.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok((method, path, headers, body))
+}
+
+fn authorize(headers: &HashMap<String, String>, tokens: &[String]) -> Result<(), Value> {
+    let error = |code: &str, description: &str| json!({"error": {"code": code, "status": 401, "description": description}});
+    let Some(token) = headers
+        .get("authorization")
+        .and_then(|value| value.strip_prefix("Bearer "))
+    else {
+        return Err(error("PSYNC_S2106", "Authentication required"));
+    };
+    if !tokens.iter().any(|known| known == token) {
+        return Err(error(
+            "PSYNC_S2101",
+            "Could not find an appropriate key in the keystore",
+        ));
+    }
+    Ok(())
+}
+
+fn respond(connection: &mut dyn Connection, status: &str, body: &str) -> io::Result<()> {
+    let content_type = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/json\r\n"
+    };
+    write!(
+        connection,
+        "HTTP/1.1 {status}\r\n{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    connection.flush()
+}
+
+fn send(connection: &mut dyn Connection, line: &Value) -> io::Result<()> {
+    let line = format!("{line}\n");
+    write!(connection, "{:x}\r\n{line}\r\n", line.len())?;
+    connection.flush()
+}
+
+fn checkpoint(key: &str, rows: usize) -> Value {
+    let buckets = json!([{"bucket": "global[]", "checksum": 0, "count": rows, "priority": 3}]);
+    match key {
+        "checkpoint" => json!({"checkpoint": {
+            "last_op_id": rows.to_string(), "write_checkpoint": null, "buckets": buckets}}),
+        "checkpoint_diff" => json!({"checkpoint_diff": {
+            "last_op_id": rows.to_string(), "write_checkpoint": null,
+            "updated_buckets": buckets, "removed_buckets": []}}),
+        _ => json!({"checkpoint_complete": {"last_op_id": rows.to_string()}}),
+    }
+}
+
+/// The rows `from..to` (0-based) as one `data` line; with `raw_data` the row itself is a JSON string.
+fn data(rows: &[String], from: usize) -> Value {
+    let entries: Vec<Value> = rows[from..]
+        .iter()
+        .enumerate()
+        .map(|(offset, value)| {
+            let op = (from + offset + 1).to_string();
+            json!({"op_id": op, "op": "PUT", "object_type": "items", "object_id": op,
+                   "checksum": 0, "subkey": op, "data": json!({"id": op, "value": value}).to_string()})
+        })
+        .collect();
+    json!({"data": {"bucket": "global[]", "after": from.to_string(), "has_more": false,
+                    "next_after": rows.len().to_string(), "data": entries}})
+}
+
+fn stream(
+    connection: &mut dyn Connection,
+    raw: &TcpStream,
+    state: &State,
+    index: usize,
+) -> io::Result<()> {
+    let config = &state.config;
+    write!(
+        connection,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )?;
+    let started = Instant::now();
+    let mut sent = state.rows.lock().unwrap().len();
+    send(connection, &checkpoint("checkpoint", sent))?;
+    thread::sleep(config.checkpoint_delay);
+    if sent > 0 {
+        send(connection, &data(&state.rows.lock().unwrap()[..sent], 0))?;
+    }
+    send(connection, &checkpoint("checkpoint_complete", sent))?;
+    let drop_clean = index < config.drop_clean;
+    let drop_abrupt = !drop_clean && index < config.drop_clean + config.drop_abrupt;
+    let deaf = (config.drop_clean + config.drop_abrupt
+        ..config.drop_clean + config.drop_abrupt + config.deaf)
+        .contains(&index);
+    loop {
+        if state.stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if (drop_clean || drop_abrupt) && started.elapsed() >= config.drop_after {
+            if drop_clean {
+                write!(connection, "0\r\n\r\n")?;
+                connection.flush()?;
+            }
+            return raw.shutdown(Shutdown::Both);
+        }
+        let mut wait = config.keepalive;
+        if drop_clean || drop_abrupt {
+            wait = wait.min(config.drop_after.saturating_sub(started.elapsed()));
+        }
+        let mut rows = state.rows.lock().unwrap();
+        if rows.len() == sent {
+            rows = state.changed.wait_timeout(rows, wait).unwrap().0;
+        }
+        let rows = rows.clone();
+        if rows.len() > sent && !deaf {
+            send(connection, &checkpoint("checkpoint_diff", rows.len()))?;
+            send(connection, &data(&rows, sent))?;
+            send(connection, &checkpoint("checkpoint_complete", rows.len()))?;
+        } else {
+            send(connection, &json!({"token_expires_in": 3600}))?;
+        }
+        sent = rows.len();
+    }
+}
