@@ -42,9 +42,15 @@ in
           };
         };
       };
-      client = {nodes, ...}: {
+      client = {
+        nodes,
+        lib,
+        ...
+      }: {
         imports = [(vm.client nodes.server.networking.primaryIPAddress)];
         environment.systemPackages = [xtask];
+        # The load probe takes about 1 MB per stream.
+        virtualisation.memorySize = lib.mkForce 1024;
       };
     };
     testScript = spec.script {

@@ -96,7 +96,10 @@ with subtest("a manual start of the compaction succeeds and records its metric")
 
 with subtest("the load probe holds a few hundred streams with none refused"):
     report = client.succeed(
-        f"{xtask} load https://{domain} --streams 250 --duration 60 --jwt-file /tmp/jwt --ca-file {ca_file} --json"
+        f"{xtask} load https://{domain} --streams 250 --duration 60 --ramp 25 --jwt-file /tmp/jwt --ca-file {ca_file} --json"
     )
     print(report)
-    t.assertEqual(json.loads(report)["refused"], 0, report)
+    streams = json.loads(report)["streams"]
+    t.assertEqual(streams["refused"], 0, report)
+    t.assertEqual(streams["failed"], 0, report)
+    t.assertEqual(streams["accepted"], 250, report)
