@@ -28,6 +28,7 @@ in {
     ./storage.nix
     ./nginx.nix
     ./operations.nix
+    ./verify.nix
   ];
 
   options.services.powersync = {
