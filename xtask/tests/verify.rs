@@ -1,12 +1,16 @@
 //! The post-deploy checklist, run for real. `host`: modules/powersync/ops/verify.sh (`powersync-verify`)
 //! against a real PostgreSQL, real curl, jq, tar and runuser, with `systemctl`, `podman`, `journalctl` and `ss`
-//! replaced on PATH by stand-ins that serve a host's state from files. No output may contain a password.
+//! replaced on PATH by stand-ins that serve a host's state from files. `outside`: `cargo xtask verify` against
+//! a local TLS server whose certificates openssl makes at test time, with an SSH stand-in that runs the host
+//! script locally. No output of either may contain a password or the client's token.
 //!
-//! Needs (Debian): bash, curl, jq, tar, postgresql, util-linux (setpriv, runuser), shellcheck.
+//! Needs (Debian): bash, curl, jq, tar, openssl, postgresql, util-linux (setpriv, runuser), shellcheck.
 //! A missing one fails the test with the package to install. Runs as root (PostgreSQL runs as `postgres`).
 
 #[path = "verify/host.rs"]
 mod host;
+#[path = "verify/outside.rs"]
+mod outside;
 
 use std::{
     fs,
