@@ -210,3 +210,52 @@ fn the_host_script_passes_shellcheck_as_the_module_embeds_it() {
         );
     }
 }
+
+/// Every check id either side can report has its section in the runbook, where each failure points.
+#[test]
+fn every_check_has_its_runbook_anchor() {
+    let runbook = fs::read_to_string(repo().join("docs/runbook.md")).unwrap();
+    let script = fs::read_to_string(verify_script()).unwrap();
+    let rust = fs::read_to_string(repo().join("xtask/src/verify/checks.rs")).unwrap();
+    let mut ids: Vec<String> = Vec::new();
+    for line in script.lines() {
+        let line = line.trim_start();
+        for verb in ["pass ", "warn ", "fail "] {
+            if let Some(rest) = line.strip_prefix(verb) {
+                let id = rest.split_whitespace().next().unwrap();
+                if !id.starts_with('"') && !id.starts_with('$') {
+                    ids.push(id.to_owned());
+                }
+            }
+        }
+        if let Some((_, rest)) = line.split_once("active_unit ") {
+            ids.push(rest.split_whitespace().next().unwrap().to_owned());
+        }
+        if let Some(rest) = line.strip_prefix("for id in ") {
+            ids.extend(
+                rest.split(';')
+                    .next()
+                    .unwrap()
+                    .split_whitespace()
+                    .map(str::to_owned),
+            );
+        }
+    }
+    // The outside checks' ids: the IDS list in checks.rs, which Check::new holds every check to.
+    let list = rust
+        .split("pub const IDS")
+        .nth(1)
+        .expect("IDS in checks.rs");
+    let list = &list[list.find('[').unwrap()..];
+    let list = &list[list.find("= [").unwrap()..list.find("];").unwrap()];
+    ids.extend(list.split('"').skip(1).step_by(2).map(str::to_owned));
+    ids.sort();
+    ids.dedup();
+    assert!(ids.len() >= 20, "found only {ids:?}");
+    for id in &ids {
+        assert!(
+            runbook.contains(&format!("\n### check: {id}\n")),
+            "docs/runbook.md has no `### check: {id}` (anchor #check-{id})"
+        );
+    }
+}
