@@ -215,6 +215,21 @@ fn serve(
         }
     }
     let head = String::from_utf8_lossy(&request).to_lowercase();
+    // Read the body too: closing with unread bytes makes the kernel reset the connection, and the client
+    // would see the reset instead of the answer.
+    let header_end = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body_read = request.len() - header_end;
+    while body_read < length {
+        match tls.read(&mut buffer) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => body_read += n,
+        }
+    }
     let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
     let hsts = if behaviour.hsts {
         "Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n"
