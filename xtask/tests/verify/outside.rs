@@ -735,9 +735,13 @@ fn an_unreachable_host_is_a_failed_check_and_the_outside_checks_still_run() {
     let pki = Pki::new();
     let server = healthy_server(&pki, HEALTHY);
     let dir = TempDir::new("ssh-down");
+    let log = dir.path("ssh.log");
     let ssh = dir.program(
         "ssh",
-        "echo 'root@web-arm: Permission denied (publickey).' >&2\nexit 255",
+        &format!(
+            "echo \"$*\" > {}\necho 'root@web-arm: Permission denied (publickey).' >&2\nexit 255",
+            log.display()
+        ),
     );
     let ca = pki.ca().display().to_string();
     let closed = free_port().to_string();
@@ -759,4 +763,20 @@ fn an_unreachable_host_is_a_failed_check_and_the_outside_checks_still_run() {
     run.assert_one("host-report", "fail", "exited with 255 and no report");
     run.assert_one("host-report", "fail", "Permission denied (publickey).");
     run.assert_one("liveness", "pass", "200");
+    // Without --target or POWERSYNC_VERIFY_TARGET, root@<host>.
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        "-o BatchMode=yes -o ConnectTimeout=10 root@web-arm powersync-verify --json\n"
+    );
+}
+
+#[test]
+fn outside_only_needs_a_url() {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["verify", "web-arm", "--outside-only"])
+        .env_remove("POWERSYNC_VERIFY_URL")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_contains(&text(&output), "--outside-only needs --url");
 }
