@@ -2,9 +2,10 @@
 # powersync-verify: the post-deploy checklist, run on the host. Each check says pass, warn or fail, and each
 # failure names the runbook section that explains it (docs/runbook.md#check-<id>). It reads state only:
 # systemd, podman, the journal, the watchdog's metrics file, the service's metrics, PostgreSQL and the
-# listening sockets. It changes nothing, and no secret reaches its output: podman's inspect output (which
-# holds the container's environment) is only ever read through jq, and every detail line is scrubbed of the
-# values in the service's env files before it is printed.
+# listening sockets, each slow call bounded in time (a hung podman must not hang the check). It changes
+# nothing, and no secret reaches its output: podman's inspect output (which holds the container's
+# environment) is only ever read through jq, and every detail line is scrubbed of the values in the
+# service's env files before it is printed.
 #   powersync-verify [--json]   exit 0 all pass (warnings allowed), 1 a check failed, 2 usage or configuration
 # Environment (set by the NixOS module, modules/powersync/verify.nix):
 #   RUNNERS             space-separated unit=container pairs, one per PowerSync runner
@@ -147,7 +148,7 @@ if [ -n "${IMAGE_ARCHIVE:-}" ]; then
 fi
 for runner in $RUNNERS; do
   container=${runner#*=}
-  if ! inspect=$(podman container inspect -- "$container" 2>/dev/null); then
+  if ! inspect=$(timeout 20 podman container inspect -- "$container" 2>/dev/null); then
     for id in container-health image-pinned config-mounted; do
       fail "$id" "$container" "podman has no container $container: systemctl status ${runner%%=*}"
     done
@@ -168,7 +169,7 @@ for runner in $RUNNERS; do
   fi
 
   if [ -n "${IMAGE_DIGEST:-}" ]; then
-    repo_digests=$(podman image inspect -- "$image_id" 2>/dev/null | jq -r '.[0].RepoDigests[]? // empty' 2>/dev/null || true)
+    repo_digests=$(timeout 20 podman image inspect -- "$image_id" 2>/dev/null | jq -r '.[0].RepoDigests[]? // empty' 2>/dev/null || true)
     if grep -qF -- "@$IMAGE_DIGEST" <<<"$repo_digests"; then
       pass image-pinned "$container" "image ${image_id:0:12} carries the pinned $IMAGE_DIGEST"
     else
@@ -280,7 +281,7 @@ for runner in $RUNNERS; do
     fail journal-errors "$unit" "the unit has not started: no journal to read"
     continue
   fi
-  journal=$(journalctl -u "$unit" --since "@$since" -o cat --no-pager -q 2>/dev/null || true)
+  journal=$(timeout 20 journalctl -u "$unit" --since "@$since" -o cat --no-pager -q 2>/dev/null || true)
   # Client mistakes (PSYNC_S21xx: bad or foreign tokens) are the clients' business; PSYNC_S1003 (another
   # process holds the replication lock) is normal for a short while after a restart.
   counts=$(grep -oE 'PSYNC_S[0-9]{4}' <<<"$journal" | grep -vE '^PSYNC_S21[0-9]{2}$' | sort | uniq -c | awk '{ printf "%s ×%s, ", $2, $1 }' || true)
@@ -310,7 +311,7 @@ fi
 psql=$(command -v psql || true)
 if [ -z "$psql" ]; then
   fail storage-role "$storage_role" "psql is not on PATH"
-elif ! attributes=$(runuser -u postgres -- "$psql" ${PGHOST:+-h "$PGHOST"} ${PGPORT:+-p "$PGPORT"} -d postgres \
+elif ! attributes=$(runuser -u postgres -- "$psql" ${PGHOST:+-h "$PGHOST"} ${PGPORT:+-p "$PGPORT"} -d "dbname=postgres connect_timeout=10" \
   -X -q -tA -F '|' -v ON_ERROR_STOP=1 -v role="$storage_role" 2>&1 \
   <<<"SELECT rolsuper, rolreplication FROM pg_roles WHERE rolname = :'role';"); then
   fail storage-role "$storage_role" "cannot ask PostgreSQL: ${attributes:0:200}"
