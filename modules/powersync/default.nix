@@ -29,6 +29,7 @@ in {
     ./storage.nix
     ./nginx.nix
     ./operations.nix
+    ./verify.nix
   ];
 
   options.services.powersync = {

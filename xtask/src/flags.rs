@@ -72,6 +72,17 @@ pub enum Command {
     ///
     /// Example: `cargo xtask bench --runs 20`.
     Bench(Bench),
+    /// Check a deployed host: its own checks over SSH, plus those only the outside can make.
+    ///
+    /// Runs `powersync-verify --json` on the host (SSH to --target, default root@<host>; keys from your agent
+    /// or ~/.ssh/config) and, at the same time, checks the public endpoint: /probes/liveness answers 200
+    /// over TLS, the certificate chain is valid (issuer and days to expiry; a warning under 14 days), HSTS
+    /// is sent, the sync endpoint answers (401 without a token), the API and metrics ports do not answer
+    /// from here, and with --jwt-file a real sync stream delivers a checkpoint. One table; each failure
+    /// names its section in docs/runbook.md. Exits non-zero if any check fails (warnings pass).
+    ///
+    /// Example: `cargo xtask verify web-arm`, or `cargo xtask verify web-arm --jwt-file token.jwt --json`.
+    Verify(Verify),
     /// Format the Nix files with alejandra (the pinned library, no binary needed) and the Rust code with rustfmt.
     ///
     /// Without paths it formats every tracked `.nix` file and runs `cargo fmt`; with paths (files or
@@ -264,4 +275,45 @@ pub struct Load {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Parser, Debug)]
+pub struct Verify {
+    /// The host (a name under hosts/), shown in the report and the default SSH target.
+    pub host: String,
+    /// Where to run powersync-verify over SSH (default: root@<host>).
+    #[arg(long, env = "POWERSYNC_VERIFY_TARGET", value_name = "[USER@]HOST")]
+    pub target: Option<String>,
+    /// The public URL (default: the one the host reports). Given, the outside checks start at once.
+    #[arg(long, env = "POWERSYNC_VERIFY_URL", value_name = "https://HOST[:PORT]")]
+    pub url: Option<String>,
+    /// A client JWT (one line) to open a real sync stream with; it is sent, never printed.
+    #[arg(long, value_name = "FILE")]
+    pub jwt_file: Option<std::path::PathBuf>,
+    /// Trust this CA (PEM) instead of the public roots, e.g. for a staging certificate.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// A port that must not answer from outside (repeatable; default: the host's API and metrics ports).
+    #[arg(long = "private-port", value_name = "PORT")]
+    pub private_ports: Vec<u16>,
+    /// Only the outside checks (needs --url): no SSH.
+    #[arg(long)]
+    pub outside_only: bool,
+    /// The SSH program.
+    #[arg(
+        long,
+        env = "POWERSYNC_VERIFY_SSH",
+        default_value = "ssh",
+        value_name = "PROGRAM"
+    )]
+    pub ssh: String,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for a connection or an answer.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Seconds the sync stream has to deliver its first checkpoint.
+    #[arg(long, default_value_t = 20, value_name = "SECONDS")]
+    pub stream_timeout: u64,
 }

@@ -15,6 +15,7 @@ mod schema;
 mod test;
 mod tools;
 mod util;
+mod verify;
 mod vm_scripts;
 mod vm_test;
 
@@ -48,6 +49,11 @@ fn main() -> anyhow::Result<()> {
         }
         flags::Command::VmTest(mut cmd) => {
             cmd.flake = cmd.flake.map(|dir| caller_dir.join(dir));
+            cmd.run(&sh)
+        }
+        flags::Command::Verify(mut cmd) => {
+            cmd.jwt_file = cmd.jwt_file.map(|file| caller_dir.join(file));
+            cmd.ca_file = cmd.ca_file.map(|file| caller_dir.join(file));
             cmd.run(&sh)
         }
         flags::Command::Fmt(mut cmd) => {

@@ -1,0 +1,82 @@
+# `powersync-verify`: the post-deploy checklist as one command on the host (ops/verify.sh), fed with what this
+# generation deployed: the runners' units, the pinned digest, the rendered config's store path, the
+# watchdog's metrics file and limits, the ports and the addresses they may listen on. `cargo xtask verify`
+# runs it over SSH with --json and adds the checks that must come from outside.
+#
+# Upstream options used (nixpkgs nixos-26.05):
+#   virtualisation.oci-containers.containers.<name>.volumes
+#     nixos/modules/virtualisation/oci-containers.nix (the unit is podman-<name>.service)
+#   services.postgresql.{package,settings.port}  nixos/modules/services/databases/postgresql.nix
+#   environment.systemPackages                   nixos/modules/config/system-path.nix
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}: let
+  inherit (lib) concatStringsSep escapeShellArg getExe mkIf optional optionalString;
+  cfg = config.services.powersync;
+  ops = cfg.operations;
+  container = config.virtualisation.oci-containers.containers.powersync;
+  v6egress = config.networking.v6egress;
+  pg = config.services.postgresql;
+
+  # Today one unified runner; a split into api/sync runners adds its unit=container pairs here.
+  runners = ["podman-powersync.service=powersync"];
+  # The digest of `image` is the pin (the default is modules/powersync/image.nix's); an archive has none.
+  digest = lib.last (lib.splitString "@" cfg.image);
+
+  checks = pkgs.writeShellApplication {
+    name = "powersync-verify-checks";
+    runtimeInputs = [
+      pkgs.coreutils
+      pkgs.gawk
+      pkgs.gnugrep
+      pkgs.gnused
+      pkgs.gnutar
+      pkgs.jq
+      pkgs.curl
+      pkgs.iproute2 # ss
+      pkgs.util-linux # runuser
+      pg.package
+      config.systemd.package
+      config.virtualisation.podman.package
+    ];
+    # See operations.nix: writeShellApplication writes its own shebang.
+    text = lib.removePrefix "#!/usr/bin/env bash\n" (builtins.readFile ./ops/verify.sh);
+  };
+
+  env = {
+    RUNNERS = concatStringsSep " " runners;
+    SOCKETS = "powersync-storage-proxy.socket";
+    TIMERS = optionalString ops.watchdog.enable "powersync-slot-watchdog.timer";
+    IMAGE_DIGEST = optionalString (cfg.imageFile == null && lib.hasInfix "@" cfg.image) digest;
+    IMAGE_ARCHIVE = optionalString (cfg.imageFile != null) "${cfg.imageFile}";
+    CONFIG_MOUNTS = concatStringsSep " " container.volumes;
+    TEXTFILE = optionalString ops.watchdog.enable ops.watchdog.textfile;
+    WATCHDOG_INTERVAL = toString ops.watchdog.intervalSeconds;
+    MAX_RETAINED_BYTES = toString ops.watchdog.maxRetainedBytes;
+    METRICS_URLS = optionalString cfg.metrics.enable "http://127.0.0.1:${toString cfg.metrics.port}/metrics";
+    MAX_LAG_SECONDS = toString ops.alerts.maxLagSeconds;
+    SLOT_PREFIX = cfg.replication.slotNamePrefix;
+    STORAGE_ROLE = "powersync_storage";
+    PGPORT = toString pg.settings.port;
+    OUR_PORTS = concatStringsSep " " (map toString ([cfg.listen.port cfg.storage.proxyPort] ++ optional cfg.metrics.enable cfg.metrics.port));
+    ALLOWED_ADDRESSES = "127.0.0.1 ::1 ${v6egress.gateway4}";
+    SECRET_FILES = concatStringsSep " " [cfg.sourceEnvironmentFile cfg.storage.environmentFile];
+    PUBLIC_URL = optionalString cfg.nginx.enable "https://${cfg.nginx.domain}";
+    PRIVATE_PORTS = concatStringsSep " " (map toString ([cfg.listen.port] ++ optional cfg.metrics.enable cfg.metrics.port));
+  };
+
+  command = pkgs.writeShellApplication {
+    name = "powersync-verify";
+    text = ''
+      ${concatStringsSep "\n" (lib.mapAttrsToList (name: value: "export ${name}=${escapeShellArg value}") env)}
+      exec ${getExe checks} "$@"
+    '';
+  };
+in {
+  config = mkIf cfg.enable {
+    environment.systemPackages = [command];
+  };
+}

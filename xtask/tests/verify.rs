@@ -1,0 +1,261 @@
+//! The post-deploy checklist, run for real. `host`: modules/powersync/ops/verify.sh (`powersync-verify`)
+//! against a real PostgreSQL, real curl, jq, tar and runuser, with `systemctl`, `podman`, `journalctl` and `ss`
+//! replaced on PATH by stand-ins that serve a host's state from files. `outside`: `cargo xtask verify` against
+//! a local TLS server whose certificates openssl makes at test time, with an SSH stand-in that runs the host
+//! script locally. No output of either may contain a password or the client's token.
+//!
+//! Needs (Debian): bash, curl, jq, tar, openssl, postgresql, util-linux (setpriv, runuser), shellcheck.
+//! A missing one fails the test with the package to install. Runs as root (PostgreSQL runs as `postgres`).
+
+#[path = "verify/host.rs"]
+mod host;
+#[path = "verify/outside.rs"]
+mod outside;
+
+use std::{
+    fs,
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+/// The source DSN's password: in the service's env file, the container's environment and a journal line.
+const PASSWORD: &str = "s3cr3t-Pa55";
+/// The storage role's password: in its env file and the container's environment.
+const STORAGE_PASSWORD: &str = "Stor4ge-Passw0rd-from-urandom";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn verify_script() -> PathBuf {
+    repo().join("modules/powersync/ops/verify.sh")
+}
+
+/// A fresh temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "xtask-verify-{label}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    fn file(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).unwrap();
+        }
+        fs::write(&path, content).unwrap();
+        path
+    }
+
+    /// An executable shell script.
+    fn program(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.file(name, &format!("#!/bin/bash\n{body}\n"));
+        let status = Command::new("chmod").arg("+x").arg(&path).status().unwrap();
+        assert!(status.success());
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Fails (never skips) when a tool the test runs is missing, naming the Debian package.
+fn require(program: &str, package: &str) {
+    let found = Path::new(program).is_file()
+        || std::env::var_os("PATH")
+            .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+            .unwrap_or(false);
+    assert!(found, "`{program}` is missing: apt-get install {package}");
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Stdout and stderr together.
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn assert_no_secret(what: &str) {
+    for secret in [PASSWORD, STORAGE_PASSWORD] {
+        assert!(!what.contains(secret), "a password leaked:\n{what}");
+    }
+}
+
+fn assert_contains(what: &str, part: &str) {
+    assert!(what.contains(part), "expected {part:?} in:\n{what}");
+}
+
+/// A plain HTTP/1.1 server on 127.0.0.1 answering every request with one status and body (the service's
+/// metrics endpoint). Stopped on drop.
+struct HttpServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    accept: Option<thread::JoinHandle<()>>,
+}
+
+impl HttpServer {
+    fn start(status: u16, body: &str) -> HttpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let body = body.to_owned();
+        let accept = thread::spawn({
+            let stop = Arc::clone(&stop);
+            move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if let Ok(mut stream) = stream {
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                        let mut request = Vec::new();
+                        let mut buffer = [0; 1024];
+                        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match stream.read(&mut buffer) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => request.extend_from_slice(&buffer[..n]),
+                            }
+                        }
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 {status} Test\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                    }
+                }
+            }
+        });
+        HttpServer {
+            port,
+            stop,
+            accept: Some(accept),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+}
+
+/// The module embeds verify.sh with writeShellApplication (verify.nix strips exactly the first line, as
+/// operations.nix does for the other scripts): shellcheck both forms.
+#[test]
+fn the_host_script_passes_shellcheck_as_the_module_embeds_it() {
+    require("shellcheck", "shellcheck");
+    let dir = TempDir::new("shellcheck");
+    let source = fs::read_to_string(verify_script()).unwrap();
+    let body = source
+        .strip_prefix("#!/usr/bin/env bash\n")
+        .expect("verify.sh must start with #!/usr/bin/env bash (verify.nix strips it)");
+    assert!(body.contains("\nset -euo pipefail\n"), "set -euo pipefail");
+    let embedded = dir.file(
+        "verify.sh",
+        &format!("#!/bin/bash\nset -o errexit\nset -o nounset\nset -o pipefail\nexport PATH=\"/x:$PATH\"\n\n{body}"),
+    );
+    for file in [verify_script(), embedded] {
+        let output = Command::new("shellcheck").arg(&file).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}:\n{}",
+            file.display(),
+            text(&output)
+        );
+    }
+}
+
+/// Every check id either side can report has its section in the runbook, where each failure points.
+#[test]
+fn every_check_has_its_runbook_anchor() {
+    let runbook = fs::read_to_string(repo().join("docs/runbook.md")).unwrap();
+    let script = fs::read_to_string(verify_script()).unwrap();
+    let rust = fs::read_to_string(repo().join("xtask/src/verify/checks.rs")).unwrap();
+    let mut ids: Vec<String> = Vec::new();
+    for line in script.lines() {
+        let line = line.trim_start();
+        for verb in ["pass ", "warn ", "fail "] {
+            if let Some(rest) = line.strip_prefix(verb) {
+                let id = rest.split_whitespace().next().unwrap();
+                if !id.starts_with('"') && !id.starts_with('$') {
+                    ids.push(id.to_owned());
+                }
+            }
+        }
+        if let Some((_, rest)) = line.split_once("active_unit ") {
+            ids.push(rest.split_whitespace().next().unwrap().to_owned());
+        }
+        if let Some(rest) = line.strip_prefix("for id in ") {
+            ids.extend(
+                rest.split(';')
+                    .next()
+                    .unwrap()
+                    .split_whitespace()
+                    .map(str::to_owned),
+            );
+        }
+    }
+    // The outside checks' ids: the IDS list in checks.rs, which Check::new holds every check to.
+    let list = rust
+        .split("pub const IDS")
+        .nth(1)
+        .expect("IDS in checks.rs");
+    let list = &list[list.find('[').unwrap()..];
+    let list = &list[list.find("= [").unwrap()..list.find("];").unwrap()];
+    ids.extend(list.split('"').skip(1).step_by(2).map(str::to_owned));
+    ids.sort();
+    ids.dedup();
+    assert!(ids.len() >= 20, "found only {ids:?}");
+    for id in &ids {
+        assert!(
+            runbook.contains(&format!("\n### check: {id}\n")),
+            "docs/runbook.md has no `### check: {id}` (anchor #check-{id})"
+        );
+    }
+}

@@ -1,0 +1,875 @@
+//! `powersync-verify` on a host whose state a test sets: each check in its passing and failing form.
+
+use super::*;
+use std::process::{Child, Stdio};
+
+pub const PIN: &str = "sha256:413a0c813e96935ebe7203b5759f8a594a7b7cd8aa42134713e63af637e0f079";
+const INSTANCE_DIGEST: &str =
+    "sha256:eeb83b378545d243b427a5557e41efce80d067a4b0cac2652fbf97900ff002c4";
+const IMAGE_ID: &str = "9f2c4e1a7b3d5f6e8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f";
+const CONFIG: &str = "/nix/store/0zbw6v0bc0a1m7nqd4bdsv8vq2h8lj2a-powersync-service.yaml";
+const SYNC_CONFIG: &str = "/nix/store/4b0hq5a8bkk7r7d5jqvv7kmm6rdf9j1x-sync-config.yaml";
+const SLOT: &str = "powersync_selfhost_1_e76f";
+pub const T0: u64 = 1_800_000_000;
+pub const UNIT: &str = "podman-powersync.service";
+
+/// A real PostgreSQL on its own Unix socket (Debian's, run as `postgres`), with the storage role.
+pub struct Postgres {
+    child: Child,
+    pub port: u16,
+    bin: PathBuf,
+    pub dir: TempDir,
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        require("psql", "postgresql");
+        require("setpriv", "util-linux");
+        require("runuser", "util-linux");
+        let bin = fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server binaries are missing: apt-get install postgresql")
+            .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
+            .filter(|bin| bin.join("postgres").is_file())
+            .max()
+            .expect("no /usr/lib/postgresql/*/bin/postgres: apt-get install postgresql");
+        let dir = TempDir::new("pg");
+        let status = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(&dir.0)
+            .status()
+            .unwrap();
+        assert!(status.success(), "chown to postgres failed (run as root)");
+        let output = Self::as_postgres(&bin, "initdb")
+            .args(["--auth-local=peer", "-U", "postgres", "-D"])
+            .arg(dir.path("data"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "initdb: {}", text(&output));
+        let port = free_port();
+        let mut command = Self::as_postgres(&bin, "postgres");
+        command.arg("-D").arg(dir.path("data"));
+        for setting in [
+            format!("port={port}"),
+            "listen_addresses=".to_owned(),
+            format!("unix_socket_directories={}", dir.0.display()),
+            "shared_buffers=16MB".to_owned(),
+            "fsync=off".to_owned(),
+        ] {
+            command.args(["-c", &setting]);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pg = Postgres {
+            child,
+            port,
+            bin,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !pg.psql("SELECT 1").status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "PostgreSQL did not accept connections"
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+        pg.sql(&format!(
+            "CREATE ROLE powersync_storage LOGIN PASSWORD '{STORAGE_PASSWORD}'"
+        ));
+        pg
+    }
+
+    fn as_postgres(bin: &Path, program: &str) -> Command {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
+            .arg(bin.join(program));
+        command
+    }
+
+    fn psql(&self, sql: &str) -> Output {
+        Self::as_postgres(&self.bin, "psql")
+            .arg("-h")
+            .arg(&self.dir.0)
+            .args(["-p", &self.port.to_string(), "-d", "postgres"])
+            .args(["-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .unwrap()
+    }
+
+    pub fn sql(&self, sql: &str) {
+        let output = self.psql(sql);
+        assert!(output.status.success(), "{sql}: {}", text(&output));
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let stopped = Self::as_postgres(&self.bin, "pg_ctl")
+            .args(["stop", "-m", "fast", "-t", "20", "-D"])
+            .arg(self.dir.path("data"))
+            .output()
+            .map(|output| output.status.success())
+            .unwrap_or(false);
+        if !stopped {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn unit(active: &str, sub: &str, restarts: u32, since: Option<u64>) -> String {
+    let since = since.map(|t| format!("@{t}")).unwrap_or_default();
+    format!("ActiveState={active}\nSubState={sub}\nNRestarts={restarts}\nActiveEnterTimestamp={since}\n")
+}
+
+/// What podman's `container inspect` prints for the service, environment (secrets) included.
+fn container_json(running: bool, health: &str, image: &str, config: &str, rw: bool) -> String {
+    serde_json::json!([{
+        "Id": "c0ffee",
+        "Image": image,
+        "ImageName": format!("docker.io/journeyapps/powersync-service:1.26.1@{PIN}"),
+        "State": {"Status": if running {"running"} else {"exited"}, "Running": running,
+                  "Health": {"Status": health, "FailingStreak": 0, "Log": []}},
+        "Mounts": [
+            {"Type": "bind", "Source": config, "Destination": "/config/service.yaml", "RW": rw},
+            {"Type": "bind", "Source": SYNC_CONFIG, "Destination": "/config/sync-config.yaml", "RW": false},
+        ],
+        "Config": {"Env": [
+            format!("PS_SOURCE_DSN=postgresql://powersync_selfhost:{PASSWORD}@db.x.supabase.co:5432/postgres"),
+            format!("PS_STORAGE_PASSWORD={STORAGE_PASSWORD}"),
+            "POWERSYNC_CONFIG_PATH=/config/service.yaml",
+        ]},
+    }])
+    .to_string()
+}
+
+fn image_json(digests: &[&str]) -> String {
+    let repo_digests: Vec<String> = digests
+        .iter()
+        .map(|d| format!("docker.io/journeyapps/powersync-service@{d}"))
+        .collect();
+    serde_json::json!([{"Id": IMAGE_ID, "Digest": INSTANCE_DIGEST, "RepoDigests": repo_digests}])
+        .to_string()
+}
+
+fn textfile(last_run: u64, source_up: u8, slots: &[(&str, u8, u64)]) -> String {
+    let mut text = format!(
+        "# HELP powersync_watchdog_source_up x\n# TYPE powersync_watchdog_source_up gauge\npowersync_watchdog_source_up {source_up}\n\
+         powersync_slot_present {}\n",
+        u8::from(!slots.is_empty())
+    );
+    for (slot, active, retained) in slots {
+        text += &format!("powersync_slot_active{{slot=\"{slot}\"}} {active}\n");
+        text += &format!("powersync_slot_retained_wal_bytes{{slot=\"{slot}\"}} {retained}\n");
+    }
+    text + &format!("powersync_watchdog_restarts_total 0\npowersync_watchdog_last_run_timestamp_seconds {last_run}\n")
+}
+
+fn metrics(lag: Option<&str>) -> String {
+    let mut text =
+        "# HELP powersync_concurrent_connections x\npowersync_concurrent_connections 3\n"
+            .to_owned();
+    if let Some(lag) = lag {
+        text += &format!("# TYPE powersync_replication_lag_seconds gauge\npowersync_replication_lag_seconds {lag}\n");
+    }
+    text
+}
+
+const SS: &str = "\
+LISTEN 0      4096       127.0.0.1:8080       0.0.0.0:*
+LISTEN 0      4096       127.0.0.1:9464       0.0.0.0:*
+LISTEN 0      4096      10.89.64.1:5432       0.0.0.0:*
+LISTEN 0      244        127.0.0.1:5432       0.0.0.0:*
+LISTEN 0      244            [::1]:5432          [::]:*
+LISTEN 0      128          0.0.0.0:22         0.0.0.0:*
+LISTEN 0      128             [::]:22            [::]:*
+LISTEN 0      511          0.0.0.0:443        0.0.0.0:*
+";
+
+/// A host's state, all green unless a test changes it.
+pub struct Host {
+    pub units: Vec<(String, String)>,
+    pub container: Option<String>,
+    pub image: String,
+    pub textfile: Option<String>,
+    /// The metrics endpoint's body; None: nothing listens.
+    pub metrics: Option<String>,
+    pub journal: String,
+    pub ss: String,
+    pub env: Vec<(String, String)>,
+    pub sql: Vec<String>,
+}
+
+pub struct Run {
+    pub code: Option<i32>,
+    pub output: String,
+    pub json: serde_json::Value,
+    pub calls: String,
+}
+
+impl Host {
+    /// A healthy host.
+    pub fn healthy() -> Host {
+        Host {
+            units: vec![
+                (UNIT.into(), unit("active", "running", 0, Some(T0 - 600))),
+                (
+                    "powersync-storage-proxy.socket".into(),
+                    unit("active", "listening", 0, Some(T0 - 700)),
+                ),
+                (
+                    "powersync-slot-watchdog.timer".into(),
+                    unit("active", "waiting", 0, Some(T0 - 700)),
+                ),
+            ],
+            container: Some(container_json(true, "healthy", IMAGE_ID, CONFIG, false)),
+            image: image_json(&[INSTANCE_DIGEST, PIN]),
+            textfile: Some(textfile(T0 - 60, 1, &[(SLOT, 1, 3 * 1024 * 1024)])),
+            metrics: Some(metrics(Some("0.4"))),
+            journal: format!(
+                "Booting PowerSync Service v1.26.1\n\
+                 [{SLOT}] Created replication slot {SLOT}\n\
+                 Request failed: [PSYNC_S2105] Unexpected \"aud\" claim value: \"someone-else\"\n"
+            ),
+            ss: SS.into(),
+            env: Vec::new(),
+            sql: Vec::new(),
+        }
+    }
+}
+
+impl Host {
+    pub fn set_unit(&mut self, name: &str, active: &str, sub: &str, restarts: u32) {
+        let since = (active == "active").then_some(T0 - 600);
+        self.units.retain(|(unit, _)| unit != name);
+        self.units
+            .push((name.into(), unit(active, sub, restarts, since)));
+    }
+
+    pub fn env(&mut self, name: &str, value: &str) {
+        self.env.push((name.into(), value.into()));
+    }
+
+    /// The stand-ins, the env files and the environment the module would set, in `dir`.
+    pub fn world(&self, dir: &TempDir, pg: &Postgres, metrics_url: &str) -> Vec<(String, String)> {
+        let calls = dir.path("calls.log");
+        let log = format!("echo \"$(basename \"$0\") $*\" >> {}", calls.display());
+        for (name, state) in &self.units {
+            dir.file(&format!("state/units/{name}"), state);
+        }
+        if let Some(container) = &self.container {
+            dir.file("state/container-powersync.json", container);
+        }
+        dir.file(&format!("state/image-{IMAGE_ID}.json"), &self.image);
+        dir.file("state/journal", &self.journal);
+        dir.file("state/ss", &self.ss);
+        let state = dir.path("state");
+        let state = state.display();
+        // Each stand-in answers exactly the calls verify.sh makes and refuses anything else.
+        dir.program(
+            "bin/systemctl",
+            &format!(
+                "{log}\n[ \"$1 $2 $3\" = 'show --timestamp=unix -p' ] && [ \"$4\" = ActiveState,SubState,NRestarts,ActiveEnterTimestamp ] && [ \"$5\" = -- ] || {{ echo UNEXPECTED >&2; exit 99; }}\n\
+                 f={state}/units/$6\nif [ -f \"$f\" ]; then cat \"$f\"; else printf 'ActiveState=inactive\\nSubState=dead\\nNRestarts=0\\nActiveEnterTimestamp=\\n'; fi"
+            ),
+        );
+        dir.program(
+            "bin/podman",
+            &format!(
+                "{log}\ncase \"$1 $2 $3\" in\n  'container inspect --') f={state}/container-$4.json ;;\n  'image inspect --') f={state}/image-$4.json ;;\n  *) echo UNEXPECTED >&2; exit 99 ;;\nesac\n\
+                 [ -f \"$f\" ] || {{ echo \"Error: no such object: $4\" >&2; echo '[]'; exit 125; }}\ncat \"$f\""
+            ),
+        );
+        dir.program(
+            "bin/journalctl",
+            &format!(
+                "{log}\n[ \"$1 $2 $3\" = '-u {UNIT} --since' ] && [ \"$4\" = @{} ] || {{ echo UNEXPECTED >&2; exit 99; }}\ncat {state}/journal",
+                T0 - 600
+            ),
+        );
+        dir.program(
+            "bin/ss",
+            &format!(
+                "{log}\n[ \"$*\" = -Hltn ] || {{ echo UNEXPECTED >&2; exit 99; }}\ncat {state}/ss"
+            ),
+        );
+        let source_env = dir.file(
+            "secrets/source.env",
+            &format!("PS_SOURCE_DSN=postgresql://powersync_selfhost:{PASSWORD}@db.x.supabase.co:5432/postgres\n"),
+        );
+        let storage_env = dir.file(
+            "secrets/storage.env",
+            &format!("PS_STORAGE_PASSWORD={STORAGE_PASSWORD}\n"),
+        );
+        let textfile = dir.path("powersync.prom");
+        if let Some(content) = &self.textfile {
+            fs::write(&textfile, content).unwrap();
+        }
+        let path = format!(
+            "{}:{}",
+            dir.path("bin").display(),
+            std::env::var("PATH").unwrap()
+        );
+        let mut env: Vec<(String, String)> = [
+            ("PATH", path),
+            ("RUNNERS", format!("{UNIT}=powersync")),
+            ("SOCKETS", "powersync-storage-proxy.socket".into()),
+            ("TIMERS", "powersync-slot-watchdog.timer".into()),
+            ("IMAGE_DIGEST", PIN.into()),
+            ("IMAGE_ARCHIVE", String::new()),
+            (
+                "CONFIG_MOUNTS",
+                format!(
+                    "{CONFIG}:/config/service.yaml:ro {SYNC_CONFIG}:/config/sync-config.yaml:ro"
+                ),
+            ),
+            ("TEXTFILE", textfile.display().to_string()),
+            ("WATCHDOG_INTERVAL", "120".into()),
+            ("MAX_RETAINED_BYTES", "1073741824".into()),
+            ("METRICS_URLS", metrics_url.into()),
+            ("MAX_LAG_SECONDS", "300".into()),
+            ("SLOT_PREFIX", "powersync_selfhost_".into()),
+            ("STORAGE_ROLE", "powersync_storage".into()),
+            ("PGHOST", pg.dir.0.display().to_string()),
+            ("PGPORT", pg.port.to_string()),
+            ("OUR_PORTS", "8080 5432 9464".into()),
+            ("ALLOWED_ADDRESSES", "127.0.0.1 ::1 10.89.64.1".into()),
+            (
+                "SECRET_FILES",
+                format!("{} {}", source_env.display(), storage_env.display()),
+            ),
+            ("PUBLIC_URL", "https://powersync.example.test".into()),
+            ("PRIVATE_PORTS", "8080 9464".into()),
+            ("NOW", T0.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        env.extend(self.env.iter().cloned());
+        env
+    }
+
+    /// Runs verify.sh on this state, as a table and as JSON; both must agree on the exit code.
+    pub fn run(&self) -> Run {
+        require("jq", "jq");
+        require("curl", "curl");
+        // One PostgreSQL per test (thread), stopped when the test's thread ends; each run resets the role.
+        thread_local! {
+            static PG: Postgres = Postgres::start();
+        }
+        PG.with(|pg| self.run_with(pg))
+    }
+
+    fn run_with(&self, pg: &Postgres) -> Run {
+        pg.sql("ALTER ROLE powersync_storage NOSUPERUSER NOREPLICATION");
+        for sql in &self.sql {
+            pg.sql(sql);
+        }
+        let dir = TempDir::new("host");
+        let server = self
+            .metrics
+            .as_ref()
+            .map(|body| HttpServer::start(200, body));
+        let url = server.as_ref().map_or_else(
+            || format!("http://127.0.0.1:{}/metrics", free_port()),
+            |s| s.url("/metrics"),
+        );
+        let env = self.world(&dir, pg, &url);
+        let run = |args: &[&str]| {
+            Command::new("bash")
+                .arg(verify_script())
+                .args(args)
+                .env_clear()
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .output()
+                .unwrap()
+        };
+        let table = run(&[]);
+        let json = run(&["--json"]);
+        let (table_text, json_text) = (text(&table), text(&json));
+        assert_no_secret(&table_text);
+        assert_no_secret(&json_text);
+        assert_eq!(
+            table.status.code(),
+            json.status.code(),
+            "{table_text}\n{json_text}"
+        );
+        let calls = fs::read_to_string(dir.path("calls.log")).unwrap_or_default();
+        assert!(!table_text.contains("UNEXPECTED"), "{table_text}\n{calls}");
+        let value = serde_json::from_slice(&json.stdout)
+            .unwrap_or_else(|e| panic!("--json is not JSON ({e}):\n{json_text}"));
+        Run {
+            code: table.status.code(),
+            output: table_text,
+            json: value,
+            calls,
+        }
+    }
+}
+
+impl Run {
+    /// The (status, detail) of the one check with this id and subject.
+    pub fn check(&self, id: &str, subject: &str) -> (String, String) {
+        let checks = self.json["checks"].as_array().unwrap();
+        let found: Vec<_> = checks
+            .iter()
+            .filter(|c| c["id"] == id && c["subject"] == subject)
+            .collect();
+        assert_eq!(found.len(), 1, "{id} {subject} in:\n{}", self.output);
+        (
+            found[0]["status"].as_str().unwrap().to_owned(),
+            found[0]["detail"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Exactly these checks failed (id list), each pointing to its runbook section in both outputs.
+    pub fn assert_failed(&self, ids: &[&str]) {
+        let checks = self.json["checks"].as_array().unwrap();
+        let mut failed: Vec<&str> = checks
+            .iter()
+            .filter(|c| c["status"] == "fail")
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        failed.dedup();
+        assert_eq!(failed, ids, "{}", self.output);
+        assert_eq!(
+            self.code,
+            Some(if ids.is_empty() { 0 } else { 1 }),
+            "{}",
+            self.output
+        );
+        assert_eq!(self.json["ok"], ids.is_empty());
+        for id in ids {
+            assert_contains(&self.output, &format!("fix: docs/runbook.md#check-{id}"));
+        }
+    }
+
+    pub fn assert_status(&self, id: &str, subject: &str, status: &str, detail: &str) {
+        let (actual, text) = self.check(id, subject);
+        assert_eq!(actual, status, "{id}: {text}\n{}", self.output);
+        assert_contains(&text, detail);
+    }
+}
+
+#[test]
+fn a_healthy_host_passes_every_check() {
+    let run = Host::healthy().run();
+    run.assert_failed(&[]);
+    let checks = run.json["checks"].as_array().unwrap();
+    assert!(
+        checks.iter().all(|c| c["status"] == "pass"),
+        "{}",
+        run.output
+    );
+    let ids: Vec<&str> = checks.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "unit-active",
+            "unit-restarts",
+            "storage-proxy",
+            "watchdog-timer",
+            "container-health",
+            "image-pinned",
+            "config-mounted",
+            "watchdog-recent",
+            "source-up",
+            "slot-active",
+            "slot-wal",
+            "lag",
+            "journal-errors",
+            "journal-slot",
+            "storage-role",
+            "listeners"
+        ]
+    );
+    run.assert_status("image-pinned", "powersync", "pass", PIN);
+    run.assert_status("slot-active", "source", "pass", SLOT);
+    run.assert_status(
+        "slot-wal",
+        "source",
+        "pass",
+        "3 MiB retained, limit 1024 MiB",
+    );
+    run.assert_status(
+        "lag",
+        run.json["checks"][11]["subject"].as_str().unwrap(),
+        "pass",
+        "0.4 s",
+    );
+    run.assert_status(
+        "journal-slot",
+        "journal",
+        "pass",
+        &format!("slot {SLOT} created"),
+    );
+    run.assert_status(
+        "listeners",
+        "ports",
+        "pass",
+        "8080 on 127.0.0.1, 9464 on 127.0.0.1, 5432 on 10.89.64.1",
+    );
+    // What `cargo xtask verify` needs for the outside checks.
+    assert_eq!(run.json["public_url"], "https://powersync.example.test");
+    assert_eq!(run.json["private_ports"], serde_json::json!([8080, 9464]));
+    assert_contains(&run.output, "16 checks, 0 failed");
+    assert!(!run.output.contains("fix:"), "{}", run.output);
+    // The journal is read from the unit's last start on.
+    assert_contains(
+        &run.calls,
+        &format!("journalctl -u {UNIT} --since @{} -o cat", T0 - 600),
+    );
+}
+
+#[test]
+fn a_stopped_runner_fails_and_its_journal_is_not_read() {
+    let mut host = Host::healthy();
+    host.set_unit(UNIT, "failed", "failed", 0);
+    let run = host.run();
+    run.assert_failed(&["unit-active", "journal-errors", "journal-slot"]);
+    run.assert_status(
+        "unit-active",
+        UNIT,
+        "fail",
+        "failed (failed): systemctl status",
+    );
+}
+
+#[test]
+fn automatic_restarts_since_the_last_start_fail() {
+    let mut host = Host::healthy();
+    host.set_unit(UNIT, "active", "running", 3);
+    let run = host.run();
+    run.assert_failed(&["unit-restarts"]);
+    run.assert_status("unit-restarts", UNIT, "fail", "restarted 3 time(s)");
+}
+
+#[test]
+fn an_inactive_proxy_socket_or_watchdog_timer_fails() {
+    let mut host = Host::healthy();
+    host.set_unit("powersync-storage-proxy.socket", "inactive", "dead", 0);
+    host.units
+        .retain(|(unit, _)| unit != "powersync-slot-watchdog.timer");
+    let run = host.run();
+    run.assert_failed(&["storage-proxy", "watchdog-timer"]);
+}
+
+#[test]
+fn an_unhealthy_or_missing_container_fails_and_a_starting_one_warns() {
+    let mut host = Host::healthy();
+    host.container = Some(container_json(true, "unhealthy", IMAGE_ID, CONFIG, false));
+    host.run().assert_failed(&["container-health"]);
+
+    host.container = Some(container_json(true, "starting", IMAGE_ID, CONFIG, false));
+    let run = host.run();
+    run.assert_failed(&[]);
+    run.assert_status(
+        "container-health",
+        "powersync",
+        "warn",
+        "run again in a minute",
+    );
+
+    host.container = Some(container_json(false, "unhealthy", IMAGE_ID, CONFIG, false));
+    host.run().assert_failed(&["container-health"]);
+
+    host.container = None;
+    let run = host.run();
+    run.assert_failed(&["container-health", "image-pinned", "config-mounted"]);
+    run.assert_status(
+        "image-pinned",
+        "powersync",
+        "fail",
+        "podman has no container powersync",
+    );
+}
+
+#[test]
+fn an_image_without_the_pinned_digest_fails() {
+    let mut host = Host::healthy();
+    host.image = image_json(&[INSTANCE_DIGEST]);
+    let run = host.run();
+    run.assert_failed(&["image-pinned"]);
+    run.assert_status(
+        "image-pinned",
+        "powersync",
+        "fail",
+        &format!("is not the pinned {PIN}"),
+    );
+
+    let mut host = Host::healthy();
+    host.env("IMAGE_DIGEST", "");
+    host.run().assert_failed(&["image-pinned"]);
+}
+
+#[test]
+fn a_loaded_archive_is_the_pin_when_its_image_id_runs() {
+    require("tar", "tar");
+    let dir = TempDir::new("archive");
+    dir.file(
+        "content/manifest.json",
+        &format!(r#"[{{"Config":"{IMAGE_ID}.json","RepoTags":["docker.io/journeyapps/powersync-service:1.26.1"],"Layers":[]}}]"#),
+    );
+    let archive = dir.path("image.tar");
+    let status = Command::new("tar")
+        .arg("-cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(dir.path("content"))
+        .arg("manifest.json")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut host = Host::healthy();
+    host.env("IMAGE_DIGEST", "");
+    host.env("IMAGE_ARCHIVE", &archive.display().to_string());
+    host.image = image_json(&[]);
+    let run = host.run();
+    run.assert_failed(&[]);
+    run.assert_status("image-pinned", "powersync", "pass", "is the one in");
+
+    host.container = Some(container_json(
+        true,
+        "healthy",
+        &"ab".repeat(32),
+        CONFIG,
+        false,
+    ));
+    host.run().assert_failed(&["image-pinned"]);
+}
+
+#[test]
+fn a_config_from_another_generation_or_a_writable_mount_fails() {
+    let mut host = Host::healthy();
+    let old = "/nix/store/9y1c0lqf8d4h1w3q3w2x6b4v7n0m1k2j-powersync-service.yaml";
+    host.container = Some(container_json(true, "healthy", IMAGE_ID, old, false));
+    let run = host.run();
+    run.assert_failed(&["config-mounted"]);
+    run.assert_status(
+        "config-mounted",
+        "powersync",
+        "fail",
+        &format!("/config/service.yaml is {old}, not this generation's {CONFIG}"),
+    );
+
+    host.container = Some(container_json(true, "healthy", IMAGE_ID, CONFIG, true));
+    let run = host.run();
+    run.assert_failed(&["config-mounted"]);
+    run.assert_status(
+        "config-mounted",
+        "powersync",
+        "fail",
+        "/config/service.yaml is writable",
+    );
+}
+
+#[test]
+fn no_watchdog_metrics_fail_every_watchdog_check() {
+    let mut host = Host::healthy();
+    host.textfile = None;
+    let run = host.run();
+    run.assert_failed(&["watchdog-recent", "source-up", "slot-active", "slot-wal"]);
+    run.assert_status(
+        "watchdog-recent",
+        "watchdog",
+        "fail",
+        "systemctl start powersync-slot-watchdog",
+    );
+}
+
+#[test]
+fn a_stale_watchdog_run_fails() {
+    let mut host = Host::healthy();
+    host.textfile = Some(textfile(T0 - 361, 1, &[(SLOT, 1, 0)]));
+    let run = host.run();
+    run.assert_failed(&["watchdog-recent"]);
+    run.assert_status("watchdog-recent", "watchdog", "fail", "last run 361 s ago");
+    host.textfile = Some(textfile(T0 - 360, 1, &[(SLOT, 1, 0)]));
+    host.run().assert_failed(&[]);
+    // A run from the future is a clock problem, not a fresh run.
+    host.textfile = Some(textfile(T0 + 3600, 1, &[(SLOT, 1, 0)]));
+    let run = host.run();
+    run.assert_failed(&["watchdog-recent"]);
+    run.assert_status(
+        "watchdog-recent",
+        "watchdog",
+        "fail",
+        "3600 s in the future",
+    );
+}
+
+#[test]
+fn an_unreachable_source_fails() {
+    let mut host = Host::healthy();
+    host.textfile = Some(textfile(T0 - 60, 0, &[]));
+    host.run()
+        .assert_failed(&["source-up", "slot-active", "slot-wal"]);
+}
+
+#[test]
+fn an_inactive_or_missing_slot_fails() {
+    let mut host = Host::healthy();
+    host.textfile = Some(textfile(T0 - 60, 1, &[(SLOT, 0, 1024)]));
+    let run = host.run();
+    run.assert_failed(&["slot-active"]);
+    run.assert_status(
+        "slot-active",
+        "source",
+        "fail",
+        &format!("inactive: {SLOT}"),
+    );
+
+    host.textfile = Some(textfile(T0 - 60, 1, &[]));
+    let run = host.run();
+    run.assert_failed(&["slot-active", "slot-wal"]);
+    run.assert_status(
+        "slot-active",
+        "source",
+        "fail",
+        "no slot named powersync_selfhost_*",
+    );
+}
+
+#[test]
+fn retained_wal_over_the_limit_fails() {
+    let mut host = Host::healthy();
+    host.textfile = Some(textfile(T0 - 60, 1, &[(SLOT, 1, 2 * 1024 * 1024 * 1024)]));
+    let run = host.run();
+    run.assert_failed(&["slot-wal"]);
+    run.assert_status(
+        "slot-wal",
+        "source",
+        "fail",
+        &format!("above the limit of 1024 MiB: {SLOT} 2048 MiB"),
+    );
+}
+
+#[test]
+fn an_absent_or_high_lag_gauge_or_no_metrics_endpoint_fails() {
+    let mut host = Host::healthy();
+    host.metrics = Some(metrics(None));
+    let run = host.run();
+    run.assert_failed(&["lag"]);
+    assert_contains(&run.output, "replication has not connected");
+
+    host.metrics = Some(metrics(Some("300")));
+    host.run().assert_failed(&["lag"]);
+    host.metrics = Some(metrics(Some("299.5")));
+    host.run().assert_failed(&[]);
+
+    host.metrics = None;
+    let run = host.run();
+    run.assert_failed(&["lag"]);
+    assert_contains(&run.output, "metrics endpoint unreachable");
+}
+
+#[test]
+fn service_errors_in_the_journal_fail_without_showing_the_password() {
+    let mut host = Host::healthy();
+    host.journal += &format!(
+        "[PSYNC_S1141] could not connect to postgresql://powersync_selfhost:{PASSWORD}@db.x.supabase.co:5432/postgres\n\
+         [PSYNC_S1141] retrying, password={PASSWORD}\n"
+    );
+    let run = host.run();
+    run.assert_failed(&["journal-errors"]);
+    run.assert_status(
+        "journal-errors",
+        UNIT,
+        "fail",
+        "PSYNC_S1141 ×2 since start; first: [PSYNC_S1141] could not connect to <redacted>",
+    );
+}
+
+#[test]
+fn the_password_is_scrubbed_even_when_the_env_files_cannot_be_read() {
+    let mut host = Host::healthy();
+    host.env("SECRET_FILES", "/nonexistent/source.env");
+    host.journal += &format!("[PSYNC_S1141] postgresql://u:{PASSWORD}@h/db password={PASSWORD}\n");
+    host.run().assert_failed(&["journal-errors"]);
+}
+
+#[test]
+fn the_lock_alone_warns_and_client_auth_errors_do_not_count() {
+    let mut host = Host::healthy();
+    host.journal = format!(
+        "[PSYNC_S1003] Sync rules: {SLOT} [powersync_1] locked by another process\n\
+         [{SLOT}] Initial replication already done\n\
+         [PSYNC_S2101] Could not find an appropriate key in the keystore\n"
+    );
+    let run = host.run();
+    run.assert_failed(&[]);
+    run.assert_status("journal-errors", UNIT, "warn", "PSYNC_S1003 ×1");
+    run.assert_status("journal-slot", "journal", "pass", "slot resumed");
+}
+
+#[test]
+fn a_journal_without_slot_creation_or_resumption_fails() {
+    let mut host = Host::healthy();
+    host.journal = "Booting PowerSync Service v1.26.1\n[other_prefix_1_ab12] Created replication slot other_prefix_1_ab12\n".into();
+    host.run().assert_failed(&["journal-slot"]);
+}
+
+#[test]
+fn a_storage_role_with_superuser_or_replication_fails() {
+    let mut host = Host::healthy();
+    host.sql
+        .push("ALTER ROLE powersync_storage SUPERUSER".into());
+    let run = host.run();
+    run.assert_failed(&["storage-role"]);
+    run.assert_status(
+        "storage-role",
+        "powersync_storage",
+        "fail",
+        "superuser=t replication=f",
+    );
+
+    let mut host = Host::healthy();
+    host.sql
+        .push("ALTER ROLE powersync_storage REPLICATION".into());
+    let run = host.run();
+    run.assert_failed(&["storage-role"]);
+    run.assert_status(
+        "storage-role",
+        "powersync_storage",
+        "fail",
+        "superuser=f replication=t",
+    );
+
+    let mut host = Host::healthy();
+    host.env("STORAGE_ROLE", "no_such_role");
+    let run = host.run();
+    run.assert_failed(&["storage-role"]);
+    run.assert_status("storage-role", "no_such_role", "fail", "does not exist");
+}
+
+#[test]
+fn our_ports_on_other_addresses_fail() {
+    let mut host = Host::healthy();
+    host.ss = SS.replace("127.0.0.1:8080", "0.0.0.0:8080") + "LISTEN 0 4096 [::]:9464 [::]:*\n";
+    let run = host.run();
+    run.assert_failed(&["listeners"]);
+    run.assert_status("listeners", "ports", "fail", "8080 on 0.0.0.0 9464 on ::");
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    for args in [&["--yes"][..], &["--json", "--json"]] {
+        let output = Command::new("bash")
+            .arg(verify_script())
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output));
+    }
+    let output = Command::new("bash")
+        .arg(verify_script())
+        .env_remove("RUNNERS")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert_contains(&text(&output), "set RUNNERS");
+}
