@@ -17,12 +17,17 @@
   inherit (lib) concatStringsSep escapeShellArg getExe mkIf optional optionalString;
   cfg = config.services.powersync;
   ops = cfg.operations;
-  container = config.virtualisation.oci-containers.containers.powersync;
+  pure = import ../../lib;
+  # Every runner has the same mounts.
+  container = config.virtualisation.oci-containers.containers.${(builtins.head cfg.runners.all).name};
+  replicating = pure.replicatingRunner cfg.runners.all;
+  localStorage = cfg.storage.remote == null;
+  ports = builtins.concatMap (r: lib.optional (r.apiPort != null) r.apiPort ++ optional cfg.metrics.enable r.metricsPort) cfg.runners.all;
   v6egress = config.networking.v6egress;
   pg = config.services.postgresql;
 
-  # Today one unified runner; a split into api/sync runners adds its unit=container pairs here.
-  runners = ["podman-powersync.service=powersync"];
+  # One unified runner, or a sync runner and API runners (runners.nix).
+  runners = map (r: "${pure.unitOf r}=${r.name}") cfg.runners.all;
   # The digest of `image` is the pin (the default is modules/powersync/image.nix's); an archive has none.
   digest = lib.last (lib.splitString "@" cfg.image);
 
@@ -48,7 +53,7 @@
 
   env = {
     RUNNERS = concatStringsSep " " runners;
-    SOCKETS = "powersync-storage-proxy.socket";
+    SOCKETS = optionalString localStorage "powersync-storage-proxy.socket";
     TIMERS = optionalString ops.watchdog.enable "powersync-slot-watchdog.timer";
     IMAGE_DIGEST = optionalString (cfg.imageFile == null && lib.hasInfix "@" cfg.image) digest;
     IMAGE_ARCHIVE = optionalString (cfg.imageFile != null) "${cfg.imageFile}";
@@ -56,16 +61,22 @@
     TEXTFILE = optionalString ops.watchdog.enable ops.watchdog.textfile;
     WATCHDOG_INTERVAL = toString ops.watchdog.intervalSeconds;
     MAX_RETAINED_BYTES = toString ops.watchdog.maxRetainedBytes;
-    METRICS_URLS = optionalString cfg.metrics.enable "http://127.0.0.1:${toString cfg.metrics.port}/metrics";
+    # The lag gauge lives on the replicating runner; an API-only host has none.
+    METRICS_URLS = optionalString (cfg.metrics.enable && replicating != null) "http://127.0.0.1:${toString replicating.metricsPort}/metrics";
+    REPLICATES =
+      if replicating == null
+      then "no"
+      else "yes";
     MAX_LAG_SECONDS = toString ops.alerts.maxLagSeconds;
     SLOT_PREFIX = cfg.replication.slotNamePrefix;
-    STORAGE_ROLE = "powersync_storage";
+    # Shared storage (storage.remote) lives on another host: its role is not this host's to check.
+    STORAGE_ROLE = optionalString localStorage "powersync_storage";
     PGPORT = toString pg.settings.port;
-    OUR_PORTS = concatStringsSep " " (map toString ([cfg.listen.port cfg.storage.proxyPort] ++ optional cfg.metrics.enable cfg.metrics.port));
+    OUR_PORTS = concatStringsSep " " (map toString (ports ++ optional localStorage cfg.storage.proxyPort));
     ALLOWED_ADDRESSES = "127.0.0.1 ::1 ${v6egress.gateway4}";
     SECRET_FILES = concatStringsSep " " [cfg.sourceEnvironmentFile cfg.storage.environmentFile];
     PUBLIC_URL = optionalString cfg.nginx.enable "https://${cfg.nginx.domain}";
-    PRIVATE_PORTS = concatStringsSep " " (map toString ([cfg.listen.port] ++ optional cfg.metrics.enable cfg.metrics.port));
+    PRIVATE_PORTS = concatStringsSep " " (map toString ports);
   };
 
   command = pkgs.writeShellApplication {

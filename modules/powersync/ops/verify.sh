@@ -20,7 +20,9 @@
 #   METRICS_URLS        the runners' Prometheus endpoints on 127.0.0.1 (empty: metrics are off)
 #   MAX_LAG_SECONDS     the lag alert's threshold
 #   SLOT_PREFIX         the replication slots' name prefix
+#   REPLICATES          "no" on an API-only host (runners.mode = "api"): no slot to see in the journal
 #   STORAGE_ROLE        the bucket storage's PostgreSQL role; PGPORT (and PGHOST) reach PostgreSQL locally
+#                       (set and empty: the storage is another host's, storage.remote, not checked here)
 #   OUR_PORTS           ports that are ours on the host; ALLOWED_ADDRESSES where they may listen
 #   SECRET_FILES        env files whose values must never be printed (the service's)
 #   PUBLIC_URL, PRIVATE_PORTS  passed on in --json for the outside checks of `cargo xtask verify`
@@ -61,7 +63,8 @@ whole WATCHDOG_INTERVAL "$interval"
 whole MAX_RETAINED_BYTES "$max_retained"
 whole MAX_LAG_SECONDS "$max_lag"
 slot_prefix=${SLOT_PREFIX:-powersync_selfhost_}
-storage_role=${STORAGE_ROLE:-powersync_storage}
+storage_role=${STORAGE_ROLE-powersync_storage}
+replicates=${REPLICATES:-yes}
 
 # Every value of the service's env files (and a URI's password on its own) is a secret to scrub.
 secrets=()
@@ -298,7 +301,9 @@ for runner in $RUNNERS; do
   [ -n "$line" ] || line=$(grep -F "[$slot_prefix" <<<"$journal" | grep -m1 -F "Initial replication already done" || true)
   [ -z "$line" ] || slot_seen=$line
 done
-if [ -n "$slot_seen" ]; then
+if [ "$replicates" = no ]; then
+  :
+elif [ -n "$slot_seen" ]; then
   case $slot_seen in
     *"Created replication slot"*) pass journal-slot journal "slot ${slot_seen##*Created replication slot } created" ;;
     *) pass journal-slot journal "slot resumed: ${slot_seen:0:120}" ;;
@@ -309,7 +314,9 @@ fi
 
 # --- PostgreSQL: the storage role ------------------------------------------------------------------------
 psql=$(command -v psql || true)
-if [ -z "$psql" ]; then
+if [ -z "$storage_role" ]; then
+  :
+elif [ -z "$psql" ]; then
   fail storage-role "$storage_role" "psql is not on PATH"
 elif ! attributes=$(runuser -u postgres -- "$psql" ${PGHOST:+-h "$PGHOST"} ${PGPORT:+-p "$PGPORT"} -d "dbname=postgres connect_timeout=10" \
   -X -q -tA -F '|' -v ON_ERROR_STOP=1 -v role="$storage_role" 2>&1 \

@@ -813,6 +813,26 @@ fn a_journal_without_slot_creation_or_resumption_fails() {
     host.run().assert_failed(&["journal-slot"]);
 }
 
+/// An API-only host (runners.mode = "api", storage.remote): no slot to see in its journal and no local
+/// storage role, so neither is checked; a journal without slot lines then passes.
+#[test]
+fn an_api_only_host_on_shared_storage_skips_the_slot_and_storage_role() {
+    let mut host = Host::healthy();
+    host.journal = "Booting PowerSync Service v1.26.1\n".into();
+    host.env("REPLICATES", "no");
+    host.env("STORAGE_ROLE", "");
+    let run = host.run();
+    run.assert_failed(&[]);
+    let ids: Vec<&str> = run.json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(!ids.contains(&"journal-slot"), "{ids:?}");
+    assert!(!ids.contains(&"storage-role"), "{ids:?}");
+}
+
 #[test]
 fn a_storage_role_with_superuser_or_replication_fails() {
     let mut host = Host::healthy();
