@@ -2,6 +2,7 @@
 {
   pkgs,
   vm,
+  xtask,
 }: let
   spec = vm.scripts.powersync-e2e;
 in
@@ -21,6 +22,8 @@ in
       };
       client = {nodes, ...}: {
         imports = [(vm.client nodes.server.networking.primaryIPAddress)];
+        # `cargo xtask verify`'s outside checks, run from where a client stands.
+        environment.systemPackages = [xtask];
       };
     };
     testScript = spec.script {
@@ -29,5 +32,7 @@ in
       replication_password = vm.replicationPassword;
       inherit (vm) domain;
       jwt_key = "${vm.jwtKeys}/key.pem";
+      ca_file = "${vm.certificates}/ca.crt";
+      xtask = "${xtask}/bin/xtask";
     };
   }

@@ -1,5 +1,6 @@
 # powersync-e2e: what an operator checks after a deploy, in the order it can go wrong.
-# Globals from the Nix side: source_address, server_address, replication_password, domain, jwt_key.
+# Globals from the Nix side: source_address, server_address, replication_password, domain, jwt_key, ca_file,
+# xtask.
 # No `cmd | grep -q`: the driver runs commands under pipefail, and grep -q quitting early can fail the
 # writer with SIGPIPE; grep reading to the end (output to /dev/null) cannot.
 import json
@@ -139,3 +140,24 @@ with subtest("no secret is in the Nix store the unit runs from"):
     # PostgreSQL logs every statement here (log_statement = all): the role's password went in as a verifier.
     server.fail(f"journalctl -u postgresql.service --no-pager | grep -F -- '{storage_password}'")
     print(json.dumps({"closure paths checked": int(server.succeed("wc -l < /tmp/closure").strip())}))
+
+with subtest("powersync-verify on the server is all green"):
+    # The watchdog timer first fires minutes after boot; its metrics are part of the checklist.
+    server.succeed("systemctl start powersync-slot-watchdog.service")
+    server.wait_until_succeeds("powersync-verify", timeout=300)  # health 'starting' and the lag gauge need a moment
+    table = server.succeed("powersync-verify")
+    report = json.loads(server.succeed("powersync-verify --json"))
+    t.assertEqual([c for c in report["checks"] if c["status"] != "pass"], [], table)
+    for secret in [replication_password, storage_password]:
+        t.assertNotIn(secret, table + json.dumps(report))
+
+with subtest("the outside checks from the client pass: TLS, HSTS, 401 without a token, closed ports, a stream"):
+    client.succeed(f"echo '{token('authenticated')}' > /tmp/token.jwt")
+    status, output = client.execute(
+        f"{xtask} verify server --outside-only --url https://{domain} --ca-file {ca_file}"
+        " --jwt-file /tmp/token.jwt --private-port 8080 --private-port 9464 --json"
+    )
+    print(output)
+    t.assertEqual(status, 0, output)
+    t.assertTrue(json.loads(output)["ok"], output)
+

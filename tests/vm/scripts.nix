@@ -42,7 +42,7 @@ let
 in {
   powersync-e2e = vmTest {
     machines = ["client" "server" "source"];
-    globals = ["source_address" "server_address" "replication_password" "domain" "jwt_key"];
+    globals = ["source_address" "server_address" "replication_password" "domain" "jwt_key" "ca_file" "xtask"];
     file = ./powersync-e2e.py;
     wallTime = notYetMeasured;
   };
