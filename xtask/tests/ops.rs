@@ -455,6 +455,35 @@ mod preflight_jwks {
         assert_contains(&all, "HTTP 503");
     }
 
+    /// The service ignores a key whose key_ops lacks `verify` (401 PSYNC_S2101 for its tokens).
+    #[test]
+    fn a_key_that_may_not_verify_is_not_usable() {
+        let key = |ops: &str| {
+            format!(
+                r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"k1","alg":"ES256","key_ops":{ops},"x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}}]}}"#
+            )
+        };
+        for ops in [r#"["sign"]"#, "[]", r#""verify""#] {
+            let (code, all) = serving(200, &key(ops));
+            assert_eq!(code, Some(1), "{ops}: {all}");
+            assert_contains(&all, "no usable signing key");
+        }
+        let (code, all) = serving(200, &key(r#"["sign","verify"]"#));
+        assert_eq!(code, Some(0), "{all}");
+        assert_contains(&all, "serves 1 usable key(s)");
+    }
+
+    /// Only a definite answer fails the start; the service itself starts without the JWKS and fetches it later.
+    #[test]
+    fn transient_answers_only_warn() {
+        for status in [401, 403, 429, 500, 502, 503] {
+            let (code, all) = serving(status, "{}");
+            assert_eq!(code, Some(0), "{status}: {all}");
+            assert_contains(&all, "WARNING");
+            assert_contains(&all, &format!("HTTP {status}"));
+        }
+    }
+
     #[test]
     fn a_refused_connection_only_warns() {
         let (code, all) = check(&format!("http://127.0.0.1:{}/jwks.json", free_port()));
