@@ -21,16 +21,40 @@
   ops = cfg.operations;
   unit = "podman-powersync.service";
 
-  # writeShellApplication writes its own shebang and `set -euo pipefail`, then the text; the scripts' own
-  # shebang (kept for running them directly and in the tests) would land mid-file, where shellcheck, run at
-  # build time, rejects it (SC1128).
+  # writeShellApplication writes its own shebang and `set -euo pipefail`, then the text, and runs shellcheck on
+  # the result at build time; ./ops/embed.nix gives it exactly the text the ops tests check the same way.
   script = name: runtimeInputs:
     pkgs.writeShellApplication {
       inherit name runtimeInputs;
-      text = lib.removePrefix "#!/usr/bin/env bash\n" (builtins.readFile ./ops/${name}.sh);
+      text = import ./ops/embed.nix name;
     };
 
-  preflightDsn = script "preflight-dsn" [pkgs.coreutils pkgs.gnugrep pkgs.gnused];
+  # The rendered source connection's own keys win over PS_SOURCE_DSN in the service, so the preflight and the
+  # watchdog get them too (ops/source-connection.sh): a literal value as SOURCE_<KEY>, an `!env PS_X` key as
+  # SOURCE_<KEY>_VAR = "PS_X", read from the same env files the container gets.
+  connections = cfg.finalSettings.replication.connections or [];
+  connection =
+    if connections == []
+    then {}
+    else builtins.head connections;
+  envName = value: builtins.head (lib.splitString "::" value._env);
+  sourceKeys =
+    lib.concatMapAttrs (
+      key: value: let
+        var = "SOURCE_${lib.toUpper key}";
+      in
+        if pure.isEnv value
+        then {"${var}_VAR" = envName value;}
+        else lib.optionalAttrs (key != "password") {${var} = toString value;}
+    )
+    (lib.filterAttrs (key: value: builtins.elem key ["hostname" "port" "username" "database" "password"] && value != null) connection);
+  containerEnvFiles = config.virtualisation.oci-containers.containers.powersync.environmentFiles;
+
+  preflightDsn = script "preflight-dsn" [];
+  preflightDsnCommand = pkgs.writeShellScript "powersync-preflight-dsn" ''
+    ${lib.concatStrings (lib.mapAttrsToList (name: value: "export ${name}=${lib.escapeShellArg value}\n") sourceKeys)}
+    exec ${lib.getExe preflightDsn} ${lib.escapeShellArgs containerEnvFiles}
+  '';
   preflightJwks = script "preflight-jwks" [pkgs.coreutils pkgs.curl pkgs.jq];
   # bash: RESTART_CMD and LIVE_CMD run through `bash -c`; a unit's default PATH has no bash.
   watchdog = script "slot-watchdog" [pkgs.bash pkgs.coreutils pkgs.gnugrep pkgs.gnused config.services.postgresql.package config.systemd.package];
@@ -157,7 +181,7 @@ in {
   config = mkIf cfg.enable (lib.mkMerge [
     {
       systemd.services.podman-powersync.serviceConfig.ExecStartPre = lib.mkBefore (
-        lib.optional ops.preflight.dsn "${lib.getExe preflightDsn} ${cfg.sourceEnvironmentFile}"
+        lib.optional ops.preflight.dsn "${preflightDsnCommand}"
         ++ lib.optional ops.preflight.jwks "${lib.getExe preflightJwks} ${cfg.auth.jwksUri}"
       );
 
@@ -165,6 +189,16 @@ in {
         {
           assertion = ops.preflight.jwks -> cfg.auth.jwksUri != null;
           message = "services.powersync.operations.preflight.jwks needs services.powersync.auth.jwksUri.";
+        }
+        {
+          # The preflight and the watchdog must read the password the service uses; a literal one would also
+          # sit in the world-readable Nix store.
+          assertion = (connection ? password) -> pure.isEnv connection.password;
+          message = ''
+            services.powersync.settings.replication.connections: the source connection's `password` must be an
+            environment reference, e.g. `password = powersync-nix.lib.env "PS_SOURCE_PASSWORD";` with
+            PS_SOURCE_PASSWORD=<password> in services.powersync.sourceEnvironmentFile.
+          '';
         }
         {
           assertion = ops.alerts.enable -> cfg.metrics.enable;
@@ -181,8 +215,13 @@ in {
         after = ["network-online.target"];
         wants = ["network-online.target"];
         environment =
-          {
-            POWERSYNC_ENV_FILE = cfg.sourceEnvironmentFile;
+          sourceKeys
+          // {
+            POWERSYNC_ENV_FILES = lib.concatStringsSep " " containerEnvFiles;
+            SOURCE_SSLMODE =
+              if builtins.isString (connection.sslmode or null)
+              then connection.sslmode
+              else "verify-full";
             SLOT_PREFIX = cfg.replication.slotNamePrefix;
             STATE_DIR = "/var/lib/powersync-watchdog";
             TEXTFILE = ops.watchdog.textfile;
@@ -190,7 +229,9 @@ in {
             MAX_RETAINED_BYTES = toString ops.watchdog.maxRetainedBytes;
             GROWTH_CHECKS = toString ops.watchdog.growthChecks;
             MIN_RESTART_INTERVAL_SECONDS = toString ops.watchdog.minRestartIntervalSeconds;
-            RESTART_CMD = "systemctl restart ${unit}";
+            # --no-block: a stuck service ignores SIGTERM, so a restart waits for the container's stop
+            # timeout; the watchdog must not sit in it (and be killed by TimeoutStartSec) meanwhile.
+            RESTART_CMD = "systemctl restart --no-block ${unit}";
             LIVE_CMD = "systemctl is-active --quiet ${unit}";
           }
           // lib.optionalAttrs ops.preflight.jwks {
@@ -200,9 +241,39 @@ in {
         serviceConfig = {
           Type = "oneshot";
           ExecStart = lib.getExe watchdog;
+          # A run is bounded by psql's connect (PGCONNECT_TIMEOUT, 10 s) and query (statement_timeout, 20 s)
+          # and the JWKS check (15 s); one that hangs anyway is killed instead of holding back the next.
+          TimeoutStartSec = "90s";
+          # Its memory of slots and restarts is its own: no one else reads or writes it.
           StateDirectory = "powersync-watchdog";
-          # Runs as root: it reads the DSN's env file and restarts the container unit.
-          UMask = "0022";
+          StateDirectoryMode = "0700";
+          UMask = "0077";
+          # Hardening. It runs as root because it reads the service's env files (root's, mode 0400, or the
+          # operator's owner: hence CAP_DAC_READ_SEARCH) and asks systemd to restart the container unit.
+          # It writes only its state and the metrics file (made world-readable by the script itself).
+          ProtectSystem = "strict";
+          ReadWritePaths = [(dirOf ops.watchdog.textfile)];
+          ProtectHome = true;
+          PrivateTmp = true;
+          PrivateDevices = true;
+          CapabilityBoundingSet = ["CAP_DAC_READ_SEARCH"];
+          NoNewPrivileges = true;
+          ProtectKernelTunables = true;
+          ProtectKernelModules = true;
+          ProtectKernelLogs = true;
+          ProtectControlGroups = true;
+          ProtectClock = true;
+          ProtectHostname = true;
+          ProtectProc = "invisible";
+          # AF_UNIX for systemctl, AF_INET/AF_INET6 for the source and the JWKS, AF_NETLINK for getaddrinfo.
+          RestrictAddressFamilies = ["AF_UNIX" "AF_INET" "AF_INET6" "AF_NETLINK"];
+          RestrictNamespaces = true;
+          RestrictRealtime = true;
+          RestrictSUIDSGID = true;
+          LockPersonality = true;
+          MemoryDenyWriteExecute = true;
+          SystemCallArchitectures = "native";
+          SystemCallFilter = ["@system-service" "~@privileged"];
         };
       };
       systemd.timers.powersync-slot-watchdog = {
@@ -210,6 +281,8 @@ in {
         timerConfig = {
           OnBootSec = "5min";
           OnUnitActiveSec = "${toString ops.watchdog.intervalSeconds}s";
+          # The default (1 min) would add up to a minute to every interval, and so to the healing time.
+          AccuracySec = "1s";
         };
       };
       systemd.tmpfiles.rules = ["d ${dirOf ops.watchdog.textfile} 0755 root root -"];

@@ -224,13 +224,21 @@ mod preflight_dsn {
     }
 
     fn run_on(paths: &[PathBuf]) -> (Option<i32>, String) {
+        run_with(paths, &[])
+    }
+
+    /// The preflight with the connection's own keys (SOURCE_*) in its environment, as the module passes them.
+    fn run_with(paths: &[PathBuf], env: &[(&str, &str)]) -> (Option<i32>, String) {
         let output = Command::new("bash")
             .arg(script("preflight-dsn.sh"))
             .args(paths)
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         let all = text(&output);
         assert_no_secret(&all);
+        // Following the advice would break authentication: the service does not percent-decode.
+        assert!(!all.contains("percent-encode"), "{all}");
         (output.status.code(), all)
     }
 
@@ -267,25 +275,25 @@ mod preflight_dsn {
         );
     }
 
+    /// Podman's --env-file (>= 4.7.1) does not unquote: the container would receive the quotes.
     #[test]
-    fn double_quoted_values_are_unquoted() {
-        passes(&[&dsn(&format!("\"{DIRECT}\""))], "port 5432)");
-        refused(
-            &[&dsn(
-                "\"postgresql://u:s3cr3t-Pa55@x.pooler.supabase.com:5432/postgres\"",
-            )],
-            "pooler",
-        );
+    fn quoted_values_are_refused_because_the_container_gets_the_quotes() {
+        for quoted in [format!("\"{DIRECT}\""), format!("'{DIRECT}'")] {
+            refused(
+                &[&dsn(&quoted)],
+                "podman's --env-file does not remove quotes",
+            );
+        }
     }
 
+    /// Podman strips a trailing \r: a file written on Windows is what the container gets without it.
     #[test]
-    fn single_quoted_values_are_unquoted() {
-        passes(&[&dsn(&format!("'{DIRECT}'"))], "port 5432)");
-        refused(
-            &[&dsn(
-                "'postgresql://u:s3cr3t-Pa55@db.x.supabase.co:6543/postgres'",
+    fn crlf_files_are_read_as_podman_reads_them() {
+        passes(
+            &[&format!(
+                "# source\r\n\tPS_SOURCE_DSN={DIRECT}\r\nOTHER=1\r\n"
             )],
-            "port 6543",
+            "(host db.abcdefghijklmnopqrst.supabase.co, port 5432)",
         );
     }
 
@@ -352,24 +360,169 @@ mod preflight_dsn {
         refused(&[&format!("{direct}{pooler}")], "Supabase's pooler");
     }
 
-    /// A raw `/` `?` or `#` in the password ends a URL's authority early: a naive split would print a piece
-    /// of the password as the port.
+    /// The service takes the userinfo as written (uri-js, split(':')[1], no percent-decoding): every
+    /// character its parser alters or splits on, and `%`, is refused, encoded or not, without showing it.
     #[test]
-    fn an_unencoded_password_is_refused_without_showing_it() {
-        for raw in ["s3cr3t-Pa55/x", "s3cr3t-Pa55?x", "s3cr3t-Pa55#x"] {
+    fn a_password_the_service_reads_differently_is_refused_without_showing_it() {
+        for raw in [
+            "/x",
+            "?x",
+            "#x",
+            ":x",
+            "@x",
+            "%2Fx",
+            "%41",
+            "%",
+            " x",
+            "\"x",
+            "<x",
+            ">x",
+            "[x",
+            "\\x",
+            "]x",
+            "^x",
+            "`x",
+            "{x",
+            "|x",
+            "}x",
+            "?sslmode=disable&x=",
+        ] {
             refused(
                 &[&dsn(&format!(
-                    "postgresql://u:{raw}@db.x.supabase.co:5432/postgres"
+                    "postgresql://u:s3cr3t-Pa55{raw}@db.x.supabase.co:5432/postgres"
                 ))],
-                "percent-encode",
+                "Choose a password of letters, digits and - . _ ~ ! $ & ' ( ) * + , ; = only",
             );
         }
+    }
+
+    #[test]
+    fn a_password_of_the_safe_characters_passes() {
         passes(
             &[&dsn(
-                "postgresql://u:s3cr3t-Pa55%2Fx@db.x.supabase.co:5432/postgres",
+                "postgresql://u_1.x~:s3cr3t-Pa55!$&'()*+,;=._~@db.x.supabase.co:5432/postgres",
             )],
             "host db.x.supabase.co, port 5432",
         );
+    }
+
+    /// The service never reads the query: `?password=` makes it exit 150 while psql logs in.
+    #[test]
+    fn a_password_in_the_query_is_refused() {
+        refused(
+            &[&dsn(
+                "postgresql://u@db.x.supabase.co:5432/postgres?sslmode=require&password=s3cr3t-Pa55",
+            )],
+            "PSYNC_S1108",
+        );
+    }
+
+    /// libpq obeys these, the service ignores them: the two would connect differently.
+    #[test]
+    fn query_parameters_that_redirect_psql_are_refused() {
+        for param in [
+            "host=x",
+            "hostaddr=::1",
+            "port=6543",
+            "dbname=x",
+            "user=x",
+            "service=x",
+            "passfile=x",
+            "HOST=x",
+        ] {
+            refused(
+                &[&dsn(&format!("{DIRECT}&{param}"))],
+                "which the service ignores and psql obeys",
+            );
+        }
+        passes(
+            &[&dsn(&format!(
+                "{DIRECT}&connect_timeout=10&application_name=ps"
+            ))],
+            "port 5432",
+        );
+    }
+
+    /// What the service refuses at start (exit 150) is refused before the container starts.
+    #[test]
+    fn what_the_service_refuses_is_refused_first() {
+        for (value, reason) in [
+            (
+                "postgresql://u:s3cr3t-Pa55@db.x.supabase.co:5432/",
+                "PSYNC_S1105",
+            ),
+            (
+                "postgresql://u@db.x.supabase.co:5432/postgres",
+                "PSYNC_S1108",
+            ),
+            ("postgresql://db.x.supabase.co:5432/postgres", "PSYNC_S1107"),
+            (
+                "postgresql://u:s3cr3t-Pa55@db.x.supabase.co:543/postgres",
+                "PSYNC_S1110",
+            ),
+            (
+                "postgresql://u:s3cr3t-Pa55@db.x.supabase.co:/postgres",
+                "not a number",
+            ),
+            (
+                "postgresql://u:s3cr3t-Pa55@h1,h2:5432/postgres",
+                "one host only",
+            ),
+            (
+                "postgresql://u:s3cr3t-Pa55@db.x.supabase.co:5432/postgres#x",
+                "#fragment",
+            ),
+        ] {
+            refused(&[&dsn(value)], reason);
+        }
+    }
+
+    /// The connection's own keys win over the DSN, as in the service: a rendered `hostname` replaces the
+    /// DSN's host, and `password: !env PS_…` supplies a password the DSN could not carry.
+    #[test]
+    fn the_connections_own_keys_win_over_the_dsn() {
+        let dir = TempDir::new("dsn");
+        let pooler = dir.file(
+            "pooler.env",
+            &dsn("postgresql://u:s3cr3t-Pa55@x.pooler.supabase.com:6543/postgres"),
+        );
+        let (code, all) = run_with(
+            &[pooler],
+            &[
+                ("SOURCE_HOSTNAME", "db.x.supabase.co"),
+                ("SOURCE_PORT", "5432"),
+            ],
+        );
+        assert_eq!(code, Some(0), "{all}");
+        assert_contains(&all, "(host db.x.supabase.co, port 5432)");
+
+        let key = [("SOURCE_PASSWORD_VAR", "PS_SOURCE_PASSWORD")];
+        let split = dir.file(
+            "split.env",
+            &format!(
+                "{}PS_SOURCE_PASSWORD=s3cr3t-Pa55/?#@:%x\n",
+                dsn("postgresql://u@db.x.supabase.co:5432/postgres")
+            ),
+        );
+        let (code, all) = run_with(&[split], &key);
+        assert_eq!(code, Some(0), "{all}");
+        let missing = dir.file(
+            "missing.env",
+            &dsn("postgresql://u@db.x.supabase.co:5432/postgres"),
+        );
+        let (code, all) = run_with(&[missing], &key);
+        assert_eq!(code, Some(1), "{all}");
+        assert_contains(&all, "PS_SOURCE_PASSWORD is not set");
+        let quoted = dir.file(
+            "quoted.env",
+            &format!(
+                "{}PS_SOURCE_PASSWORD='s3cr3t-Pa55'\n",
+                dsn("postgresql://u@db.x.supabase.co:5432/postgres")
+            ),
+        );
+        let (code, all) = run_with(&[quoted], &key);
+        assert_eq!(code, Some(1), "{all}");
+        assert_contains(&all, "does not remove quotes");
     }
 
     #[test]
@@ -508,16 +661,21 @@ mod slot_watchdog {
 
     /// A real PostgreSQL on 127.0.0.1 (Debian's), run as the `postgres` OS user because it refuses root,
     /// with logical decoding on and a plain LOGIN role `watcher` that authenticates with PASSWORD (scram).
-    struct Postgres {
+    pub(super) struct Postgres {
         child: Child,
-        port: u16,
+        pub(super) port: u16,
         bin: PathBuf,
         dir: TempDir,
         consumers: Vec<Child>,
     }
 
     impl Postgres {
-        fn start() -> Postgres {
+        pub(super) fn start() -> Postgres {
+            Self::start_with(&[])
+        }
+
+        /// With extra server settings (`name=value`).
+        fn start_with(extra: &[&str]) -> Postgres {
             require("psql", "postgresql");
             require("setpriv", "util-linux");
             let bin = fs::read_dir("/usr/lib/postgresql")
@@ -542,7 +700,7 @@ mod slot_watchdog {
                 .unwrap();
             assert!(output.status.success(), "initdb: {}", text(&output));
             let port = free_port();
-            let settings = [
+            let mut settings = vec![
                 format!("port={port}"),
                 "listen_addresses=127.0.0.1".to_owned(),
                 format!("unix_socket_directories={}", dir.0.display()),
@@ -552,6 +710,7 @@ mod slot_watchdog {
                 "shared_buffers=16MB".to_owned(),
                 "fsync=off".to_owned(),
             ];
+            settings.extend(extra.iter().map(|s| (*s).to_owned()));
             // setpriv execs postgres itself (runuser would stay in between), so the child is the postmaster.
             let mut command = Self::as_postgres(&bin, "postgres");
             command.arg("-D").arg(&data);
@@ -613,7 +772,7 @@ mod slot_watchdog {
             command
         }
 
-        fn sql(&self, sql: &str) -> String {
+        pub(super) fn sql(&self, sql: &str) -> String {
             let output = self.psql().args(["-c", sql]).output().unwrap();
             assert!(output.status.success(), "{sql}: {}", text(&output));
             String::from_utf8_lossy(&output.stdout).trim().to_owned()
@@ -717,7 +876,9 @@ mod slot_watchdog {
             let log = self.dir.path("restarts.log");
             let output = Command::new("bash")
                 .arg(script("slot-watchdog.sh"))
-                .env("POWERSYNC_ENV_FILE", &self.env_file)
+                .env("POWERSYNC_ENV_FILES", &self.env_file)
+                // The test server has no TLS; the module passes the connection's sslmode key.
+                .env("SOURCE_SSLMODE", "disable")
                 .env("SLOT_PREFIX", "powersync_selfhost_")
                 .env("STATE_DIR", self.dir.path("state"))
                 .env("TEXTFILE", self.dir.path("powersync.prom"))
@@ -771,14 +932,18 @@ mod slot_watchdog {
         format!("{name}{{slot=\"{SLOT}\"}}")
     }
 
-    /// Psql wrapped so the test sees its argv.
+    /// Psql wrapped so the test sees its argv (and, in psql-env.log, where it was told to connect).
     fn logging_psql(dir: &TempDir) -> (PathBuf, PathBuf) {
         let log = dir.path("psql-argv.log");
+        let env_log = dir.path("psql-env.log");
         let psql = dir.program(
             "psql",
             &format!(
-                "printf '%s\\n' \"$@\" >> {}\nexec psql \"$@\"",
-                log.display()
+                "printf '%s\\n' \"$@\" >> {}\n\
+                 echo \"$PGHOST $PGPORT $PGUSER $PGDATABASE $PGSSLMODE $PGOPTIONS\" >> {}\n\
+                 exec psql \"$@\"",
+                log.display(),
+                env_log.display()
             ),
         );
         (psql, log)
@@ -986,8 +1151,9 @@ mod slot_watchdog {
         assert!(!run.output.contains("wrong-Pa55"), "{}", run.output);
     }
 
+    /// Argv is world-readable in /proc: it holds no URI and no secret, only the query.
     #[test]
-    fn the_password_reaches_psql_only_through_the_environment() {
+    fn the_connection_reaches_psql_only_through_the_environment() {
         let pg = Postgres::start();
         pg.create_slot(SLOT);
         let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
@@ -995,58 +1161,120 @@ mod slot_watchdog {
         let run = watchdog.run(T0, true, &[("PSQL", psql.to_str().unwrap())]);
         run.assert_value("powersync_watchdog_source_up", "1");
         let argv = fs::read_to_string(argv).unwrap();
-        assert_contains(
-            &argv,
-            &format!("postgresql://watcher@127.0.0.1:{}/postgres", pg.port),
-        );
         assert_no_secret(&argv);
+        for part in ["postgres", "watcher", "127.0.0.1", &pg.port.to_string()] {
+            assert!(!argv.contains(part), "{part} in argv:\n{argv}");
+        }
+        let env = fs::read_to_string(watchdog.dir.path("psql-env.log")).unwrap();
+        assert_eq!(
+            env.trim(),
+            format!(
+                "127.0.0.1 {} watcher postgres disable -c statement_timeout=20s",
+                pg.port
+            )
+        );
     }
 
-    /// The password is percent-decoded for PGPASSWORD, and a password in the query string moves out too.
+    /// The rendered `hostname`/`port` keys win over the DSN, as in the service; a password the DSN cannot
+    /// carry (`?…=`, `@`, `:`, `%`) comes from a `password: !env` key and never reaches argv.
     #[test]
-    fn an_encoded_or_query_password_authenticates_and_stays_off_the_command_line() {
+    fn the_rendered_keys_win_and_a_key_password_stays_off_the_command_line() {
         let pg = Postgres::start();
         pg.create_slot(SLOT);
-        let special = format!("{PASSWORD}/?#@:%\\ +&");
+        let special = format!("{PASSWORD}?sslmode=disable&x=@:%41/#\\ ");
         pg.sql(&format!("CREATE ROLE special LOGIN PASSWORD '{special}'"));
-        let encoded: String = special
-            .bytes()
-            .map(|b| match b {
-                // A raw backslash is legal in a URI, and must not turn into an escape when decoding.
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'\\' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        for dsn in [
-            format!(
-                "postgresql://special:{encoded}@127.0.0.1:{}/postgres",
-                pg.port
-            ),
-            format!(
-                "postgresql://special@127.0.0.1:{}/postgres?sslmode=disable&password={encoded}",
-                pg.port
-            ),
-        ] {
-            let watchdog = Watchdog::new(&dsn);
-            let (psql, argv) = logging_psql(&watchdog.dir);
-            let run = watchdog.run(T0, true, &[("PSQL", psql.to_str().unwrap())]);
-            run.assert_value("powersync_watchdog_source_up", "1");
-            let argv = fs::read_to_string(argv).unwrap();
-            assert_no_secret(&argv);
-            assert!(!argv.contains("password"), "{argv}");
-        }
-    }
-
-    #[test]
-    fn a_quoted_dsn_with_leading_blanks_is_read_as_podman_reads_it() {
-        let pg = Postgres::start();
         let watchdog = Watchdog::new("unused");
         fs::write(
             &watchdog.env_file,
             format!(
-                "PS_SOURCE_DSN=postgresql://wrong\n  PS_SOURCE_DSN=\"{}\"\n",
+                "PS_SOURCE_DSN=postgresql://special@db.elsewhere.invalid:6000/postgres\n\
+                 PS_SOURCE_PASSWORD={special}\n"
+            ),
+        )
+        .unwrap();
+        let (psql, argv) = logging_psql(&watchdog.dir);
+        let port = pg.port.to_string();
+        let run = watchdog.run(
+            T0,
+            true,
+            &[
+                ("PSQL", psql.to_str().unwrap()),
+                ("SOURCE_HOSTNAME", "127.0.0.1"),
+                ("SOURCE_PORT", &port),
+                ("SOURCE_PASSWORD_VAR", "PS_SOURCE_PASSWORD"),
+            ],
+        );
+        assert_eq!(run.code, Some(0), "{}", run.output);
+        run.assert_value("powersync_watchdog_source_up", "1");
+        let argv = fs::read_to_string(argv).unwrap();
+        assert_no_secret(&argv);
+        assert!(!argv.contains("sslmode"), "{argv}");
+    }
+
+    /// The service does not percent-decode and never reads `?password=`: the watchdog, reading as the
+    /// service does, refuses both instead of logging in where the service cannot (and restarting it for
+    /// nothing), and psql never runs with them.
+    #[test]
+    fn an_encoded_or_query_password_is_refused_before_psql() {
+        let pg = Postgres::start();
+        pg.create_slot(SLOT);
+        pg.sql("CREATE ROLE special LOGIN PASSWORD 's3cr3t-Pa55/x'");
+        for (dsn, reason) in [
+            (
+                format!("postgresql://special:s3cr3t-Pa55%2Fx@127.0.0.1:{}/postgres", pg.port),
+                "Choose a password of",
+            ),
+            (
+                format!("postgresql://special:s3cr3t-Pa55?x=@127.0.0.1:{}/postgres", pg.port),
+                "Choose a password of",
+            ),
+            (
+                format!(
+                    "postgresql://special@127.0.0.1:{}/postgres?sslmode=disable&password=s3cr3t-Pa55/x",
+                    pg.port
+                ),
+                "PSYNC_S1108",
+            ),
+        ] {
+            let watchdog = Watchdog::new(&dsn);
+            let (psql, argv) = logging_psql(&watchdog.dir);
+            // Long after the limit: a watchdog that logged in would restart here.
+            watchdog.run(T0, true, &[("PSQL", psql.to_str().unwrap())]);
+            let run = watchdog.run(T0 + 99_999, true, &[("PSQL", psql.to_str().unwrap())]);
+            assert_eq!(run.code, Some(1), "{}", run.output);
+            assert_contains(&run.output, reason);
+            run.assert_value("powersync_watchdog_source_up", "0");
+            assert_eq!(run.restarts, 0);
+            assert!(!argv.exists(), "psql ran for {dsn}");
+        }
+    }
+
+    /// Podman does not unquote: the container would get the quotes, so the watchdog refuses them too.
+    #[test]
+    fn a_quoted_dsn_is_refused_as_the_container_would_get_it() {
+        let pg = Postgres::start();
+        let watchdog = Watchdog::new("unused");
+        fs::write(
+            &watchdog.env_file,
+            format!("  PS_SOURCE_DSN=\"{}\"\n", pg.dsn(PASSWORD)),
+        )
+        .unwrap();
+        let run = watchdog.run(T0, true, &[]);
+        assert_eq!(run.code, Some(1), "{}", run.output);
+        assert_contains(&run.output, "does not remove quotes");
+        run.assert_value("powersync_watchdog_source_up", "0");
+    }
+
+    /// A CRLF file (podman strips the \r) is read as the container gets it: the watchdog logs in.
+    #[test]
+    fn a_crlf_env_file_is_read_as_podman_reads_it() {
+        let pg = Postgres::start();
+        pg.create_slot(SLOT);
+        let watchdog = Watchdog::new("unused");
+        fs::write(
+            &watchdog.env_file,
+            format!(
+                "PS_SOURCE_DSN=postgresql://wrong\r\n\t PS_SOURCE_DSN={}\r\n",
                 pg.dsn(PASSWORD)
             ),
         )
@@ -1065,7 +1293,10 @@ mod slot_watchdog {
         fs::remove_file(&missing.env_file).unwrap();
         let unsplittable =
             Watchdog::new("postgresql://watcher:s3cr3t-Pa55/x@127.0.0.1:5432/postgres");
-        for (watchdog, reason) in [(missing, "cannot read"), (unsplittable, "percent-encode")] {
+        for (watchdog, reason) in [
+            (missing, "cannot read"),
+            (unsplittable, "Choose a password of"),
+        ] {
             let run = watchdog.run(T0, true, &psql);
             assert_eq!(run.code, Some(1), "{}", run.output);
             assert_contains(&run.output, reason);
@@ -1073,6 +1304,91 @@ mod slot_watchdog {
             assert_eq!(run.restarts, 0);
         }
         assert!(!argv.exists(), "psql ran");
+    }
+
+    /// statement_timeout reaches the server through PGOPTIONS: a query that hangs is cancelled.
+    #[test]
+    fn a_hanging_query_is_cancelled_by_the_statement_timeout() {
+        let pg = Postgres::start();
+        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
+        // psql with the watchdog's environment, running a query that would take 30 s.
+        let psql = watchdog
+            .dir
+            .program("psql", "exec psql -w -X -q -c 'SELECT pg_sleep(30)'");
+        let started = Instant::now();
+        let run = watchdog.run(
+            T0,
+            true,
+            &[
+                ("PSQL", psql.to_str().unwrap()),
+                ("STATEMENT_TIMEOUT_SECONDS", "1"),
+            ],
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}",
+            run.output
+        );
+        assert_eq!(run.code, Some(1), "{}", run.output);
+        assert_contains(&run.output, "statement timeout");
+        run.assert_value("powersync_watchdog_source_up", "0");
+    }
+
+    /// The default restart does not wait for the container (a stuck service ignores SIGTERM): it only
+    /// queues the job.
+    #[test]
+    fn the_default_restart_does_not_wait_for_the_container() {
+        let pg = Postgres::start();
+        pg.create_slot(SLOT);
+        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
+        let log = watchdog.dir.path("systemctl.log");
+        watchdog
+            .dir
+            .program("systemctl", &format!("echo \"$*\" >> {}", log.display()));
+        let path = format!(
+            "{}:{}",
+            watchdog.dir.0.display(),
+            std::env::var("PATH").unwrap()
+        );
+        let output = Command::new("bash")
+            .arg(script("slot-watchdog.sh"))
+            .env("POWERSYNC_ENV_FILES", &watchdog.env_file)
+            .env("SOURCE_SSLMODE", "disable")
+            .env("SLOT_PREFIX", "powersync_selfhost_")
+            .env("STATE_DIR", watchdog.dir.path("state"))
+            .env("TEXTFILE", watchdog.dir.path("powersync.prom"))
+            .env("MAX_INACTIVE_SECONDS", "0")
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        let calls = fs::read_to_string(log).unwrap();
+        assert_eq!(
+            calls.lines().collect::<Vec<_>>(),
+            [
+                "is-active --quiet podman-powersync.service",
+                "restart --no-block podman-powersync.service"
+            ]
+        );
+    }
+
+    /// A restarted container gets the full limit again before the next restart, even without a rate limit:
+    /// it stands by on the storage lock for up to a minute before it takes its slot.
+    #[test]
+    fn a_restart_starts_the_clock_again() {
+        let pg = Postgres::start();
+        pg.create_slot(SLOT);
+        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
+        let limits = [
+            ("MAX_INACTIVE_SECONDS", "90"),
+            ("MIN_RESTART_INTERVAL_SECONDS", "1"),
+        ];
+        watchdog.run(T0, true, &limits);
+        assert_eq!(watchdog.run(T0 + 90, true, &limits).restarts, 1);
+        let quiet = watchdog.run(T0 + 179, true, &limits);
+        assert_eq!(quiet.restarts, 1, "{}", quiet.output);
+        assert!(!quiet.output.contains("suppressed"), "{}", quiet.output);
+        assert_eq!(watchdog.run(T0 + 180, true, &limits).restarts, 2);
     }
 
     #[test]
@@ -1298,40 +1614,100 @@ mod teardown {
     }
 }
 
-/// The module embeds each script with writeShellApplication, which writes its own header and runs shellcheck
-/// at build time; the module strips exactly this first line (operations.nix), so check both forms here.
+/// The text the module gives writeShellApplication for one script: modules/powersync/ops/embed.nix,
+/// evaluated by real Nix (it is builtins only).
+fn embedded_text(name: &str) -> String {
+    require("nix-instantiate", "nix-bin");
+    let ops = script("embed.nix");
+    let output = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "--expr"])
+        .arg(format!("import {} \"{name}\"", ops.display()))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "embed.nix {name}: {}",
+        text(&output)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The module embeds each script with writeShellApplication (through embed.nix), which writes its own header
+/// and runs shellcheck at build time: check that exact text, and each file as it runs from the repository.
 #[test]
 fn scripts_pass_shellcheck_as_the_module_embeds_them() {
     require("shellcheck", "shellcheck");
     let dir = TempDir::new("shellcheck");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for name in [
-        "preflight-dsn.sh",
-        "preflight-jwks.sh",
-        "slot-watchdog.sh",
-        "teardown.sh",
+        "preflight-dsn",
+        "preflight-jwks",
+        "slot-watchdog",
+        "teardown",
     ] {
-        let source = fs::read_to_string(script(name)).unwrap();
-        let body = source
-            .strip_prefix("#!/usr/bin/env bash\n")
-            .unwrap_or_else(|| {
-                panic!("{name} must start with #!/usr/bin/env bash (operations.nix strips it)")
-            });
+        let body = embedded_text(name);
         assert!(
             body.contains("\nset -euo pipefail\n"),
             "{name}: set -euo pipefail"
         );
+        assert!(!body.contains("#!/usr/bin/env bash"), "{name}: shebang");
         let embedded = dir.file(
             name,
             &format!("#!/bin/bash\nset -o errexit\nset -o nounset\nset -o pipefail\nexport PATH=\"/x:$PATH\"\n\n{body}"),
         );
-        for file in [script(name), embedded] {
-            let output = Command::new("shellcheck").arg(&file).output().unwrap();
-            assert!(
-                output.status.success(),
-                "{}:\n{}",
-                file.display(),
-                text(&output)
-            );
-        }
+        let output = Command::new("shellcheck").arg(&embedded).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{name} as embedded:\n{}",
+            text(&output)
+        );
+        // From the repository, sourcing source-connection.sh from beside itself (-x follows it).
+        let output = Command::new("shellcheck")
+            .arg("-x")
+            .arg(script(&format!("{name}.sh")))
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{name}.sh:\n{}", text(&output));
     }
+    let output = Command::new("shellcheck")
+        .arg(script("source-connection.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "source-connection.sh:\n{}",
+        text(&output)
+    );
+}
+
+/// One reading for both: the preflight and the watchdog carry the same inlined source-connection.sh, and the
+/// embedded preflight runs on its own (no file beside it in the store).
+#[test]
+fn the_preflight_and_the_watchdog_embed_one_reading() {
+    let library = fs::read_to_string(script("source-connection.sh")).unwrap();
+    let dir = TempDir::new("embedded");
+    for name in ["preflight-dsn", "slot-watchdog"] {
+        let body = embedded_text(name);
+        assert!(
+            body.contains(&library),
+            "{name} does not inline source-connection.sh"
+        );
+        assert!(
+            !body.contains("/source-connection.sh\""),
+            "{name} still sources it"
+        );
+    }
+    let preflight = dir.file("preflight", &embedded_text("preflight-dsn"));
+    let env = dir.file(
+        "source.env",
+        &format!("PS_SOURCE_DSN=postgresql://u:{PASSWORD}@db.x.supabase.co:5432/postgres\n"),
+    );
+    let output = Command::new("bash")
+        .arg(&preflight)
+        .arg(&env)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert_contains(&text(&output), "host db.x.supabase.co, port 5432");
 }
