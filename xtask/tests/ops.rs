@@ -675,7 +675,7 @@ mod slot_watchdog {
         }
 
         /// With extra server settings (`name=value`).
-        fn start_with(extra: &[&str]) -> Postgres {
+        pub(super) fn start_with(extra: &[&str]) -> Postgres {
             require("psql", "postgresql");
             require("setpriv", "util-linux");
             let bin = fs::read_dir("/usr/lib/postgresql")
@@ -778,14 +778,14 @@ mod slot_watchdog {
             String::from_utf8_lossy(&output.stdout).trim().to_owned()
         }
 
-        fn create_slot(&self, name: &str) {
+        pub(super) fn create_slot(&self, name: &str) {
             self.sql(&format!(
                 "SELECT pg_create_logical_replication_slot('{name}', 'test_decoding')"
             ));
         }
 
         /// Consumes the slot with pg_recvlogical, so it is `active` until the test ends.
-        fn consume(&mut self, name: &str) {
+        pub(super) fn consume(&mut self, name: &str) {
             let child = Command::new(self.bin.join("pg_recvlogical"))
                 .arg("-h")
                 .arg(&self.dir.0)
@@ -816,6 +816,34 @@ mod slot_watchdog {
             }
         }
 
+        /// Freezes the consumers (SIGSTOP): the connection stays open, nothing is read or acknowledged,
+        /// as in a half-open source connection. The source drops them after wal_sender_timeout.
+        pub(super) fn freeze_consumers(&self) {
+            for child in &self.consumers {
+                let status = Command::new("kill")
+                    .args(["-STOP", &child.id().to_string()])
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "kill -STOP");
+            }
+        }
+
+        /// What restarting the service does to its frozen replication: the old consumer dies, a new one
+        /// takes the slot.
+        pub(super) fn restart_consumer(&mut self, name: &str) {
+            for mut child in self.consumers.drain(..) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            self.consume(name);
+        }
+
+        pub(super) fn slot_active(&self, name: &str) -> bool {
+            self.sql(&format!(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = '{name}'"
+            )) == "t"
+        }
+
         /// Writes some WAL and moves to the next segment, so an unconsumed slot retains more.
         fn generate_wal(&self) {
             self.sql("CREATE TABLE IF NOT EXISTS filler (x text)");
@@ -823,7 +851,7 @@ mod slot_watchdog {
             self.sql("SELECT pg_switch_wal()");
         }
 
-        fn dsn(&self, password: &str) -> String {
+        pub(super) fn dsn(&self, password: &str) -> String {
             format!(
                 "postgresql://watcher:{password}@127.0.0.1:{}/postgres?sslmode=disable",
                 self.port
@@ -852,20 +880,20 @@ mod slot_watchdog {
     }
 
     /// One watchdog's world: its env file, state, metrics file, and a fake restart that logs to a file.
-    struct Watchdog {
+    pub(super) struct Watchdog {
         dir: TempDir,
         env_file: PathBuf,
     }
 
-    struct Run {
+    pub(super) struct Run {
         code: Option<i32>,
-        output: String,
-        restarts: usize,
+        pub(super) output: String,
+        pub(super) restarts: usize,
         metrics: String,
     }
 
     impl Watchdog {
-        fn new(dsn: &str) -> Watchdog {
+        pub(super) fn new(dsn: &str) -> Watchdog {
             let dir = TempDir::new("watchdog");
             let env_file = dir.file("source.env", &format!("PS_SOURCE_DSN={dsn}\n"));
             Watchdog { dir, env_file }
@@ -873,8 +901,21 @@ mod slot_watchdog {
 
         /// One run at `now`, LIVE_CMD answering `live`; `env` adds or overrides variables.
         fn run(&self, now: u64, live: bool, env: &[(&str, &str)]) -> Run {
+            self.run_with(Some(now), live, env)
+        }
+
+        /// One run on the real clock, the container live.
+        pub(super) fn run_now(&self, env: &[(&str, &str)]) -> Run {
+            self.run_with(None, true, env)
+        }
+
+        fn run_with(&self, now: Option<u64>, live: bool, env: &[(&str, &str)]) -> Run {
             let log = self.dir.path("restarts.log");
-            let output = Command::new("bash")
+            let mut command = Command::new("bash");
+            if let Some(now) = now {
+                command.env("NOW", now.to_string());
+            }
+            let output = command
                 .arg(script("slot-watchdog.sh"))
                 .env("POWERSYNC_ENV_FILES", &self.env_file)
                 // The test server has no TLS; the module passes the connection's sslmode key.
@@ -882,7 +923,6 @@ mod slot_watchdog {
                 .env("SLOT_PREFIX", "powersync_selfhost_")
                 .env("STATE_DIR", self.dir.path("state"))
                 .env("TEXTFILE", self.dir.path("powersync.prom"))
-                .env("NOW", now.to_string())
                 .env("RESTART_CMD", format!("echo restart >> {}", log.display()))
                 .env("LIVE_CMD", if live { "true" } else { "false" })
                 .env("PGCONNECT_TIMEOUT", "5")
@@ -908,13 +948,13 @@ mod slot_watchdog {
 
     impl Run {
         /// The value of one series, e.g. `powersync_slot_active{slot="x"}`.
-        fn value(&self, series: &str) -> Option<&str> {
+        pub(super) fn value(&self, series: &str) -> Option<&str> {
             self.metrics
                 .lines()
                 .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         }
 
-        fn assert_value(&self, series: &str, expected: &str) {
+        pub(super) fn assert_value(&self, series: &str, expected: &str) {
             assert_eq!(
                 self.value(series),
                 Some(expected),
@@ -925,10 +965,10 @@ mod slot_watchdog {
         }
     }
 
-    const SLOT: &str = "powersync_selfhost_1_ab12";
+    pub(super) const SLOT: &str = "powersync_selfhost_1_ab12";
     const T0: u64 = 1_800_000_000;
 
-    fn series(name: &str) -> String {
+    pub(super) fn series(name: &str) -> String {
         format!("{name}{{slot=\"{SLOT}\"}}")
     }
 
@@ -1611,6 +1651,151 @@ mod teardown {
         let run = Teardown::new().run(&["--force"], "TEARDOWN\n", 0, 0);
         assert_eq!(run.code, Some(2), "{}", run.output);
         assert!(run.calls.is_empty(), "{:?}", run.calls);
+    }
+}
+
+/// How long a half-open stall lasts before the watchdog asks for a restart, at worst: the source drops the
+/// stalled walsender after `inactive_after` seconds; the next run sees the slot inactive (up to one interval
+/// plus the timer's jitter later); the restart follows when the slot has been inactive for `limit` seconds,
+/// counted in whole runs.
+fn worst_case_restart(inactive_after: u64, interval: u64, limit: u64, jitter: u64) -> u64 {
+    inactive_after + (interval + jitter) + limit.div_ceil(interval) * (interval + jitter)
+}
+
+/// The watchdog defaults of lib/instance.nix (what the module's options default to), read with real Nix.
+fn watchdog_defaults() -> serde_json::Value {
+    require("nix-instantiate", "nix-bin");
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lib");
+    let output = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "--expr"])
+        .arg(format!(
+            "(import {}).defaults.operations.watchdog",
+            lib.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+mod healing_time {
+    use super::slot_watchdog::{series, Postgres, Watchdog, SLOT};
+    use super::*;
+
+    /// Seen on the real service with a frozen source path: the slot went inactive ~63 s after the stall
+    /// (the source's wal_sender_timeout, 60 s), and after a restart it stood by ~45 s on the storage lock,
+    /// which expires at most 60 s after the old process last refreshed it.
+    const INACTIVE_AFTER: u64 = 63;
+    const LOCK_WAIT: u64 = 60;
+    /// The container's stop (SIGKILL after its stop timeout: a stuck service ignores SIGTERM) and start.
+    const STOP_AND_START: u64 = 30;
+    /// The timer's AccuracySec (operations.nix).
+    const TIMER_JITTER: u64 = 1;
+
+    fn default(name: &str) -> u64 {
+        watchdog_defaults()[name].as_u64().unwrap()
+    }
+
+    #[test]
+    fn the_defaults_heal_a_half_open_stall_within_five_minutes() {
+        let (interval, limit) = (default("intervalSeconds"), default("maxInactiveSeconds"));
+        let restart = worst_case_restart(INACTIVE_AFTER, interval, limit, TIMER_JITTER);
+        let healed = restart + STOP_AND_START + LOCK_WAIT;
+        assert!(
+            healed <= 300,
+            "restart after {restart}s, replication back after {healed}s: more than 5 min"
+        );
+        // No restart loop: the container gets at least the time it needs to take the slot back after a
+        // restart before the watchdog counts it inactive again, and the rate limit stays.
+        assert!(limit > LOCK_WAIT + STOP_AND_START, "limit {limit}s");
+        assert_eq!(
+            default("growthChecks") * interval,
+            360,
+            "the growth rule keeps its 6 minutes"
+        );
+        assert_eq!(default("minRestartIntervalSeconds"), 1800);
+        let timer = fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules/powersync/operations.nix"),
+        )
+        .unwrap();
+        assert_contains(&timer, &format!("AccuracySec = \"{TIMER_JITTER}s\";"));
+    }
+
+    /// The defaults, ten times faster, against a real PostgreSQL: a logical replication consumer frozen with
+    /// SIGSTOP (its connection stays open), wal_sender_timeout 6 s, the watchdog run on a real clock every
+    /// interval/10 with limit/10. The restart comes within the worst case the arithmetic above allows, not
+    /// before the limit, replication resumes on the same slot, and nothing restarts again.
+    #[test]
+    fn a_frozen_consumer_is_restarted_within_the_scaled_window() {
+        const SCALE: u64 = 10;
+        let (interval, limit) = (
+            default("intervalSeconds") / SCALE,
+            default("maxInactiveSeconds") / SCALE,
+        );
+        let min_interval = (default("minRestartIntervalSeconds") / SCALE).to_string();
+        let wal_sender_timeout = 60 / SCALE;
+        let mut pg = Postgres::start_with(&[&format!("wal_sender_timeout={wal_sender_timeout}s")]);
+        pg.create_slot(SLOT);
+        pg.consume(SLOT);
+        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
+        let limits = [
+            ("MAX_INACTIVE_SECONDS", limit.to_string()),
+            ("MIN_RESTART_INTERVAL_SECONDS", min_interval),
+        ];
+        let env: Vec<(&str, &str)> = limits.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let healthy = watchdog.run_now(&env);
+        assert_eq!(healthy.restarts, 0, "{}", healthy.output);
+
+        pg.freeze_consumers();
+        let frozen = Instant::now();
+        // Generous for a loaded machine: one second of jitter per run (the clock counts whole seconds).
+        let bound = worst_case_restart(wal_sender_timeout + 2, interval, limit, 1);
+        let mut inactive_seen = None;
+        let mut restarted = None;
+        let mut run_at = Duration::ZERO;
+        while restarted.is_none() && frozen.elapsed() < Duration::from_secs(bound + 10) {
+            run_at += Duration::from_secs(interval);
+            thread::sleep(run_at.saturating_sub(frozen.elapsed()));
+            let run = watchdog.run_now(&env);
+            if inactive_seen.is_none() && run.value(&series("powersync_slot_active")) == Some("0") {
+                inactive_seen = Some(frozen.elapsed());
+            }
+            if run.restarts > 0 {
+                restarted = Some(frozen.elapsed());
+                assert_contains(&run.output, "restarting the container");
+            }
+        }
+        let inactive_seen = inactive_seen.expect("the watchdog never saw the slot inactive");
+        let restarted = restarted.expect("the watchdog never restarted");
+        eprintln!(
+            "inactive seen after {inactive_seen:?}, restart after {restarted:?} (bound {bound}s)"
+        );
+        assert!(
+            inactive_seen >= Duration::from_secs(wal_sender_timeout - 1),
+            "inactive before wal_sender_timeout: {inactive_seen:?}"
+        );
+        assert!(
+            restarted >= inactive_seen + Duration::from_secs(limit) - Duration::from_secs(interval),
+            "restart too early: {restarted:?}"
+        );
+        assert!(
+            restarted <= Duration::from_secs(bound),
+            "restart after {restarted:?}, more than {bound}s"
+        );
+
+        pg.restart_consumer(SLOT);
+        assert!(pg.slot_active(SLOT));
+        // Healed: the watchdog sees it and asks for nothing more, for longer than the limit.
+        let after = Instant::now();
+        let mut runs = 0;
+        while after.elapsed() < Duration::from_secs(limit + 2 * interval) {
+            thread::sleep(Duration::from_secs(interval));
+            let run = watchdog.run_now(&env);
+            assert_eq!(run.restarts, 1, "{}", run.output);
+            run.assert_value(&series("powersync_slot_active"), "1");
+            runs += 1;
+        }
+        assert!(runs >= 3);
     }
 }
 
