@@ -301,7 +301,7 @@ mod preflight_dsn {
     fn the_pooler_is_refused_naming_the_direct_endpoint() {
         refused(
             &[&dsn("postgresql://postgres.ref:s3cr3t-Pa55@aws-0-eu-central-1.pooler.supabase.com:5432/postgres")],
-            "use the direct endpoint db.<project>.supabase.co:5432",
+            "use the direct endpoint's connection string, postgresql://<user>:<pw>@db.<project>.supabase.co:5432/postgres",
         );
     }
 
@@ -482,19 +482,32 @@ mod preflight_dsn {
     #[test]
     fn the_connections_own_keys_win_over_the_dsn() {
         let dir = TempDir::new("dsn");
-        let pooler = dir.file(
-            "pooler.env",
-            &dsn("postgresql://u:s3cr3t-Pa55@x.pooler.supabase.com:6543/postgres"),
+        let elsewhere = dir.file(
+            "elsewhere.env",
+            &dsn("postgresql://u:s3cr3t-Pa55@old.example.com:6000/postgres"),
         );
-        let (code, all) = run_with(
-            &[pooler],
-            &[
-                ("SOURCE_HOSTNAME", "db.x.supabase.co"),
-                ("SOURCE_PORT", "5432"),
-            ],
-        );
+        let keys = [
+            ("SOURCE_HOSTNAME", "db.x.supabase.co"),
+            ("SOURCE_PORT", "5432"),
+        ];
+        let (code, all) = run_with(&[elsewhere], &keys);
         assert_eq!(code, Some(0), "{all}");
         assert_contains(&all, "(host db.x.supabase.co, port 5432)");
+        // A pooler string stays wrong under the key: its user is the pooler's.
+        let pooler = dir.file(
+            "pooler.env",
+            &dsn("postgresql://u.ref:s3cr3t-Pa55@x.pooler.supabase.com:5432/postgres"),
+        );
+        let (code, all) = run_with(&[pooler], &keys);
+        assert_eq!(code, Some(1), "{all}");
+        assert_contains(&all, "Supabase's pooler");
+        let to_pooler = dir.file("to-pooler.env", &dsn(DIRECT));
+        let (code, all) = run_with(
+            &[to_pooler],
+            &[("SOURCE_HOSTNAME", "x.pooler.supabase.com")],
+        );
+        assert_eq!(code, Some(1), "{all}");
+        assert_contains(&all, "Supabase's pooler");
 
         let key = [("SOURCE_PASSWORD_VAR", "PS_SOURCE_PASSWORD")];
         let split = dir.file(

@@ -24,16 +24,20 @@ refuse() {
 
 source_connection "$@" || refuse "$conn_error"
 
+# Both the host the service connects to and the DSN's own (a pooler string is wrong even where the rendered
+# hostname key overrides its host: its user is the pooler's). Host names may end in the root's dot.
+for endpoint in "$conn_host|$conn_port" "$conn_dsn_host|$conn_dsn_port"; do
+  IFS='|' read -r host port <<<"$endpoint"
+  case ${host%.} in
+    *.pooler.supabase.com)
+      refuse "PS_SOURCE_DSN points at Supabase's pooler ($host), which rejects replication; use the direct endpoint's connection string, postgresql://<user>:<pw>@db.<project>.supabase.co:5432/postgres"
+      ;;
+    db.*.supabase.co)
+      [ "$port" != 6543 ] || refuse "PS_SOURCE_DSN uses port 6543 on $host, the pooler's port; use 5432 (the direct endpoint)"
+      ;;
+  esac
+done
+
 shown=$conn_host
 case $shown in *:*) shown="[$shown]" ;; esac
-# Host names may end in the root's dot.
-case ${conn_host%.} in
-  *.pooler.supabase.com)
-    refuse "PS_SOURCE_DSN points at Supabase's pooler ($conn_host), which rejects replication; use the direct endpoint db.<project>.supabase.co:5432"
-    ;;
-  db.*.supabase.co)
-    [ "$conn_port" != 6543 ] || refuse "PS_SOURCE_DSN uses port 6543 on $conn_host, the pooler's port; use 5432 (the direct endpoint)"
-    ;;
-esac
-
 echo "powersync preflight: source DSN ok (host $shown, port $conn_port)"

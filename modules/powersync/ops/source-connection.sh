@@ -21,7 +21,8 @@
 #   SOURCE_<KEY>_VAR                                                 the env-file variable of an `!env` key
 #                                                                    (SOURCE_PASSWORD_VAR for `password: !env PS_…`)
 # After `source_connection FILE...` succeeds, conn_host conn_port conn_user conn_password conn_database hold
-# what the service connects with; on failure it returns 1 with conn_error, which never holds a secret.
+# what the service connects with (conn_dsn_host and conn_dsn_port: the DSN's own, before the keys); on
+# failure it returns 1 with conn_error, which never holds a secret.
 
 # User and password characters the three readers read the same way.
 conn_safe_re="^[A-Za-z0-9._~!\$&'()*+,;=-]*\$"
@@ -159,6 +160,14 @@ source_connection() {
       esac
     done
   fi
+
+  # The DSN's own host and port, before the keys: a pooler DSN is a mistake even where a key overrides its host
+  # (its user is the pooler's, `<user>.<project>`, which the direct endpoint does not know).
+  # shellcheck disable=SC2034 # read by the preflight only
+  {
+    conn_dsn_host=$host conn_dsn_port=$port
+    $port_given || conn_dsn_port=5432
+  }
 
   # The connection's own keys win, each on its own (normalizeConnectionConfig).
   for name in hostname port username database password; do
