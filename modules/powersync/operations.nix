@@ -45,6 +45,7 @@
       in
         if pure.isEnv value
         then {"${var}_VAR" = envName value;}
+        # A literal password is refused by the config contract (lib/contract.nix): never passed on.
         else lib.optionalAttrs (key != "password") {${var} = toString value;}
     )
     (lib.filterAttrs (key: value: builtins.elem key ["hostname" "port" "username" "database" "password"] && value != null) connection);
@@ -89,9 +90,13 @@ in {
         type = types.bool;
         default = true;
         description = ''
-          Before the container starts, refuse a PS_SOURCE_DSN that is missing, points at Supabase's pooler
-          (*.pooler.supabase.com, or port 6543) instead of the direct endpoint, or carries
-          `replication=database`. The unit then fails with the reason; the secret is never printed.
+          Before the container starts, refuse a PS_SOURCE_DSN that is missing or quoted in its env file (podman
+          would pass the quotes on), points at Supabase's pooler (*.pooler.supabase.com, or port 6543) instead
+          of the direct endpoint, carries `replication=database`, or that the service would read differently
+          from psql: it does not percent-decode, so a user or password with `%` or a character its URI parser
+          alters, and `?password=`, are refused (ops/source-connection.sh). The connection's own rendered keys
+          (`hostname`, `port`, `password: !env …`) win over the DSN, as in the service. The unit then fails
+          with the reason; the secret is never printed.
         '';
       };
 
@@ -102,7 +107,8 @@ in {
         description = ''
           Before the container starts, fetch auth.jwksUri and refuse a JWKS with no usable key (what a
           Supabase project still on the legacy HS256 secret publishes: the service would start green and
-          refuse every client). Network failures only warn, so an outage cannot block a restart.
+          refuse every client), a key whose key_ops lacks verify, or an HTTP 404. Transient answers (401, 403,
+          429, 5xx, timeouts, network failures) only warn, so an outage cannot block a restart.
         '';
       };
     };
@@ -112,7 +118,8 @@ in {
         type = types.bool;
         default = true;
         description = ''
-          A timer that asks the source itself, with the same DSN, about the slots with our prefix (active,
+          A timer that asks the source itself, with the connection the service uses (its rendered hostname
+          and port, the DSN's credentials read as the service reads them), about the slots with our prefix (active,
           wal_status, WAL retained behind confirmed_flush_lsn), writes them as Prometheus metrics to
           `textfile`, and restarts ${unit} when a slot stays inactive or its retained WAL keeps growing past
           the limit while the container claims to be live: the self-heal for a half-open source connection
@@ -205,16 +212,6 @@ in {
         {
           assertion = ops.preflight.jwks -> cfg.auth.jwksUri != null;
           message = "services.powersync.operations.preflight.jwks needs services.powersync.auth.jwksUri.";
-        }
-        {
-          # The preflight and the watchdog must read the password the service uses; a literal one would also
-          # sit in the world-readable Nix store.
-          assertion = (connection ? password) -> pure.isEnv connection.password;
-          message = ''
-            services.powersync.settings.replication.connections: the source connection's `password` must be an
-            environment reference, e.g. `password = powersync-nix.lib.env "PS_SOURCE_PASSWORD";` with
-            PS_SOURCE_PASSWORD=<password> in services.powersync.sourceEnvironmentFile.
-          '';
         }
         {
           assertion = ops.alerts.enable -> cfg.metrics.enable;
