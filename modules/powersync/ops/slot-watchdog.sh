@@ -12,9 +12,10 @@
 #   SLOT_PREFIX                   the slots' name prefix (slot_name_prefix), matched literally
 #   STATE_DIR                     where it remembers slots and restarts between runs (created if missing)
 #   TEXTFILE                      metrics file for the node exporter's textfile collector (replaced atomically)
-#   MAX_INACTIVE_SECONDS          restart when a slot has been inactive this long while live (300)
+#   MAX_INACTIVE_SECONDS          restart when a slot has been inactive this long while live, counted from
+#                                 the later of the first sighting and the last restart (100)
 #   MAX_RETAINED_BYTES            retained-WAL limit per slot (1073741824)
-#   GROWTH_CHECKS                 restart when above the limit and grown on this many live runs in a row (3)
+#   GROWTH_CHECKS                 restart when above the limit and grown on this many live runs in a row (18)
 #   MIN_RESTART_INTERVAL_SECONDS  at most one restart per this many seconds; later ones are logged (1800)
 #   RESTART_CMD                   how to restart, run with bash -c; it must not wait for the restart
 #                                 (systemctl restart --no-block podman-powersync.service)
@@ -38,9 +39,9 @@ config_error() {
 for var in POWERSYNC_ENV_FILES SLOT_PREFIX STATE_DIR TEXTFILE; do
   [ -n "${!var:-}" ] || config_error "set $var (see the header of slot-watchdog.sh)"
 done
-max_inactive=${MAX_INACTIVE_SECONDS:-300}
+max_inactive=${MAX_INACTIVE_SECONDS:-100}
 max_retained=${MAX_RETAINED_BYTES:-1073741824}
-growth_checks=${GROWTH_CHECKS:-3}
+growth_checks=${GROWTH_CHECKS:-18}
 min_interval=${MIN_RESTART_INTERVAL_SECONDS:-1800}
 now=${NOW:-$(printf '%(%s)T' -1)}
 whole() { [[ $2 =~ ^[0-9]+$ ]] || config_error "$1 must be a whole number, not '$2'"; }
