@@ -28,11 +28,12 @@ let
     listen.port = 8080;
     operations = {
       alerts.maxLagSeconds = 300;
+      # Heals a half-open stall within 5 min: see the `watchdog.intervalSeconds` option (operations.nix).
       watchdog = {
-        intervalSeconds = 120;
-        maxInactiveSeconds = 300;
+        intervalSeconds = 20;
+        maxInactiveSeconds = 100;
         maxRetainedBytes = 1024 * 1024 * 1024;
-        growthChecks = 3;
+        growthChecks = 18;
         minRestartIntervalSeconds = 1800;
       };
     };

@@ -21,16 +21,41 @@
   ops = cfg.operations;
   unit = "podman-powersync.service";
 
-  # writeShellApplication writes its own shebang and `set -euo pipefail`, then the text; the scripts' own
-  # shebang (kept for running them directly and in the tests) would land mid-file, where shellcheck, run at
-  # build time, rejects it (SC1128).
+  # writeShellApplication writes its own shebang and `set -euo pipefail`, then the text, and runs shellcheck on
+  # the result at build time; ./ops/embed.nix gives it exactly the text the ops tests check the same way.
   script = name: runtimeInputs:
     pkgs.writeShellApplication {
       inherit name runtimeInputs;
-      text = lib.removePrefix "#!/usr/bin/env bash\n" (builtins.readFile ./ops/${name}.sh);
+      text = import ./ops/embed.nix name;
     };
 
-  preflightDsn = script "preflight-dsn" [pkgs.coreutils pkgs.gnugrep pkgs.gnused];
+  # The rendered source connection's own keys win over PS_SOURCE_DSN in the service, so the preflight and the
+  # watchdog get them too (ops/source-connection.sh): a literal value as SOURCE_<KEY>, an `!env PS_X` key as
+  # SOURCE_<KEY>_VAR = "PS_X", read from the same env files the container gets.
+  connections = cfg.finalSettings.replication.connections or [];
+  connection =
+    if connections == []
+    then {}
+    else builtins.head connections;
+  envName = value: builtins.head (lib.splitString "::" value._env);
+  sourceKeys =
+    lib.concatMapAttrs (
+      key: value: let
+        var = "SOURCE_${lib.toUpper key}";
+      in
+        if pure.isEnv value
+        then {"${var}_VAR" = envName value;}
+        # A literal password is refused by the config contract (lib/contract.nix): never passed on.
+        else lib.optionalAttrs (key != "password") {${var} = toString value;}
+    )
+    (lib.filterAttrs (key: value: builtins.elem key ["hostname" "port" "username" "database" "password"] && value != null) connection);
+  containerEnvFiles = config.virtualisation.oci-containers.containers.powersync.environmentFiles;
+
+  preflightDsn = script "preflight-dsn" [];
+  preflightDsnCommand = pkgs.writeShellScript "powersync-preflight-dsn" ''
+    ${lib.concatStrings (lib.mapAttrsToList (name: value: "export ${name}=${lib.escapeShellArg value}\n") sourceKeys)}
+    exec ${lib.getExe preflightDsn} ${lib.escapeShellArgs containerEnvFiles}
+  '';
   preflightJwks = script "preflight-jwks" [pkgs.coreutils pkgs.curl pkgs.jq];
   # bash: RESTART_CMD and LIVE_CMD run through `bash -c`; a unit's default PATH has no bash.
   watchdog = script "slot-watchdog" [pkgs.bash pkgs.coreutils pkgs.gnugrep pkgs.gnused config.services.postgresql.package config.systemd.package];
@@ -65,9 +90,13 @@ in {
         type = types.bool;
         default = true;
         description = ''
-          Before the container starts, refuse a PS_SOURCE_DSN that is missing, points at Supabase's pooler
-          (*.pooler.supabase.com, or port 6543) instead of the direct endpoint, or carries
-          `replication=database`. The unit then fails with the reason; the secret is never printed.
+          Before the container starts, refuse a PS_SOURCE_DSN that is missing or quoted in its env file (podman
+          would pass the quotes on), points at Supabase's pooler (*.pooler.supabase.com, or port 6543) instead
+          of the direct endpoint, carries `replication=database`, or that the service would read differently
+          from psql: it does not percent-decode, so a user or password with `%` or a character its URI parser
+          alters, and `?password=`, are refused (ops/source-connection.sh). The connection's own rendered keys
+          (`hostname`, `port`, `password: !env …`) win over the DSN, as in the service. The unit then fails
+          with the reason; the secret is never printed.
         '';
       };
 
@@ -78,7 +107,8 @@ in {
         description = ''
           Before the container starts, fetch auth.jwksUri and refuse a JWKS with no usable key (what a
           Supabase project still on the legacy HS256 secret publishes: the service would start green and
-          refuse every client). Network failures only warn, so an outage cannot block a restart.
+          refuse every client), a key whose key_ops lacks verify, or an HTTP 404. Transient answers (401, 403,
+          429, 5xx, timeouts, network failures) only warn, so an outage cannot block a restart.
         '';
       };
     };
@@ -88,7 +118,8 @@ in {
         type = types.bool;
         default = true;
         description = ''
-          A timer that asks the source itself, with the same DSN, about the slots with our prefix (active,
+          A timer that asks the source itself, with the connection the service uses (its rendered hostname
+          and port, the DSN's credentials read as the service reads them), about the slots with our prefix (active,
           wal_status, WAL retained behind confirmed_flush_lsn), writes them as Prometheus metrics to
           `textfile`, and restarts ${unit} when a slot stays inactive or its retained WAL keeps growing past
           the limit while the container claims to be live: the self-heal for a half-open source connection
@@ -99,13 +130,29 @@ in {
       intervalSeconds = mkOption {
         type = types.ints.positive;
         default = defaults.watchdog.intervalSeconds;
-        description = "How often the watchdog runs.";
+        description = ''
+          How often the watchdog runs. The defaults (20 s, with `maxInactiveSeconds` 100 s) heal a half-open
+          source connection within 5 minutes: the source drops the stalled walsender after its
+          `wal_sender_timeout` (60 s; the slot turned inactive ~63 s after the stall), the watchdog sees it at
+          its next run (≤ 21 s, the timer's accuracy included) and asks for a restart once it has been inactive
+          for 100 s (5 runs, ≤ 105 s): at most ~189 s after the stall. The new container then waits up to
+          60 s for the old one's storage lock (seen: ~45 s) after the old one is stopped: replication is back
+          within ~280 s if stopping and starting the container take no more than 30 s. A restarted container
+          gets the full 100 s to take its slot back before the watchdog counts again, and the restart rate
+          limit (`minRestartIntervalSeconds`) still bounds how often this happens. xtask/tests/ops.rs checks
+          this arithmetic and, ten times faster, the timing with a frozen consumer
+          against a real PostgreSQL.
+        '';
       };
 
       maxInactiveSeconds = mkOption {
         type = types.ints.positive;
         default = defaults.watchdog.maxInactiveSeconds;
-        description = "Restart when a slot has been inactive this long while the container is up.";
+        description = ''
+          Restart when a slot has been inactive this long while the container is up, counted from the later
+          of the first inactive sighting and the watchdog's last restart (a restarted container gets the full
+          time to take its slot back).
+        '';
       };
 
       maxRetainedBytes = mkOption {
@@ -117,7 +164,7 @@ in {
       growthChecks = mkOption {
         type = types.ints.positive;
         default = defaults.watchdog.growthChecks;
-        description = "Consecutive runs the retained WAL must grow above the limit before a restart.";
+        description = "Consecutive runs the retained WAL must grow above the limit before a restart (18 runs of 20 s: 6 min).";
       };
 
       minRestartIntervalSeconds = mkOption {
@@ -157,7 +204,7 @@ in {
   config = mkIf cfg.enable (lib.mkMerge [
     {
       systemd.services.podman-powersync.serviceConfig.ExecStartPre = lib.mkBefore (
-        lib.optional ops.preflight.dsn "${lib.getExe preflightDsn} ${cfg.sourceEnvironmentFile}"
+        lib.optional ops.preflight.dsn "${preflightDsnCommand}"
         ++ lib.optional ops.preflight.jwks "${lib.getExe preflightJwks} ${cfg.auth.jwksUri}"
       );
 
@@ -181,8 +228,13 @@ in {
         after = ["network-online.target"];
         wants = ["network-online.target"];
         environment =
-          {
-            POWERSYNC_ENV_FILE = cfg.sourceEnvironmentFile;
+          sourceKeys
+          // {
+            POWERSYNC_ENV_FILES = lib.concatStringsSep " " containerEnvFiles;
+            SOURCE_SSLMODE =
+              if builtins.isString (connection.sslmode or null)
+              then connection.sslmode
+              else "verify-full";
             SLOT_PREFIX = cfg.replication.slotNamePrefix;
             STATE_DIR = "/var/lib/powersync-watchdog";
             TEXTFILE = ops.watchdog.textfile;
@@ -190,7 +242,9 @@ in {
             MAX_RETAINED_BYTES = toString ops.watchdog.maxRetainedBytes;
             GROWTH_CHECKS = toString ops.watchdog.growthChecks;
             MIN_RESTART_INTERVAL_SECONDS = toString ops.watchdog.minRestartIntervalSeconds;
-            RESTART_CMD = "systemctl restart ${unit}";
+            # --no-block: a stuck service ignores SIGTERM, so a restart waits for the container's stop
+            # timeout; the watchdog must not sit in it (and be killed by TimeoutStartSec) meanwhile.
+            RESTART_CMD = "systemctl restart --no-block ${unit}";
             LIVE_CMD = "systemctl is-active --quiet ${unit}";
           }
           // lib.optionalAttrs ops.preflight.jwks {
@@ -200,9 +254,39 @@ in {
         serviceConfig = {
           Type = "oneshot";
           ExecStart = lib.getExe watchdog;
+          # A run is bounded by psql's connect (PGCONNECT_TIMEOUT, 10 s) and query (statement_timeout, 20 s)
+          # and the JWKS check (15 s); one that hangs anyway is killed instead of holding back the next.
+          TimeoutStartSec = "90s";
+          # Its memory of slots and restarts is its own: no one else reads or writes it.
           StateDirectory = "powersync-watchdog";
-          # Runs as root: it reads the DSN's env file and restarts the container unit.
-          UMask = "0022";
+          StateDirectoryMode = "0700";
+          UMask = "0077";
+          # Hardening. It runs as root because it reads the service's env files (root's, mode 0400, or the
+          # operator's owner: hence CAP_DAC_READ_SEARCH) and asks systemd to restart the container unit.
+          # It writes only its state and the metrics file (made world-readable by the script itself).
+          ProtectSystem = "strict";
+          ReadWritePaths = [(dirOf ops.watchdog.textfile)];
+          ProtectHome = true;
+          PrivateTmp = true;
+          PrivateDevices = true;
+          CapabilityBoundingSet = ["CAP_DAC_READ_SEARCH"];
+          NoNewPrivileges = true;
+          ProtectKernelTunables = true;
+          ProtectKernelModules = true;
+          ProtectKernelLogs = true;
+          ProtectControlGroups = true;
+          ProtectClock = true;
+          ProtectHostname = true;
+          ProtectProc = "invisible";
+          # AF_UNIX for systemctl, AF_INET/AF_INET6 for the source and the JWKS, AF_NETLINK for getaddrinfo.
+          RestrictAddressFamilies = ["AF_UNIX" "AF_INET" "AF_INET6" "AF_NETLINK"];
+          RestrictNamespaces = true;
+          RestrictRealtime = true;
+          RestrictSUIDSGID = true;
+          LockPersonality = true;
+          MemoryDenyWriteExecute = true;
+          SystemCallArchitectures = "native";
+          SystemCallFilter = ["@system-service" "~@privileged"];
         };
       };
       systemd.timers.powersync-slot-watchdog = {
@@ -210,6 +294,8 @@ in {
         timerConfig = {
           OnBootSec = "5min";
           OnUnitActiveSec = "${toString ops.watchdog.intervalSeconds}s";
+          # The default (1 min) would add up to a minute to every interval, and so to the healing time.
+          AccuracySec = "1s";
         };
       };
       systemd.tmpfiles.rules = ["d ${dirOf ops.watchdog.textfile} 0755 root root -"];

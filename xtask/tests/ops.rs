@@ -224,13 +224,21 @@ mod preflight_dsn {
     }
 
     fn run_on(paths: &[PathBuf]) -> (Option<i32>, String) {
+        run_with(paths, &[])
+    }
+
+    /// The preflight with the connection's own keys (SOURCE_*) in its environment, as the module passes them.
+    fn run_with(paths: &[PathBuf], env: &[(&str, &str)]) -> (Option<i32>, String) {
         let output = Command::new("bash")
             .arg(script("preflight-dsn.sh"))
             .args(paths)
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         let all = text(&output);
         assert_no_secret(&all);
+        // Following the advice would break authentication: the service does not percent-decode.
+        assert!(!all.contains("percent-encode"), "{all}");
         (output.status.code(), all)
     }
 
@@ -267,25 +275,25 @@ mod preflight_dsn {
         );
     }
 
+    /// Podman's --env-file (>= 4.7.1) does not unquote: the container would receive the quotes.
     #[test]
-    fn double_quoted_values_are_unquoted() {
-        passes(&[&dsn(&format!("\"{DIRECT}\""))], "port 5432)");
-        refused(
-            &[&dsn(
-                "\"postgresql://u:s3cr3t-Pa55@x.pooler.supabase.com:5432/postgres\"",
-            )],
-            "pooler",
-        );
+    fn quoted_values_are_refused_because_the_container_gets_the_quotes() {
+        for quoted in [format!("\"{DIRECT}\""), format!("'{DIRECT}'")] {
+            refused(
+                &[&dsn(&quoted)],
+                "podman's --env-file does not remove quotes",
+            );
+        }
     }
 
+    /// Podman strips a trailing \r: a file written on Windows is what the container gets without it.
     #[test]
-    fn single_quoted_values_are_unquoted() {
-        passes(&[&dsn(&format!("'{DIRECT}'"))], "port 5432)");
-        refused(
-            &[&dsn(
-                "'postgresql://u:s3cr3t-Pa55@db.x.supabase.co:6543/postgres'",
+    fn crlf_files_are_read_as_podman_reads_them() {
+        passes(
+            &[&format!(
+                "# source\r\n\tPS_SOURCE_DSN={DIRECT}\r\nOTHER=1\r\n"
             )],
-            "port 6543",
+            "(host db.abcdefghijklmnopqrst.supabase.co, port 5432)",
         );
     }
 
@@ -293,7 +301,7 @@ mod preflight_dsn {
     fn the_pooler_is_refused_naming_the_direct_endpoint() {
         refused(
             &[&dsn("postgresql://postgres.ref:s3cr3t-Pa55@aws-0-eu-central-1.pooler.supabase.com:5432/postgres")],
-            "use the direct endpoint db.<project>.supabase.co:5432",
+            "use the direct endpoint's connection string, postgresql://<user>:<pw>@db.<project>.supabase.co:5432/postgres",
         );
     }
 
@@ -352,24 +360,182 @@ mod preflight_dsn {
         refused(&[&format!("{direct}{pooler}")], "Supabase's pooler");
     }
 
-    /// A raw `/` `?` or `#` in the password ends a URL's authority early: a naive split would print a piece
-    /// of the password as the port.
+    /// The service takes the userinfo as written (uri-js, split(':')[1], no percent-decoding): every
+    /// character its parser alters or splits on, and `%`, is refused, encoded or not, without showing it.
     #[test]
-    fn an_unencoded_password_is_refused_without_showing_it() {
-        for raw in ["s3cr3t-Pa55/x", "s3cr3t-Pa55?x", "s3cr3t-Pa55#x"] {
+    fn a_password_the_service_reads_differently_is_refused_without_showing_it() {
+        for raw in [
+            "/x",
+            "?x",
+            "#x",
+            ":x",
+            "@x",
+            "%2Fx",
+            "%41",
+            "%",
+            " x",
+            "\"x",
+            "<x",
+            ">x",
+            "[x",
+            "\\x",
+            "]x",
+            "^x",
+            "`x",
+            "{x",
+            "|x",
+            "}x",
+            "?sslmode=disable&x=",
+        ] {
             refused(
                 &[&dsn(&format!(
-                    "postgresql://u:{raw}@db.x.supabase.co:5432/postgres"
+                    "postgresql://u:s3cr3t-Pa55{raw}@db.x.supabase.co:5432/postgres"
                 ))],
-                "percent-encode",
+                "Choose a password of letters, digits and - . _ ~ ! $ & ' ( ) * + , ; = only",
             );
         }
+    }
+
+    #[test]
+    fn a_password_of_the_safe_characters_passes() {
         passes(
             &[&dsn(
-                "postgresql://u:s3cr3t-Pa55%2Fx@db.x.supabase.co:5432/postgres",
+                "postgresql://u_1.x~:s3cr3t-Pa55!$&'()*+,;=._~@db.x.supabase.co:5432/postgres",
             )],
             "host db.x.supabase.co, port 5432",
         );
+    }
+
+    /// The service never reads the query: `?password=` makes it exit 150 while psql logs in.
+    #[test]
+    fn a_password_in_the_query_is_refused() {
+        refused(
+            &[&dsn(
+                "postgresql://u@db.x.supabase.co:5432/postgres?sslmode=require&password=s3cr3t-Pa55",
+            )],
+            "PSYNC_S1108",
+        );
+    }
+
+    /// libpq obeys these, the service ignores them: the two would connect differently.
+    #[test]
+    fn query_parameters_that_redirect_psql_are_refused() {
+        for param in [
+            "host=x",
+            "hostaddr=::1",
+            "port=6543",
+            "dbname=x",
+            "user=x",
+            "service=x",
+            "passfile=x",
+            "HOST=x",
+        ] {
+            refused(
+                &[&dsn(&format!("{DIRECT}&{param}"))],
+                "which the service ignores and psql obeys",
+            );
+        }
+        passes(
+            &[&dsn(&format!(
+                "{DIRECT}&connect_timeout=10&application_name=ps"
+            ))],
+            "port 5432",
+        );
+    }
+
+    /// What the service refuses at start (exit 150) is refused before the container starts.
+    #[test]
+    fn what_the_service_refuses_is_refused_first() {
+        for (value, reason) in [
+            (
+                "postgresql://u:s3cr3t-Pa55@db.x.supabase.co:5432/",
+                "PSYNC_S1105",
+            ),
+            (
+                "postgresql://u@db.x.supabase.co:5432/postgres",
+                "PSYNC_S1108",
+            ),
+            ("postgresql://db.x.supabase.co:5432/postgres", "PSYNC_S1107"),
+            (
+                "postgresql://u:s3cr3t-Pa55@db.x.supabase.co:543/postgres",
+                "PSYNC_S1110",
+            ),
+            (
+                "postgresql://u:s3cr3t-Pa55@db.x.supabase.co:/postgres",
+                "not a number",
+            ),
+            (
+                "postgresql://u:s3cr3t-Pa55@h1,h2:5432/postgres",
+                "one host only",
+            ),
+            (
+                "postgresql://u:s3cr3t-Pa55@db.x.supabase.co:5432/postgres#x",
+                "#fragment",
+            ),
+        ] {
+            refused(&[&dsn(value)], reason);
+        }
+    }
+
+    /// The connection's own keys win over the DSN, as in the service: a rendered `hostname` replaces the
+    /// DSN's host, and `password: !env PS_…` supplies a password the DSN could not carry.
+    #[test]
+    fn the_connections_own_keys_win_over_the_dsn() {
+        let dir = TempDir::new("dsn");
+        let elsewhere = dir.file(
+            "elsewhere.env",
+            &dsn("postgresql://u:s3cr3t-Pa55@old.example.com:6000/postgres"),
+        );
+        let keys = [
+            ("SOURCE_HOSTNAME", "db.x.supabase.co"),
+            ("SOURCE_PORT", "5432"),
+        ];
+        let (code, all) = run_with(&[elsewhere], &keys);
+        assert_eq!(code, Some(0), "{all}");
+        assert_contains(&all, "(host db.x.supabase.co, port 5432)");
+        // A pooler string stays wrong under the key: its user is the pooler's.
+        let pooler = dir.file(
+            "pooler.env",
+            &dsn("postgresql://u.ref:s3cr3t-Pa55@x.pooler.supabase.com:5432/postgres"),
+        );
+        let (code, all) = run_with(&[pooler], &keys);
+        assert_eq!(code, Some(1), "{all}");
+        assert_contains(&all, "Supabase's pooler");
+        let to_pooler = dir.file("to-pooler.env", &dsn(DIRECT));
+        let (code, all) = run_with(
+            &[to_pooler],
+            &[("SOURCE_HOSTNAME", "x.pooler.supabase.com")],
+        );
+        assert_eq!(code, Some(1), "{all}");
+        assert_contains(&all, "Supabase's pooler");
+
+        let key = [("SOURCE_PASSWORD_VAR", "PS_SOURCE_PASSWORD")];
+        let split = dir.file(
+            "split.env",
+            &format!(
+                "{}PS_SOURCE_PASSWORD=s3cr3t-Pa55/?#@:%x\n",
+                dsn("postgresql://u@db.x.supabase.co:5432/postgres")
+            ),
+        );
+        let (code, all) = run_with(&[split], &key);
+        assert_eq!(code, Some(0), "{all}");
+        let missing = dir.file(
+            "missing.env",
+            &dsn("postgresql://u@db.x.supabase.co:5432/postgres"),
+        );
+        let (code, all) = run_with(&[missing], &key);
+        assert_eq!(code, Some(1), "{all}");
+        assert_contains(&all, "PS_SOURCE_PASSWORD is not set");
+        let quoted = dir.file(
+            "quoted.env",
+            &format!(
+                "{}PS_SOURCE_PASSWORD='s3cr3t-Pa55'\n",
+                dsn("postgresql://u@db.x.supabase.co:5432/postgres")
+            ),
+        );
+        let (code, all) = run_with(&[quoted], &key);
+        assert_eq!(code, Some(1), "{all}");
+        assert_contains(&all, "does not remove quotes");
     }
 
     #[test]
@@ -455,6 +621,35 @@ mod preflight_jwks {
         assert_contains(&all, "HTTP 503");
     }
 
+    /// The service ignores a key whose key_ops lacks `verify` (401 PSYNC_S2101 for its tokens).
+    #[test]
+    fn a_key_that_may_not_verify_is_not_usable() {
+        let key = |ops: &str| {
+            format!(
+                r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"k1","alg":"ES256","key_ops":{ops},"x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}}]}}"#
+            )
+        };
+        for ops in [r#"["sign"]"#, "[]", r#""verify""#] {
+            let (code, all) = serving(200, &key(ops));
+            assert_eq!(code, Some(1), "{ops}: {all}");
+            assert_contains(&all, "no usable signing key");
+        }
+        let (code, all) = serving(200, &key(r#"["sign","verify"]"#));
+        assert_eq!(code, Some(0), "{all}");
+        assert_contains(&all, "serves 1 usable key(s)");
+    }
+
+    /// Only a definite answer fails the start; the service itself starts without the JWKS and fetches it later.
+    #[test]
+    fn transient_answers_only_warn() {
+        for status in [401, 403, 429, 500, 502, 503] {
+            let (code, all) = serving(status, "{}");
+            assert_eq!(code, Some(0), "{status}: {all}");
+            assert_contains(&all, "WARNING");
+            assert_contains(&all, &format!("HTTP {status}"));
+        }
+    }
+
     #[test]
     fn a_refused_connection_only_warns() {
         let (code, all) = check(&format!("http://127.0.0.1:{}/jwks.json", free_port()));
@@ -479,16 +674,21 @@ mod slot_watchdog {
 
     /// A real PostgreSQL on 127.0.0.1 (Debian's), run as the `postgres` OS user because it refuses root,
     /// with logical decoding on and a plain LOGIN role `watcher` that authenticates with PASSWORD (scram).
-    struct Postgres {
+    pub(super) struct Postgres {
         child: Child,
-        port: u16,
+        pub(super) port: u16,
         bin: PathBuf,
         dir: TempDir,
         consumers: Vec<Child>,
     }
 
     impl Postgres {
-        fn start() -> Postgres {
+        pub(super) fn start() -> Postgres {
+            Self::start_with(&[])
+        }
+
+        /// With extra server settings (`name=value`).
+        pub(super) fn start_with(extra: &[&str]) -> Postgres {
             require("psql", "postgresql");
             require("setpriv", "util-linux");
             let bin = fs::read_dir("/usr/lib/postgresql")
@@ -513,7 +713,7 @@ mod slot_watchdog {
                 .unwrap();
             assert!(output.status.success(), "initdb: {}", text(&output));
             let port = free_port();
-            let settings = [
+            let mut settings = vec![
                 format!("port={port}"),
                 "listen_addresses=127.0.0.1".to_owned(),
                 format!("unix_socket_directories={}", dir.0.display()),
@@ -523,6 +723,7 @@ mod slot_watchdog {
                 "shared_buffers=16MB".to_owned(),
                 "fsync=off".to_owned(),
             ];
+            settings.extend(extra.iter().map(|s| (*s).to_owned()));
             // setpriv execs postgres itself (runuser would stay in between), so the child is the postmaster.
             let mut command = Self::as_postgres(&bin, "postgres");
             command.arg("-D").arg(&data);
@@ -584,20 +785,20 @@ mod slot_watchdog {
             command
         }
 
-        fn sql(&self, sql: &str) -> String {
+        pub(super) fn sql(&self, sql: &str) -> String {
             let output = self.psql().args(["-c", sql]).output().unwrap();
             assert!(output.status.success(), "{sql}: {}", text(&output));
             String::from_utf8_lossy(&output.stdout).trim().to_owned()
         }
 
-        fn create_slot(&self, name: &str) {
+        pub(super) fn create_slot(&self, name: &str) {
             self.sql(&format!(
                 "SELECT pg_create_logical_replication_slot('{name}', 'test_decoding')"
             ));
         }
 
         /// Consumes the slot with pg_recvlogical, so it is `active` until the test ends.
-        fn consume(&mut self, name: &str) {
+        pub(super) fn consume(&mut self, name: &str) {
             let child = Command::new(self.bin.join("pg_recvlogical"))
                 .arg("-h")
                 .arg(&self.dir.0)
@@ -628,6 +829,34 @@ mod slot_watchdog {
             }
         }
 
+        /// Freezes the consumers (SIGSTOP): the connection stays open, nothing is read or acknowledged,
+        /// as in a half-open source connection. The source drops them after wal_sender_timeout.
+        pub(super) fn freeze_consumers(&self) {
+            for child in &self.consumers {
+                let status = Command::new("kill")
+                    .args(["-STOP", &child.id().to_string()])
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "kill -STOP");
+            }
+        }
+
+        /// What restarting the service does to its frozen replication: the old consumer dies, a new one
+        /// takes the slot.
+        pub(super) fn restart_consumer(&mut self, name: &str) {
+            for mut child in self.consumers.drain(..) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            self.consume(name);
+        }
+
+        pub(super) fn slot_active(&self, name: &str) -> bool {
+            self.sql(&format!(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = '{name}'"
+            )) == "t"
+        }
+
         /// Writes some WAL and moves to the next segment, so an unconsumed slot retains more.
         fn generate_wal(&self) {
             self.sql("CREATE TABLE IF NOT EXISTS filler (x text)");
@@ -635,7 +864,7 @@ mod slot_watchdog {
             self.sql("SELECT pg_switch_wal()");
         }
 
-        fn dsn(&self, password: &str) -> String {
+        pub(super) fn dsn(&self, password: &str) -> String {
             format!(
                 "postgresql://watcher:{password}@127.0.0.1:{}/postgres?sslmode=disable",
                 self.port
@@ -664,20 +893,20 @@ mod slot_watchdog {
     }
 
     /// One watchdog's world: its env file, state, metrics file, and a fake restart that logs to a file.
-    struct Watchdog {
+    pub(super) struct Watchdog {
         dir: TempDir,
         env_file: PathBuf,
     }
 
-    struct Run {
+    pub(super) struct Run {
         code: Option<i32>,
-        output: String,
-        restarts: usize,
+        pub(super) output: String,
+        pub(super) restarts: usize,
         metrics: String,
     }
 
     impl Watchdog {
-        fn new(dsn: &str) -> Watchdog {
+        pub(super) fn new(dsn: &str) -> Watchdog {
             let dir = TempDir::new("watchdog");
             let env_file = dir.file("source.env", &format!("PS_SOURCE_DSN={dsn}\n"));
             Watchdog { dir, env_file }
@@ -685,14 +914,28 @@ mod slot_watchdog {
 
         /// One run at `now`, LIVE_CMD answering `live`; `env` adds or overrides variables.
         fn run(&self, now: u64, live: bool, env: &[(&str, &str)]) -> Run {
+            self.run_with(Some(now), live, env)
+        }
+
+        /// One run on the real clock, the container live.
+        pub(super) fn run_now(&self, env: &[(&str, &str)]) -> Run {
+            self.run_with(None, true, env)
+        }
+
+        fn run_with(&self, now: Option<u64>, live: bool, env: &[(&str, &str)]) -> Run {
             let log = self.dir.path("restarts.log");
-            let output = Command::new("bash")
+            let mut command = Command::new("bash");
+            if let Some(now) = now {
+                command.env("NOW", now.to_string());
+            }
+            let output = command
                 .arg(script("slot-watchdog.sh"))
-                .env("POWERSYNC_ENV_FILE", &self.env_file)
+                .env("POWERSYNC_ENV_FILES", &self.env_file)
+                // The test server has no TLS; the module passes the connection's sslmode key.
+                .env("SOURCE_SSLMODE", "disable")
                 .env("SLOT_PREFIX", "powersync_selfhost_")
                 .env("STATE_DIR", self.dir.path("state"))
                 .env("TEXTFILE", self.dir.path("powersync.prom"))
-                .env("NOW", now.to_string())
                 .env("RESTART_CMD", format!("echo restart >> {}", log.display()))
                 .env("LIVE_CMD", if live { "true" } else { "false" })
                 .env("PGCONNECT_TIMEOUT", "5")
@@ -718,13 +961,13 @@ mod slot_watchdog {
 
     impl Run {
         /// The value of one series, e.g. `powersync_slot_active{slot="x"}`.
-        fn value(&self, series: &str) -> Option<&str> {
+        pub(super) fn value(&self, series: &str) -> Option<&str> {
             self.metrics
                 .lines()
                 .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         }
 
-        fn assert_value(&self, series: &str, expected: &str) {
+        pub(super) fn assert_value(&self, series: &str, expected: &str) {
             assert_eq!(
                 self.value(series),
                 Some(expected),
@@ -735,21 +978,25 @@ mod slot_watchdog {
         }
     }
 
-    const SLOT: &str = "powersync_selfhost_1_ab12";
+    pub(super) const SLOT: &str = "powersync_selfhost_1_ab12";
     const T0: u64 = 1_800_000_000;
 
-    fn series(name: &str) -> String {
+    pub(super) fn series(name: &str) -> String {
         format!("{name}{{slot=\"{SLOT}\"}}")
     }
 
-    /// Psql wrapped so the test sees its argv.
+    /// Psql wrapped so the test sees its argv (and, in psql-env.log, where it was told to connect).
     fn logging_psql(dir: &TempDir) -> (PathBuf, PathBuf) {
         let log = dir.path("psql-argv.log");
+        let env_log = dir.path("psql-env.log");
         let psql = dir.program(
             "psql",
             &format!(
-                "printf '%s\\n' \"$@\" >> {}\nexec psql \"$@\"",
-                log.display()
+                "printf '%s\\n' \"$@\" >> {}\n\
+                 echo \"$PGHOST $PGPORT $PGUSER $PGDATABASE $PGSSLMODE $PGOPTIONS\" >> {}\n\
+                 exec psql \"$@\"",
+                log.display(),
+                env_log.display()
             ),
         );
         (psql, log)
@@ -957,8 +1204,9 @@ mod slot_watchdog {
         assert!(!run.output.contains("wrong-Pa55"), "{}", run.output);
     }
 
+    /// Argv is world-readable in /proc: it holds no URI and no secret, only the query.
     #[test]
-    fn the_password_reaches_psql_only_through_the_environment() {
+    fn the_connection_reaches_psql_only_through_the_environment() {
         let pg = Postgres::start();
         pg.create_slot(SLOT);
         let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
@@ -966,58 +1214,120 @@ mod slot_watchdog {
         let run = watchdog.run(T0, true, &[("PSQL", psql.to_str().unwrap())]);
         run.assert_value("powersync_watchdog_source_up", "1");
         let argv = fs::read_to_string(argv).unwrap();
-        assert_contains(
-            &argv,
-            &format!("postgresql://watcher@127.0.0.1:{}/postgres", pg.port),
-        );
         assert_no_secret(&argv);
+        for part in ["postgres", "watcher", "127.0.0.1", &pg.port.to_string()] {
+            assert!(!argv.contains(part), "{part} in argv:\n{argv}");
+        }
+        let env = fs::read_to_string(watchdog.dir.path("psql-env.log")).unwrap();
+        assert_eq!(
+            env.trim(),
+            format!(
+                "127.0.0.1 {} watcher postgres disable -c statement_timeout=20s",
+                pg.port
+            )
+        );
     }
 
-    /// The password is percent-decoded for PGPASSWORD, and a password in the query string moves out too.
+    /// The rendered `hostname`/`port` keys win over the DSN, as in the service; a password the DSN cannot
+    /// carry (`?…=`, `@`, `:`, `%`) comes from a `password: !env` key and never reaches argv.
     #[test]
-    fn an_encoded_or_query_password_authenticates_and_stays_off_the_command_line() {
+    fn the_rendered_keys_win_and_a_key_password_stays_off_the_command_line() {
         let pg = Postgres::start();
         pg.create_slot(SLOT);
-        let special = format!("{PASSWORD}/?#@:%\\ +&");
+        let special = format!("{PASSWORD}?sslmode=disable&x=@:%41/#\\ ");
         pg.sql(&format!("CREATE ROLE special LOGIN PASSWORD '{special}'"));
-        let encoded: String = special
-            .bytes()
-            .map(|b| match b {
-                // A raw backslash is legal in a URI, and must not turn into an escape when decoding.
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'\\' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        for dsn in [
-            format!(
-                "postgresql://special:{encoded}@127.0.0.1:{}/postgres",
-                pg.port
-            ),
-            format!(
-                "postgresql://special@127.0.0.1:{}/postgres?sslmode=disable&password={encoded}",
-                pg.port
-            ),
-        ] {
-            let watchdog = Watchdog::new(&dsn);
-            let (psql, argv) = logging_psql(&watchdog.dir);
-            let run = watchdog.run(T0, true, &[("PSQL", psql.to_str().unwrap())]);
-            run.assert_value("powersync_watchdog_source_up", "1");
-            let argv = fs::read_to_string(argv).unwrap();
-            assert_no_secret(&argv);
-            assert!(!argv.contains("password"), "{argv}");
-        }
-    }
-
-    #[test]
-    fn a_quoted_dsn_with_leading_blanks_is_read_as_podman_reads_it() {
-        let pg = Postgres::start();
         let watchdog = Watchdog::new("unused");
         fs::write(
             &watchdog.env_file,
             format!(
-                "PS_SOURCE_DSN=postgresql://wrong\n  PS_SOURCE_DSN=\"{}\"\n",
+                "PS_SOURCE_DSN=postgresql://special@db.elsewhere.invalid:6000/postgres\n\
+                 PS_SOURCE_PASSWORD={special}\n"
+            ),
+        )
+        .unwrap();
+        let (psql, argv) = logging_psql(&watchdog.dir);
+        let port = pg.port.to_string();
+        let run = watchdog.run(
+            T0,
+            true,
+            &[
+                ("PSQL", psql.to_str().unwrap()),
+                ("SOURCE_HOSTNAME", "127.0.0.1"),
+                ("SOURCE_PORT", &port),
+                ("SOURCE_PASSWORD_VAR", "PS_SOURCE_PASSWORD"),
+            ],
+        );
+        assert_eq!(run.code, Some(0), "{}", run.output);
+        run.assert_value("powersync_watchdog_source_up", "1");
+        let argv = fs::read_to_string(argv).unwrap();
+        assert_no_secret(&argv);
+        assert!(!argv.contains("sslmode"), "{argv}");
+    }
+
+    /// The service does not percent-decode and never reads `?password=`: the watchdog, reading as the
+    /// service does, refuses both instead of logging in where the service cannot (and restarting it for
+    /// nothing), and psql never runs with them.
+    #[test]
+    fn an_encoded_or_query_password_is_refused_before_psql() {
+        let pg = Postgres::start();
+        pg.create_slot(SLOT);
+        pg.sql("CREATE ROLE special LOGIN PASSWORD 's3cr3t-Pa55/x'");
+        for (dsn, reason) in [
+            (
+                format!("postgresql://special:s3cr3t-Pa55%2Fx@127.0.0.1:{}/postgres", pg.port),
+                "Choose a password of",
+            ),
+            (
+                format!("postgresql://special:s3cr3t-Pa55?x=@127.0.0.1:{}/postgres", pg.port),
+                "Choose a password of",
+            ),
+            (
+                format!(
+                    "postgresql://special@127.0.0.1:{}/postgres?sslmode=disable&password=s3cr3t-Pa55/x",
+                    pg.port
+                ),
+                "PSYNC_S1108",
+            ),
+        ] {
+            let watchdog = Watchdog::new(&dsn);
+            let (psql, argv) = logging_psql(&watchdog.dir);
+            // Long after the limit: a watchdog that logged in would restart here.
+            watchdog.run(T0, true, &[("PSQL", psql.to_str().unwrap())]);
+            let run = watchdog.run(T0 + 99_999, true, &[("PSQL", psql.to_str().unwrap())]);
+            assert_eq!(run.code, Some(1), "{}", run.output);
+            assert_contains(&run.output, reason);
+            run.assert_value("powersync_watchdog_source_up", "0");
+            assert_eq!(run.restarts, 0);
+            assert!(!argv.exists(), "psql ran for {dsn}");
+        }
+    }
+
+    /// Podman does not unquote: the container would get the quotes, so the watchdog refuses them too.
+    #[test]
+    fn a_quoted_dsn_is_refused_as_the_container_would_get_it() {
+        let pg = Postgres::start();
+        let watchdog = Watchdog::new("unused");
+        fs::write(
+            &watchdog.env_file,
+            format!("  PS_SOURCE_DSN=\"{}\"\n", pg.dsn(PASSWORD)),
+        )
+        .unwrap();
+        let run = watchdog.run(T0, true, &[]);
+        assert_eq!(run.code, Some(1), "{}", run.output);
+        assert_contains(&run.output, "does not remove quotes");
+        run.assert_value("powersync_watchdog_source_up", "0");
+    }
+
+    /// A CRLF file (podman strips the \r) is read as the container gets it: the watchdog logs in.
+    #[test]
+    fn a_crlf_env_file_is_read_as_podman_reads_it() {
+        let pg = Postgres::start();
+        pg.create_slot(SLOT);
+        let watchdog = Watchdog::new("unused");
+        fs::write(
+            &watchdog.env_file,
+            format!(
+                "PS_SOURCE_DSN=postgresql://wrong\r\n\t PS_SOURCE_DSN={}\r\n",
                 pg.dsn(PASSWORD)
             ),
         )
@@ -1036,7 +1346,10 @@ mod slot_watchdog {
         fs::remove_file(&missing.env_file).unwrap();
         let unsplittable =
             Watchdog::new("postgresql://watcher:s3cr3t-Pa55/x@127.0.0.1:5432/postgres");
-        for (watchdog, reason) in [(missing, "cannot read"), (unsplittable, "percent-encode")] {
+        for (watchdog, reason) in [
+            (missing, "cannot read"),
+            (unsplittable, "Choose a password of"),
+        ] {
             let run = watchdog.run(T0, true, &psql);
             assert_eq!(run.code, Some(1), "{}", run.output);
             assert_contains(&run.output, reason);
@@ -1044,6 +1357,91 @@ mod slot_watchdog {
             assert_eq!(run.restarts, 0);
         }
         assert!(!argv.exists(), "psql ran");
+    }
+
+    /// statement_timeout reaches the server through PGOPTIONS: a query that hangs is cancelled.
+    #[test]
+    fn a_hanging_query_is_cancelled_by_the_statement_timeout() {
+        let pg = Postgres::start();
+        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
+        // psql with the watchdog's environment, running a query that would take 30 s.
+        let psql = watchdog
+            .dir
+            .program("psql", "exec psql -w -X -q -c 'SELECT pg_sleep(30)'");
+        let started = Instant::now();
+        let run = watchdog.run(
+            T0,
+            true,
+            &[
+                ("PSQL", psql.to_str().unwrap()),
+                ("STATEMENT_TIMEOUT_SECONDS", "1"),
+            ],
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}",
+            run.output
+        );
+        assert_eq!(run.code, Some(1), "{}", run.output);
+        assert_contains(&run.output, "statement timeout");
+        run.assert_value("powersync_watchdog_source_up", "0");
+    }
+
+    /// The default restart does not wait for the container (a stuck service ignores SIGTERM): it only
+    /// queues the job.
+    #[test]
+    fn the_default_restart_does_not_wait_for_the_container() {
+        let pg = Postgres::start();
+        pg.create_slot(SLOT);
+        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
+        let log = watchdog.dir.path("systemctl.log");
+        watchdog
+            .dir
+            .program("systemctl", &format!("echo \"$*\" >> {}", log.display()));
+        let path = format!(
+            "{}:{}",
+            watchdog.dir.0.display(),
+            std::env::var("PATH").unwrap()
+        );
+        let output = Command::new("bash")
+            .arg(script("slot-watchdog.sh"))
+            .env("POWERSYNC_ENV_FILES", &watchdog.env_file)
+            .env("SOURCE_SSLMODE", "disable")
+            .env("SLOT_PREFIX", "powersync_selfhost_")
+            .env("STATE_DIR", watchdog.dir.path("state"))
+            .env("TEXTFILE", watchdog.dir.path("powersync.prom"))
+            .env("MAX_INACTIVE_SECONDS", "0")
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        let calls = fs::read_to_string(log).unwrap();
+        assert_eq!(
+            calls.lines().collect::<Vec<_>>(),
+            [
+                "is-active --quiet podman-powersync.service",
+                "restart --no-block podman-powersync.service"
+            ]
+        );
+    }
+
+    /// A restarted container gets the full limit again before the next restart, even without a rate limit:
+    /// it stands by on the storage lock for up to a minute before it takes its slot.
+    #[test]
+    fn a_restart_starts_the_clock_again() {
+        let pg = Postgres::start();
+        pg.create_slot(SLOT);
+        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
+        let limits = [
+            ("MAX_INACTIVE_SECONDS", "90"),
+            ("MIN_RESTART_INTERVAL_SECONDS", "1"),
+        ];
+        watchdog.run(T0, true, &limits);
+        assert_eq!(watchdog.run(T0 + 90, true, &limits).restarts, 1);
+        let quiet = watchdog.run(T0 + 179, true, &limits);
+        assert_eq!(quiet.restarts, 1, "{}", quiet.output);
+        assert!(!quiet.output.contains("suppressed"), "{}", quiet.output);
+        assert_eq!(watchdog.run(T0 + 180, true, &limits).restarts, 2);
     }
 
     #[test]
@@ -1269,40 +1667,564 @@ mod teardown {
     }
 }
 
-/// The module embeds each script with writeShellApplication, which writes its own header and runs shellcheck
-/// at build time; the module strips exactly this first line (operations.nix), so check both forms here.
+/// How long a half-open stall lasts before the watchdog asks for a restart, at worst: the source drops the
+/// stalled walsender after `inactive_after` seconds; the next run sees the slot inactive (up to one interval
+/// plus the timer's jitter later); the restart follows when the slot has been inactive for `limit` seconds,
+/// counted in whole runs.
+fn worst_case_restart(inactive_after: u64, interval: u64, limit: u64, jitter: u64) -> u64 {
+    inactive_after + (interval + jitter) + limit.div_ceil(interval) * (interval + jitter)
+}
+
+/// The watchdog defaults of lib/instance.nix (what the module's options default to), read with real Nix.
+fn watchdog_defaults() -> serde_json::Value {
+    require("nix-instantiate", "nix-bin");
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lib");
+    let output = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "--expr"])
+        .arg(format!(
+            "(import {}).defaults.operations.watchdog",
+            lib.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+mod healing_time {
+    use super::slot_watchdog::{series, Postgres, Watchdog, SLOT};
+    use super::*;
+
+    /// Seen on the real service with a frozen source path: the slot went inactive ~63 s after the stall
+    /// (the source's wal_sender_timeout, 60 s), and after a restart it stood by ~45 s on the storage lock,
+    /// which expires at most 60 s after the old process last refreshed it.
+    const INACTIVE_AFTER: u64 = 63;
+    const LOCK_WAIT: u64 = 60;
+    /// The container's stop (SIGKILL after its stop timeout: a stuck service ignores SIGTERM) and start.
+    const STOP_AND_START: u64 = 30;
+    /// The timer's AccuracySec (operations.nix).
+    const TIMER_JITTER: u64 = 1;
+
+    fn default(name: &str) -> u64 {
+        watchdog_defaults()[name].as_u64().unwrap()
+    }
+
+    #[test]
+    fn the_defaults_heal_a_half_open_stall_within_five_minutes() {
+        let (interval, limit) = (default("intervalSeconds"), default("maxInactiveSeconds"));
+        let restart = worst_case_restart(INACTIVE_AFTER, interval, limit, TIMER_JITTER);
+        let healed = restart + STOP_AND_START + LOCK_WAIT;
+        assert!(
+            healed <= 300,
+            "restart after {restart}s, replication back after {healed}s: more than 5 min"
+        );
+        // No restart loop: the container gets at least the time it needs to take the slot back after a
+        // restart before the watchdog counts it inactive again, and the rate limit stays.
+        assert!(limit > LOCK_WAIT + STOP_AND_START, "limit {limit}s");
+        assert_eq!(
+            default("growthChecks") * interval,
+            360,
+            "the growth rule keeps its 6 minutes"
+        );
+        assert_eq!(default("minRestartIntervalSeconds"), 1800);
+        let timer = fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules/powersync/operations.nix"),
+        )
+        .unwrap();
+        assert_contains(&timer, &format!("AccuracySec = \"{TIMER_JITTER}s\";"));
+    }
+
+    /// The defaults, ten times faster, against a real PostgreSQL: a logical replication consumer frozen with
+    /// SIGSTOP (its connection stays open), wal_sender_timeout 6 s, the watchdog run on a real clock every
+    /// interval/10 with limit/10. The restart comes within the worst case the arithmetic above allows, not
+    /// before the limit, replication resumes on the same slot, and nothing restarts again.
+    #[test]
+    fn a_frozen_consumer_is_restarted_within_the_scaled_window() {
+        const SCALE: u64 = 10;
+        let (interval, limit) = (
+            default("intervalSeconds") / SCALE,
+            default("maxInactiveSeconds") / SCALE,
+        );
+        let min_interval = (default("minRestartIntervalSeconds") / SCALE).to_string();
+        let wal_sender_timeout = 60 / SCALE;
+        let mut pg = Postgres::start_with(&[&format!("wal_sender_timeout={wal_sender_timeout}s")]);
+        pg.create_slot(SLOT);
+        pg.consume(SLOT);
+        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
+        let limits = [
+            ("MAX_INACTIVE_SECONDS", limit.to_string()),
+            ("MIN_RESTART_INTERVAL_SECONDS", min_interval),
+        ];
+        let env: Vec<(&str, &str)> = limits.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let healthy = watchdog.run_now(&env);
+        assert_eq!(healthy.restarts, 0, "{}", healthy.output);
+
+        pg.freeze_consumers();
+        let frozen = Instant::now();
+        // Generous for a loaded machine: one second of jitter per run (the clock counts whole seconds).
+        let bound = worst_case_restart(wal_sender_timeout + 2, interval, limit, 1);
+        let mut inactive_seen = None;
+        let mut restarted = None;
+        let mut run_at = Duration::ZERO;
+        while restarted.is_none() && frozen.elapsed() < Duration::from_secs(bound + 10) {
+            run_at += Duration::from_secs(interval);
+            thread::sleep(run_at.saturating_sub(frozen.elapsed()));
+            let run = watchdog.run_now(&env);
+            if inactive_seen.is_none() && run.value(&series("powersync_slot_active")) == Some("0") {
+                inactive_seen = Some(frozen.elapsed());
+            }
+            if run.restarts > 0 {
+                restarted = Some(frozen.elapsed());
+                assert_contains(&run.output, "restarting the container");
+            }
+        }
+        let inactive_seen = inactive_seen.expect("the watchdog never saw the slot inactive");
+        let restarted = restarted.expect("the watchdog never restarted");
+        eprintln!(
+            "inactive seen after {inactive_seen:?}, restart after {restarted:?} (bound {bound}s)"
+        );
+        assert!(
+            inactive_seen >= Duration::from_secs(wal_sender_timeout - 1),
+            "inactive before wal_sender_timeout: {inactive_seen:?}"
+        );
+        assert!(
+            restarted >= inactive_seen + Duration::from_secs(limit) - Duration::from_secs(interval),
+            "restart too early: {restarted:?}"
+        );
+        assert!(
+            restarted <= Duration::from_secs(bound),
+            "restart after {restarted:?}, more than {bound}s"
+        );
+
+        pg.restart_consumer(SLOT);
+        assert!(pg.slot_active(SLOT));
+        // Healed: the watchdog sees it and asks for nothing more, for longer than the limit.
+        let after = Instant::now();
+        let mut runs = 0;
+        while after.elapsed() < Duration::from_secs(limit + 2 * interval) {
+            thread::sleep(Duration::from_secs(interval));
+            let run = watchdog.run_now(&env);
+            assert_eq!(run.restarts, 1, "{}", run.output);
+            run.assert_value(&series("powersync_slot_active"), "1");
+            runs += 1;
+        }
+        assert!(runs >= 3);
+    }
+}
+
+/// The preflight against the real oracle: the PowerSync Service's own URI parser, uri-js 4.4.1 from npm
+/// (tests/oracle, pinned by its package-lock), read the way the service reads it (tests/oracle/read-dsn.mjs),
+/// and libpq itself (psql logging in to a real PostgreSQL with the DSN). For every printable ASCII character
+/// in the user and password, and for query, host, port and database forms: what the preflight accepts, the
+/// service reads the same way (user, password, host, port, database) and psql logs in with.
+mod dsn_oracle {
+    use super::slot_watchdog::Postgres;
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    #[derive(Debug, PartialEq)]
+    struct Reading {
+        user: String,
+        password: String,
+        host: String,
+        port: u16,
+        database: String,
+    }
+
+    fn oracle_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/oracle")
+    }
+
+    /// The service's readings (None: it would refuse the DSN at start).
+    fn service_readings(dsns: &[String]) -> Vec<Option<Reading>> {
+        require("node", "nodejs");
+        assert!(
+            oracle_dir()
+                .join("node_modules/uri-js/package.json")
+                .is_file(),
+            "uri-js is not installed: npm ci --prefix tests/oracle --no-audit --no-fund"
+        );
+        let mut child = Command::new("node")
+            .arg(oracle_dir().join("read-dsn.mjs"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let input = serde_json::to_vec(dsns).unwrap();
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "read-dsn.mjs: {}", text(&output));
+        let readings: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+        readings
+            .iter()
+            .map(|r| {
+                r.get("error").is_none().then(|| Reading {
+                    user: r["user"].as_str().unwrap().to_owned(),
+                    password: r["password"].as_str().unwrap().to_owned(),
+                    host: r["host"].as_str().unwrap().to_owned(),
+                    port: r["port"].as_u64().unwrap().try_into().unwrap(),
+                    database: r["database"].as_str().unwrap().to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// Our readings: whether preflight-dsn.sh accepts each DSN, and what source-connection.sh (the code
+    /// both scripts embed) reads from it.
+    fn our_readings(dir: &TempDir, dsns: &[String]) -> Vec<(bool, Option<Reading>)> {
+        let files: Vec<PathBuf> = dsns
+            .iter()
+            .enumerate()
+            .map(|(i, dsn)| dir.file(&format!("{i}.env"), &format!("PS_SOURCE_DSN={dsn}\n")))
+            .collect();
+        let harness = r#". "$LIB"
+            for file in "$@"; do
+              if source_connection "$file"; then
+                printf 'ok\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1e' "$conn_user" "$conn_password" "$conn_host" "$conn_port" "$conn_database"
+              else
+                printf 'refused\x1e'
+              fi
+            done"#;
+        let output = Command::new("bash")
+            .args(["-c", harness, "bash"])
+            .args(&files)
+            .env("LIB", script("source-connection.sh"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let readings: Vec<Option<Reading>> = stdout
+            .split_terminator('\x1e')
+            .map(|record| {
+                let fields: Vec<&str> = record.split('\x1f').collect();
+                (fields[0] == "ok").then(|| Reading {
+                    user: fields[1].to_owned(),
+                    password: fields[2].to_owned(),
+                    host: fields[3].to_owned(),
+                    port: fields[4].parse().unwrap(),
+                    database: fields[5].to_owned(),
+                })
+            })
+            .collect();
+        assert_eq!(readings.len(), dsns.len());
+        files
+            .iter()
+            .zip(readings)
+            .map(|(file, reading)| {
+                let status = Command::new("bash")
+                    .arg(script("preflight-dsn.sh"))
+                    .arg(file)
+                    .output()
+                    .unwrap()
+                    .status;
+                (status.success(), reading)
+            })
+            .collect()
+    }
+
+    fn same_host(ours: &str, service: &str) -> bool {
+        match (ours.parse::<Ipv6Addr>(), service.parse::<Ipv6Addr>()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => ours == service,
+        }
+    }
+
+    /// psql (libpq parsing the URI itself) logs in with each DSN as the reading's user, to its database.
+    fn libpq_reads(pg: &Postgres, cases: &[(&String, &Reading)]) {
+        let mut roles = std::collections::BTreeMap::new();
+        for (dsn, reading) in cases {
+            let previous = roles.insert(reading.user.as_str(), reading.password.as_str());
+            assert!(
+                previous.is_none_or(|p| p == reading.password),
+                "{dsn}: one role, two passwords"
+            );
+        }
+        let sql: String = roles
+            .iter()
+            .map(|(user, password)| {
+                format!(
+                    "CREATE ROLE \"{}\" LOGIN PASSWORD '{}';\n",
+                    user.replace('"', "\"\""),
+                    password.replace('\'', "''")
+                )
+            })
+            .collect();
+        pg.sql(&sql);
+        let databases: std::collections::BTreeSet<&str> =
+            cases.iter().map(|(_, r)| r.database.as_str()).collect();
+        for database in databases.into_iter().filter(|d| *d != "postgres") {
+            pg.sql(&format!(
+                "CREATE DATABASE \"{}\"",
+                database.replace('"', "\"\"")
+            ));
+        }
+        let workers = 4;
+        thread::scope(|scope| {
+            for chunk in cases.chunks(cases.len().div_ceil(workers)) {
+                scope.spawn(move || {
+                    for (dsn, reading) in chunk {
+                        let output = Command::new("psql")
+                            .arg(dsn)
+                            .args(["-w", "-X", "-tA", "-c"])
+                            .arg("SELECT current_user || '|' || current_database()")
+                            .env_remove("PGPASSWORD")
+                            .output()
+                            .unwrap();
+                        assert!(output.status.success(), "psql {dsn}: {}", text(&output));
+                        assert_eq!(
+                            String::from_utf8_lossy(&output.stdout).trim(),
+                            format!("{}|{}", reading.user, reading.database),
+                            "{dsn}"
+                        );
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn what_the_preflight_accepts_the_service_and_libpq_read_the_same_way() {
+        let pg = Postgres::start();
+        let port = pg.port;
+        let at = format!("127.0.0.1:{port}/postgres");
+        let mut dsns = Vec::new();
+        let printable: Vec<char> = (0x20u8..0x7f).map(char::from).collect();
+        for c in &printable {
+            // A role of its own for each password (libpq_reads creates them).
+            for (i, password) in [format!("{c}pass"), format!("pa{c}ss"), format!("pass{c}")]
+                .iter()
+                .enumerate()
+            {
+                dsns.push(format!("postgresql://pw{}_{i}:{password}@{at}", *c as u8));
+            }
+            for user in [format!("{c}usr"), format!("us{c}r"), format!("usr{c}")] {
+                dsns.push(format!("postgresql://{user}:pass@{at}"));
+            }
+        }
+        for query in [
+            "sslmode=disable",
+            "sslmode=prefer",
+            "application_name=x&connect_timeout=5",
+            "password=other",
+            "user=other",
+            "dbname=other",
+            "host=other",
+            "hostaddr=::1",
+            "port=1",
+            "service=x",
+            "replication=database",
+            "",
+            "a",
+            "a=b=c",
+            "options=-c%20x",
+            "%70assword=x",
+            "x=@y",
+            "x=a#b",
+            "sslmode=disable&",
+            "&sslmode=disable",
+        ] {
+            dsns.push(format!("postgresql://usr:pass@{at}?{query}"));
+        }
+        for rest in [
+            format!("[::1]:{port}/postgres"),
+            "[::1]/postgres".to_owned(),
+            "[FD00::AB]:5433/postgres".to_owned(),
+            "[fd00:0::1]:5433/postgres".to_owned(),
+            format!("LOCALHOST:{port}/postgres"),
+            "127.0.0.1:/postgres".to_owned(),
+            format!("127.0.0.1:0{port}/postgres"),
+            "127.0.0.1:80/postgres".to_owned(),
+            "127.0.0.1:99999/postgres".to_owned(),
+            format!("127.0.0.1:{port}/"),
+            format!("127.0.0.1:{port}"),
+            format!("127.0.0.1:{port}/db/x"),
+            format!("127.0.0.1:{port}/p%41"),
+            format!("127.0.0.1:{port}/postgres#f"),
+            format!("h1,h2:{port}/postgres"),
+            format!("[::1%25lo]:{port}/postgres"),
+            format!("127.0.0.1:{port}/Post-gres_1"),
+        ] {
+            dsns.push(format!("postgresql://usr:pass@{rest}"));
+        }
+        for dsn in [
+            format!("postgres://usr:pass@{at}"),
+            format!("POSTGRESQL://usr:pass@{at}"),
+            format!("postgresql://{at}"),
+            format!("postgresql://usr@{at}"),
+            format!("postgresql://:pass@{at}"),
+            format!("postgresql://usr:@{at}"),
+            format!("postgresql://usr:pa:ss@{at}"),
+            format!("postgresql://usr:pa@ss@{at}"),
+            format!("postgresql://usr:pa%41ss@{at}"),
+            format!("postgresql:/usr:pass@{at}"),
+        ] {
+            dsns.push(dsn);
+        }
+
+        let dir = TempDir::new("oracle");
+        let service = service_readings(&dsns);
+        let ours = our_readings(&dir, &dsns);
+        let mut accepted = 0;
+        let mut local = Vec::new();
+        for ((dsn, (preflight, reading)), service) in dsns.iter().zip(&ours).zip(&service) {
+            assert_eq!(
+                *preflight,
+                reading.is_some(),
+                "{dsn}: the preflight and the reading differ"
+            );
+            let Some(reading) = reading else { continue };
+            accepted += 1;
+            let Some(service) = service else {
+                panic!("{dsn}: accepted, but the service refuses it")
+            };
+            assert!(
+                same_host(&reading.host, &service.host)
+                    && (
+                        &reading.user,
+                        &reading.password,
+                        reading.port,
+                        &reading.database
+                    ) == (
+                        &service.user,
+                        &service.password,
+                        service.port,
+                        &service.database
+                    ),
+                "{dsn}: we read {reading:?}, the service {service:?}"
+            );
+            if reading.host == "127.0.0.1" && reading.port == port {
+                local.push((dsn, reading));
+            }
+        }
+        libpq_reads(&pg, &local);
+
+        // Exactly the characters the service's parser keeps, less `%` (libpq decodes it): nothing more is
+        // refused than must be.
+        let middle = |c: char| {
+            let dsn = format!("postgresql://pw{}_1:pa{c}ss@{at}", c as u8);
+            dsns.iter().position(|d| *d == dsn).unwrap()
+        };
+        let kept: Vec<char> = printable
+            .iter()
+            .copied()
+            .filter(|&c| {
+                service[middle(c)]
+                    .as_ref()
+                    .is_some_and(|r| r.password == format!("pa{c}ss"))
+            })
+            .collect();
+        let ours_accepted: Vec<char> = printable
+            .iter()
+            .copied()
+            .filter(|&c| ours[middle(c)].0)
+            .collect();
+        let expected: Vec<char> = kept.iter().copied().filter(|c| *c != '%').collect();
+        assert_eq!(
+            ours_accepted.iter().collect::<String>(),
+            expected.iter().collect::<String>()
+        );
+        assert!(
+            accepted > 400,
+            "only {accepted} accepted: the sweep proves little"
+        );
+    }
+}
+
+/// The text the module gives writeShellApplication for one script: modules/powersync/ops/embed.nix,
+/// evaluated by real Nix (it is builtins only).
+fn embedded_text(name: &str) -> String {
+    require("nix-instantiate", "nix-bin");
+    let ops = script("embed.nix");
+    let output = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "--expr"])
+        .arg(format!("import {} \"{name}\"", ops.display()))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "embed.nix {name}: {}",
+        text(&output)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The module embeds each script with writeShellApplication (through embed.nix), which writes its own header
+/// and runs shellcheck at build time: check that exact text, and each file as it runs from the repository.
 #[test]
 fn scripts_pass_shellcheck_as_the_module_embeds_them() {
     require("shellcheck", "shellcheck");
     let dir = TempDir::new("shellcheck");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for name in [
-        "preflight-dsn.sh",
-        "preflight-jwks.sh",
-        "slot-watchdog.sh",
-        "teardown.sh",
+        "preflight-dsn",
+        "preflight-jwks",
+        "slot-watchdog",
+        "teardown",
     ] {
-        let source = fs::read_to_string(script(name)).unwrap();
-        let body = source
-            .strip_prefix("#!/usr/bin/env bash\n")
-            .unwrap_or_else(|| {
-                panic!("{name} must start with #!/usr/bin/env bash (operations.nix strips it)")
-            });
+        let body = embedded_text(name);
         assert!(
             body.contains("\nset -euo pipefail\n"),
             "{name}: set -euo pipefail"
         );
+        assert!(!body.contains("#!/usr/bin/env bash"), "{name}: shebang");
         let embedded = dir.file(
             name,
             &format!("#!/bin/bash\nset -o errexit\nset -o nounset\nset -o pipefail\nexport PATH=\"/x:$PATH\"\n\n{body}"),
         );
-        for file in [script(name), embedded] {
-            let output = Command::new("shellcheck").arg(&file).output().unwrap();
-            assert!(
-                output.status.success(),
-                "{}:\n{}",
-                file.display(),
-                text(&output)
-            );
-        }
+        let output = Command::new("shellcheck").arg(&embedded).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{name} as embedded:\n{}",
+            text(&output)
+        );
+        // From the repository, sourcing source-connection.sh from beside itself (-x follows it).
+        let output = Command::new("shellcheck")
+            .arg("-x")
+            .arg(script(&format!("{name}.sh")))
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{name}.sh:\n{}", text(&output));
     }
+    let output = Command::new("shellcheck")
+        .arg(script("source-connection.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "source-connection.sh:\n{}",
+        text(&output)
+    );
+}
+
+/// One reading for both: the preflight and the watchdog carry the same inlined source-connection.sh, and the
+/// embedded preflight runs on its own (no file beside it in the store).
+#[test]
+fn the_preflight_and_the_watchdog_embed_one_reading() {
+    let library = fs::read_to_string(script("source-connection.sh")).unwrap();
+    let dir = TempDir::new("embedded");
+    for name in ["preflight-dsn", "slot-watchdog"] {
+        let body = embedded_text(name);
+        assert!(
+            body.contains(&library),
+            "{name} does not inline source-connection.sh"
+        );
+        assert!(
+            !body.contains("/source-connection.sh\""),
+            "{name} still sources it"
+        );
+    }
+    let preflight = dir.file("preflight", &embedded_text("preflight-dsn"));
+    let env = dir.file(
+        "source.env",
+        &format!("PS_SOURCE_DSN=postgresql://u:{PASSWORD}@db.x.supabase.co:5432/postgres\n"),
+    );
+    let output = Command::new("bash")
+        .arg(&preflight)
+        .arg(&env)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert_contains(&text(&output), "host db.x.supabase.co, port 5432");
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Refuses a JWKS that serves no usable key, before the container starts (ExecStartPre) and from the watchdog:
 # a Supabase project still on the legacy HS256 secret publishes {"keys":[]}, and the service would start green
-# and refuse every client (401 PSYNC_S2101). Network trouble only warns, so an outage cannot block a restart.
-#   preflight-jwks.sh URI   exit 0 usable keys, or a WARNING line (network trouble, HTTP 5xx); 1 refused;
-#   2 usage or a missing tool
+# and refuse every client (401 PSYNC_S2101). Transient trouble only warns, so an outage cannot block a restart.
+#   preflight-jwks.sh URI   exit 0 usable keys, or a WARNING line (network trouble, a timeout, HTTP 401, 403,
+#   429, 5xx: transient); 1 refused (HTTP 404, or 200 without a usable key); 2 usage or a missing tool
 # Environment: CURL, JQ (the commands), JWKS_CONNECT_TIMEOUT (5 s), JWKS_MAX_TIME (15 s).
 set -euo pipefail
 
@@ -50,20 +50,29 @@ case $rc in
 esac
 status=${response##*$'\n'}
 body=${response%$'\n'*}
+# Only a definite answer fails the start: 404 (no JWKS there) or a 200 without a usable key. Anything else
+# (401/403 from a gateway, 429 rate limiting, 5xx) may pass; the service itself starts without the JWKS and
+# fetches it later (clients get 401 PSYNC_S2204 meanwhile), so a transient answer must not block a restart.
 case $status in
   200) ;;
+  404) refuse "the JWKS at $uri answered HTTP 404: wrong URI? Check services.powersync.auth.jwksUri ($supabase_uri)" ;;
+  401 | 403) warn "the JWKS at $uri answered HTTP $status (access refused, perhaps for a while)" ;;
+  429) warn "the JWKS at $uri answered HTTP 429 (rate limited)" ;;
   5*) warn "the JWKS at $uri answered HTTP $status (the server's trouble)" ;;
-  *) refuse "the JWKS at $uri answered HTTP $status: wrong URI? Check services.powersync.auth.jwksUri ($supabase_uri)" ;;
+  *) warn "the JWKS at $uri answered HTTP $status" ;;
 esac
 
-# A key the service can verify tokens with: asymmetric, for signatures, and not labelled with an HMAC alg.
-# Anything that is JSON but not a JWKS counts as no usable key.
+# A key the service verifies tokens with: asymmetric (the service ignores `oct`/HS256 keys), for signatures,
+# not labelled with an HMAC alg, and, when it lists key_ops, allowed to verify (the service ignores it
+# otherwise: 401 PSYNC_S2101). Anything that is JSON but not a JWKS counts as no usable key.
 if usable=$("$JQ" '
     if type == "object" and (.keys | type) == "array" then
       [.keys[] | select(type == "object"
                         and (.kty == "RSA" or .kty == "EC" or .kty == "OKP")
                         and (.use // "sig") != "enc"
-                        and ((.alg // "") | tostring | ascii_upcase | startswith("HS") | not))] | length
+                        and ((.alg // "") | tostring | ascii_upcase | startswith("HS") | not)
+                        and (.key_ops == null
+                             or ((.key_ops | type) == "array" and any(.key_ops[]; . == "verify"))))] | length
     else 0 end' <<<"$body" 2>/dev/null); then
   rc=0
 else
@@ -76,7 +85,8 @@ if [ "$rc" -ne 0 ] || ! [[ $usable =~ ^[0-9]+$ ]]; then
 fi
 if [ "$usable" -eq 0 ]; then
   cat >&2 <<MSG
-powersync preflight: the JWKS at $uri has no usable signing key (RSA, EC or OKP for signatures), so every
+powersync preflight: the JWKS at $uri has no usable signing key (RSA, EC or OKP for signatures, with
+"verify" in its key_ops if it lists any; HS256/oct keys do not count), so every
 client would get 401 (PSYNC_S2101). A Supabase project that still signs with the legacy HS256 secret
 publishes exactly this, {"keys":[]}: enable asymmetric JWT signing keys (e.g. ES256) in the Supabase dashboard
 (Project Settings, JWT Keys), or point services.powersync.auth.jwksUri at the JWKS that signs your tokens.

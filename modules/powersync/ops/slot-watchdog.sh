@@ -6,20 +6,25 @@
 # source keeps WAL for the slot without bound. It never prints the DSN or its password.
 #
 # Environment (set by the NixOS module):
-#   POWERSYNC_ENV_FILE            env file holding PS_SOURCE_DSN (the service's; the last assignment wins)
+#   POWERSYNC_ENV_FILES           the service's env files, space-separated, read as podman reads them
+#   SOURCE_HOSTNAME, SOURCE_PORT, … the connection's own keys, which win over PS_SOURCE_DSN
+#                                 (source-connection.sh); SOURCE_SSLMODE its sslmode key (verify-full)
 #   SLOT_PREFIX                   the slots' name prefix (slot_name_prefix), matched literally
 #   STATE_DIR                     where it remembers slots and restarts between runs (created if missing)
 #   TEXTFILE                      metrics file for the node exporter's textfile collector (replaced atomically)
-#   MAX_INACTIVE_SECONDS          restart when a slot has been inactive this long while live (300)
+#   MAX_INACTIVE_SECONDS          restart when a slot has been inactive this long while live, counted from
+#                                 the later of the first sighting and the last restart (100)
 #   MAX_RETAINED_BYTES            retained-WAL limit per slot (1073741824)
-#   GROWTH_CHECKS                 restart when above the limit and grown on this many live runs in a row (3)
+#   GROWTH_CHECKS                 restart when above the limit and grown on this many live runs in a row (18)
 #   MIN_RESTART_INTERVAL_SECONDS  at most one restart per this many seconds; later ones are logged (1800)
-#   RESTART_CMD                   how to restart, run with bash -c (systemctl restart podman-powersync.service)
+#   RESTART_CMD                   how to restart, run with bash -c; it must not wait for the restart
+#                                 (systemctl restart --no-block podman-powersync.service)
 #   LIVE_CMD                      exit 0 when the container claims to be live, run with bash -c
 #                                 (systemctl is-active --quiet podman-powersync.service)
 #   JWKS_URI                      optional: also run the JWKS preflight each time and export its result
 #   JWKS_CHECK                    that preflight (preflight-jwks.sh next to this script)
-#   PSQL                          the psql command (psql); PGCONNECT_TIMEOUT (10 s) bounds its connect
+#   PSQL                          the psql command (psql); PGCONNECT_TIMEOUT (10 s) bounds its connect,
+#                                 STATEMENT_TIMEOUT_SECONDS (20) its query
 #   NOW                           optional: the current time in epoch seconds (tests)
 # Exit status: 0; 1 when the source could not be queried or the restart command failed; 2 bad configuration.
 set -euo pipefail
@@ -31,12 +36,12 @@ config_error() {
   exit 2
 }
 
-for var in POWERSYNC_ENV_FILE SLOT_PREFIX STATE_DIR TEXTFILE; do
+for var in POWERSYNC_ENV_FILES SLOT_PREFIX STATE_DIR TEXTFILE; do
   [ -n "${!var:-}" ] || config_error "set $var (see the header of slot-watchdog.sh)"
 done
-max_inactive=${MAX_INACTIVE_SECONDS:-300}
+max_inactive=${MAX_INACTIVE_SECONDS:-100}
 max_retained=${MAX_RETAINED_BYTES:-1073741824}
-growth_checks=${GROWTH_CHECKS:-3}
+growth_checks=${GROWTH_CHECKS:-18}
 min_interval=${MIN_RESTART_INTERVAL_SECONDS:-1800}
 now=${NOW:-$(printf '%(%s)T' -1)}
 whole() { [[ $2 =~ ^[0-9]+$ ]] || config_error "$1 must be a whole number, not '$2'"; }
@@ -45,7 +50,18 @@ whole MAX_RETAINED_BYTES "$max_retained"
 whole GROWTH_CHECKS "$growth_checks"
 whole MIN_RESTART_INTERVAL_SECONDS "$min_interval"
 whole NOW "$now"
-restart_cmd=${RESTART_CMD:-systemctl restart podman-powersync.service}
+connect_timeout=${PGCONNECT_TIMEOUT:-10}
+statement_timeout=${STATEMENT_TIMEOUT_SECONDS:-20}
+whole PGCONNECT_TIMEOUT "$connect_timeout"
+whole STATEMENT_TIMEOUT_SECONDS "$statement_timeout"
+# The service verifies the source's certificate against CAs bundled in its image (Supabase's own root among
+# them), which this host does not have: the watchdog encrypts as the service does, without that verification.
+case ${SOURCE_SSLMODE:-verify-full} in
+  disable) pg_sslmode=disable ;;
+  verify-full | verify-ca) pg_sslmode=require ;;
+  *) config_error "SOURCE_SSLMODE must be verify-full, verify-ca or disable (the service's sslmode values), not '${SOURCE_SSLMODE}'" ;;
+esac
+restart_cmd=${RESTART_CMD:-systemctl restart --no-block podman-powersync.service}
 live_cmd=${LIVE_CMD:-systemctl is-active --quiet podman-powersync.service}
 PSQL=${PSQL:-psql}
 jwks_check=${JWKS_CHECK:-$(dirname "${BASH_SOURCE[0]}")/preflight-jwks.sh}
@@ -101,57 +117,13 @@ jwks_metrics() {
   metric powersync_jwks_usable_keys_ok gauge "Whether the JWKS serves a usable signing key." ${ok:+"" "$ok"}
 }
 
-# The DSN as the container gets it from podman's --env-file, read as preflight-dsn.sh reads it.
-[ -r "$POWERSYNC_ENV_FILE" ] || source_down "cannot read $POWERSYNC_ENV_FILE (is the sops secret deployed?)"
-dsn=""
-while IFS= read -r line || [ -n "$line" ]; do
-  line=${line#"${line%%[![:space:]]*}"}
-  case $line in PS_SOURCE_DSN=*) dsn=${line#PS_SOURCE_DSN=} ;; esac
-done <"$POWERSYNC_ENV_FILE"
-case $dsn in
-  \"*\") dsn=${dsn#\"} dsn=${dsn%\"} ;;
-  \'*\') dsn=${dsn#\'} dsn=${dsn%\'} ;;
-esac
-case $dsn in
-  postgres://* | postgresql://*) ;;
-  *) source_down "PS_SOURCE_DSN in $POWERSYNC_ENV_FILE is missing or not a postgresql:// URI" ;;
-esac
+# shellcheck source=modules/powersync/ops/source-connection.sh
+. "$(dirname "${BASH_SOURCE[0]}")/source-connection.sh"
 
-# The password leaves the URI (argv is world-readable in /proc) and reaches psql alone, through PGPASSWORD.
-# Split as preflight-dsn.sh does; an ambiguous split could put part of the password in the host or port.
-scheme=${dsn%%://*}
-rest=${dsn#*://}
-authority=${rest%%[/?#]*}
-after=${rest#"$authority"}
-path=${after%%\?*}
-query=""
-case $after in *\?*) query=${after#*\?} ;; esac
-userinfo=""
-hostport=$authority
-case $authority in
-  *@*) userinfo=${authority%@*} hostport=${authority##*@} ;;
-  *) case ${after%%=*} in *@*) source_down "PS_SOURCE_DSN cannot be split into host and port: percent-encode special characters in its password" ;; esac ;;
-esac
-user=${userinfo%%:*}
-password=""
-case $userinfo in *:*) password=${userinfo#*:} ;; esac
-# libpq also takes the password as a query parameter: move that one out of the URI too.
-kept=""
-if [ -n "$query" ]; then
-  IFS='&' read -r -a params <<<"$query"
-  for param in "${params[@]}"; do
-    case $param in
-      password=*) password=${param#password=} ;;
-      *) kept+=${kept:+&}$param ;;
-    esac
-  done
-fi
-percent_decode() {
-  local s=${1//\\/\\\\}
-  printf '%b' "${s//%/\\x}"
-}
-password=$(percent_decode "$password")
-conninfo="$scheme://${user:+$user@}$hostport$path${kept:+?$kept}"
+# The connection exactly as the service makes it (the same reading as the preflight), so the watchdog can
+# never log in where the service cannot, or the other way round.
+read -r -a env_files <<<"$POWERSYNC_ENV_FILES"
+source_connection "${env_files[@]}" || source_down "$conn_error"
 
 # LIKE treats _ and % as wildcards, and the prefix ends in _: escape them so only our slots match.
 like=${SLOT_PREFIX//\\/\\\\}
@@ -162,13 +134,17 @@ query="SELECT slot_name, active, coalesce(wal_status, ''),
   coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint
   FROM pg_replication_slots WHERE slot_name LIKE '${like}%' ORDER BY slot_name"
 
-# PGPASSWORD is given to psql alone, so the restart and live commands never inherit the secret.
-if ! rows=$(PGPASSWORD=$password PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-10} PGAPPNAME=powersync-slot-watchdog \
-  "$PSQL" "$conninfo" -w -X -q -A -t -F '|' -v ON_ERROR_STOP=1 -c "$query" 2>"$STATE_DIR/psql.err"); then
+# Everything reaches psql through PG* variables of psql alone: argv (world-readable in /proc) holds no URI and
+# no secret, and the restart and live commands never inherit the password. statement_timeout bounds a query
+# on a source that accepts connections but hangs.
+if ! rows=$(PGHOST=$conn_host PGPORT=$conn_port PGUSER=$conn_user PGDATABASE=$conn_database \
+  PGPASSWORD=$conn_password PGSSLMODE=$pg_sslmode PGCONNECT_TIMEOUT=$connect_timeout \
+  PGOPTIONS="-c statement_timeout=${statement_timeout}s" PGAPPNAME=powersync-slot-watchdog \
+  "$PSQL" -w -X -q -A -t -F '|' -v ON_ERROR_STOP=1 -c "$query" 2>"$STATE_DIR/psql.err"); then
   error=$(<"$STATE_DIR/psql.err")
   error=${error//$'\n'/ }
   # psql does not echo passwords; this keeps it that way whatever a future libpq prints.
-  [ -z "$password" ] || error=${error//"$password"/<password>}
+  error=${error//"$conn_password"/<password>}
   source_down "cannot query the source (${error:0:300})"
 fi
 metric powersync_watchdog_source_up gauge "Whether the slot watchdog could query the source database." "" 1
@@ -177,6 +153,10 @@ metric powersync_watchdog_source_up gauge "Whether the slot watchdog could query
 # business) and has just started must get the full time to pick its slot up again.
 live=false
 if bash -c "$live_cmd"; then live=true; fi
+# A restarted container gets the full time again: it stands by on the storage lock for up to a minute before it
+# takes the slot, and counting from before the restart would ask for another one at once.
+last_restart=$(state last_restart)
+[[ $last_restart =~ ^[0-9]+$ ]] || last_restart=0
 
 active_m=() retained_m=() status_m=() inactive_m=()
 reasons=() seen=() idle=()
@@ -198,8 +178,9 @@ while IFS='|' read -r slot active wal_status retained; do
       live_since=-
     else
       [[ ${live_since:-} =~ ^[0-9]+$ ]] || live_since=$now
-      if [ $((now - live_since)) -ge "$max_inactive" ]; then
-        reasons+=("slot $slot inactive for $((now - live_since))s while the container is live (limit ${max_inactive}s)")
+      counted=$((now - (live_since > last_restart ? live_since : last_restart)))
+      if [ "$counted" -ge "$max_inactive" ]; then
+        reasons+=("slot $slot inactive for ${counted}s while the container is live (limit ${max_inactive}s)")
       fi
     fi
   fi
@@ -238,8 +219,7 @@ if ! $live && [ "${#idle[@]}" -gt 0 ]; then
   log "slot(s) ${idle[*]} inactive, but the container is not running, which systemd handles: not restarting"
 fi
 if [ "${#reasons[@]}" -gt 0 ]; then
-  last_restart=$(state last_restart)
-  if [[ $last_restart =~ ^[0-9]+$ ]] && [ $((now - last_restart)) -lt "$min_interval" ]; then
+  if [ "$last_restart" -gt 0 ] && [ $((now - last_restart)) -lt "$min_interval" ]; then
     log "${reasons[*]}; restart suppressed: the last one was $((now - last_restart))s ago (minimum ${min_interval}s)"
   else
     log "restarting the container: ${reasons[*]}"
