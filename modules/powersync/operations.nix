@@ -19,7 +19,16 @@
   defaults = pure.defaults.operations;
   cfg = config.services.powersync;
   ops = cfg.operations;
-  unit = "podman-powersync.service";
+  # The runners (runners.nix): the one that replicates holds the slot, the watchdog restarts it and the DSN
+  # preflight guards it; the ones that serve clients need the JWKS. A unified container is both.
+  runners = cfg.runners.all;
+  replicating = pure.replicatingRunner runners;
+  unit =
+    if replicating == null
+    then "the replicating runner"
+    else pure.unitOf replicating;
+  # Every runner has the same secrets and mounts.
+  firstContainer = config.virtualisation.oci-containers.containers.${(builtins.head runners).name};
 
   # writeShellApplication writes its own shebang and `set -euo pipefail`, then the text, and runs shellcheck on
   # the result at build time; ./ops/embed.nix gives it exactly the text the ops tests check the same way.
@@ -49,7 +58,7 @@
         else lib.optionalAttrs (key != "password") {${var} = toString value;}
     )
     (lib.filterAttrs (key: value: builtins.elem key ["hostname" "port" "username" "database" "password"] && value != null) connection);
-  containerEnvFiles = config.virtualisation.oci-containers.containers.powersync.environmentFiles;
+  containerEnvFiles = firstContainer.environmentFiles;
 
   preflightDsn = script "preflight-dsn" [];
   preflightDsnCommand = pkgs.writeShellScript "powersync-preflight-dsn" ''
@@ -65,17 +74,18 @@
   teardownCommand = pkgs.writeShellApplication {
     name = "powersync-teardown";
     text = ''
-      export UNIT=${unit}
+      export UNITS=${lib.escapeShellArg (lib.concatMapStringsSep " " pure.unitOf runners)}
       export IMAGE=${lib.escapeShellArg cfg.image}
       export NETWORK=v6egress
       export CONTAINER_USER=901:901
-      export CONFIG_MOUNTS=${lib.escapeShellArg (lib.concatStringsSep " " config.virtualisation.oci-containers.containers.powersync.volumes)}
+      export CONFIG_MOUNTS=${lib.escapeShellArg (lib.concatStringsSep " " firstContainer.volumes)}
       export ENV_FILES=${lib.escapeShellArg (lib.concatStringsSep " " [cfg.sourceEnvironmentFile cfg.storage.environmentFile])}
       exec ${lib.getExe teardown} "$@"
     '';
   };
 
   alertRules = pure.alertRules {
+    compact = cfg.compact.enable;
     inherit (cfg.replication) slotNamePrefix;
     inherit (ops.alerts) maxLagSeconds;
     inherit (ops.watchdog) maxRetainedBytes intervalSeconds;
@@ -116,7 +126,8 @@ in {
     watchdog = {
       enable = mkOption {
         type = types.bool;
-        default = true;
+        default = replicating != null;
+        defaultText = lib.literalExpression ''services.powersync.runners.mode != "api"'';
         description = ''
           A timer that asks the source itself, with the connection the service uses (its rendered hostname
           and port, the DSN's credentials read as the service reads them), about the slots with our prefix (active,
@@ -203,15 +214,25 @@ in {
 
   config = mkIf cfg.enable (lib.mkMerge [
     {
-      systemd.services.podman-powersync.serviceConfig.ExecStartPre = lib.mkBefore (
-        lib.optional ops.preflight.dsn "${preflightDsnCommand}"
-        ++ lib.optional ops.preflight.jwks "${lib.getExe preflightJwks} ${cfg.auth.jwksUri}"
-      );
+      # Each check where it matters: the DSN before the runner that replicates, the JWKS before those that
+      # serve clients.
+      systemd.services = lib.listToAttrs (map (runner: {
+          name = "podman-${runner.name}";
+          value.serviceConfig.ExecStartPre = lib.mkBefore (
+            lib.optional (ops.preflight.dsn && runner.role != "api") "${preflightDsnCommand}"
+            ++ lib.optional (ops.preflight.jwks && runner.apiPort != null) "${lib.getExe preflightJwks} ${cfg.auth.jwksUri}"
+          );
+        })
+        runners);
 
       assertions = [
         {
           assertion = ops.preflight.jwks -> cfg.auth.jwksUri != null;
           message = "services.powersync.operations.preflight.jwks needs services.powersync.auth.jwksUri.";
+        }
+        {
+          assertion = ops.watchdog.enable -> replicating != null;
+          message = "services.powersync.operations.watchdog.enable: an API-only host (runners.mode = \"api\") holds no slot to watch; the replicating host runs the watchdog.";
         }
         {
           assertion = ops.alerts.enable -> cfg.metrics.enable;
@@ -305,7 +326,16 @@ in {
       services.prometheus.scrapeConfigs = [
         {
           job_name = "powersync";
-          static_configs = [{targets = ["127.0.0.1:${toString cfg.metrics.port}"];}];
+          # One target per runner, labelled, so the alerts can tell the replicating runner from the API ones.
+          static_configs =
+            map (runner: {
+              targets = ["127.0.0.1:${toString runner.metricsPort}"];
+              labels = {
+                runner = runner.name;
+                inherit (runner) role;
+              };
+            })
+            runners;
         }
       ];
       # A file of its own (JSON is YAML): `rules` strings are joined into one file with everyone else's,

@@ -1496,6 +1496,8 @@ mod teardown {
     struct Teardown {
         dir: TempDir,
         env_files: [PathBuf; 2],
+        /// UNITS as the module sets it on a host with several runners; None leaves the default.
+        units: Option<&'static str>,
     }
 
     /// What the teardown printed and the calls it made, one line per fake systemctl/podman call.
@@ -1523,7 +1525,11 @@ mod teardown {
                     "PS_STORAGE_URI=postgresql://ps@127.0.0.1/ps\n",
                 ),
             ];
-            Teardown { dir, env_files }
+            Teardown {
+                dir,
+                env_files,
+                units: None,
+            }
         }
 
         fn run(&self, args: &[&str], stdin: &str, systemctl_exit: i32, podman_exit: i32) -> Run {
@@ -1539,7 +1545,11 @@ mod teardown {
                 self.env_files[0].display(),
                 self.env_files[1].display()
             );
-            let mut child = Command::new("bash")
+            let mut command = Command::new("bash");
+            if let Some(units) = self.units {
+                command.env("UNITS", units);
+            }
+            let mut child = command
                 .arg(script("teardown.sh"))
                 .args(args)
                 .env("SYSTEMCTL", fake("systemctl", systemctl_exit))
@@ -1581,6 +1591,21 @@ mod teardown {
             assert_contains(&run.output, "Aborted: nothing was changed");
             assert!(run.calls.is_empty(), "{answer:?}: {:?}", run.calls);
         }
+    }
+
+    #[test]
+    fn on_a_split_host_it_stops_every_runner_before_the_teardown() {
+        let mut teardown = Teardown::new();
+        teardown.units = Some(
+            "podman-powersync-sync.service podman-powersync-api-1.service podman-powersync-api-2.service",
+        );
+        let run = teardown.run(&["--yes"], "", 0, 0);
+        assert_eq!(run.code, Some(0), "{}", run.output);
+        assert_eq!(
+            run.calls[0],
+            "systemctl stop podman-powersync-sync.service podman-powersync-api-1.service podman-powersync-api-2.service"
+        );
+        assert!(run.calls[1].starts_with("podman run "), "{:?}", run.calls);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 }: let
   instance = import ./powersync/instance.nix;
   dsn = "reptide-powersync-source-dsn";
+  runnerUnits = map (runner: "podman-${runner.name}.service") config.services.powersync.runners.all;
 in {
   services.powersync = lib.mkMerge [
     instance.powersync
@@ -30,11 +31,12 @@ in {
   # (postgresql://powersync_selfhost:<pw>@db.majxbigjafpzayzboxsf.supabase.co:5432/postgres?sslmode=require);
   # the template turns it into the env file the container reads. The service ignores ?sslmode=: TLS follows
   # the connection's sslmode key (verify-full).
-  sops.secrets.${dsn}.restartUnits = ["podman-powersync.service"];
+  # Every runner reads the DSN (one, podman-powersync.service, unless runners.mode is changed).
+  sops.secrets.${dsn}.restartUnits = runnerUnits;
   sops.templates."powersync-source.env" = {
     content = ''
       PS_SOURCE_DSN=${config.sops.placeholder.${dsn}}
     '';
-    restartUnits = ["podman-powersync.service"];
+    restartUnits = runnerUnits;
   };
 }

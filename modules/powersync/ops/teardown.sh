@@ -6,10 +6,12 @@
 # Environment (set by the NixOS module):
 #   IMAGE, NETWORK            the service's image and podman network (required)
 #   ENV_FILES, CONFIG_MOUNTS  space-separated env files and `-v` specs of the service (required)
-#   UNIT (podman-powersync.service), CONTAINER_USER (901:901), SYSTEMCTL (systemctl), PODMAN (podman)
+#   UNITS (podman-powersync.service): every runner's unit, space-separated (a split host has several);
+#   CONTAINER_USER (901:901), SYSTEMCTL (systemctl), PODMAN (podman)
 set -euo pipefail
 
-unit=${UNIT:-podman-powersync.service}
+unit=${UNITS:-${UNIT:-podman-powersync.service}}
+read -r -a units <<<"$unit"
 SYSTEMCTL=${SYSTEMCTL:-systemctl}
 PODMAN=${PODMAN:-podman}
 container_user=${CONTAINER_USER:-901:901}
@@ -66,7 +68,7 @@ fi
 # Stopped first: a running service holds the storage lock the teardown needs, and would recreate the
 # slot right after it is dropped.
 echo "Stopping $unit"
-if ! "$SYSTEMCTL" stop "$unit"; then
+if ! "$SYSTEMCTL" stop "${units[@]}"; then
   echo "powersync-teardown: could not stop $unit (see systemctl status $unit); the teardown did not run." >&2
   exit 1
 fi
