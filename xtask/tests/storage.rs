@@ -6,13 +6,15 @@
 //! systemd (systemd-socket-activate, /lib/systemd/systemd-socket-proxyd). A missing one fails the test with the
 //! package to install.
 
+mod common;
+use common::{free_port, require, text, wait_for_port, TempDir};
+
 use std::{
     fs,
     io::{Read, Write},
-    net::{Shutdown, TcpListener, TcpStream},
+    net::{Shutdown, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
-    sync::atomic::{AtomicUsize, Ordering},
     thread,
     time::{Duration, Instant},
 };
@@ -24,68 +26,6 @@ fn storage_dir() -> PathBuf {
 }
 
 /// A fresh temporary directory owned by `postgres`, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "xtask-storage-{label}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Fails (never skips) when a tool the test runs is missing, naming the Debian package.
-fn require(program: &str, package: &str) {
-    let found = Path::new(program).is_file()
-        || std::env::var_os("PATH")
-            .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-            .unwrap_or(false);
-    assert!(found, "`{program}` is missing: apt-get install {package}");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nothing listens on 127.0.0.1:{port}"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// A real PostgreSQL on 127.0.0.1 and a socket in its own directory, run as the `postgres` OS user (it
 /// refuses root), logging every statement to a file. pg_hba: the superuser by trust over the socket (the
 /// test's own admin path), everyone else by scram over the socket and TCP, as on the host.

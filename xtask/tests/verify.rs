@@ -12,6 +12,9 @@ mod host;
 #[path = "verify/outside.rs"]
 mod outside;
 
+mod common;
+use common::{assert_contains, free_port, require, text, TempDir};
+
 use std::{
     fs,
     io::{Read, Write},
@@ -19,7 +22,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, Ordering},
         Arc,
     },
     thread,
@@ -42,85 +45,10 @@ fn verify_script() -> PathBuf {
     repo().join("modules/powersync/ops/verify.sh")
 }
 
-/// A fresh temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "xtask-verify-{label}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn file(&self, name: &str, content: &str) -> PathBuf {
-        let path = self.path(name);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).unwrap();
-        }
-        fs::write(&path, content).unwrap();
-        path
-    }
-
-    /// An executable shell script.
-    fn program(&self, name: &str, body: &str) -> PathBuf {
-        let path = self.file(name, &format!("#!/bin/bash\n{body}\n"));
-        let status = Command::new("chmod").arg("+x").arg(&path).status().unwrap();
-        assert!(status.success());
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Fails (never skips) when a tool the test runs is missing, naming the Debian package.
-fn require(program: &str, package: &str) {
-    let found = Path::new(program).is_file()
-        || std::env::var_os("PATH")
-            .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-            .unwrap_or(false);
-    assert!(found, "`{program}` is missing: apt-get install {package}");
-}
-
-/// A port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Stdout and stderr together.
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 fn assert_no_secret(what: &str) {
     for secret in [PASSWORD, STORAGE_PASSWORD] {
         assert!(!what.contains(secret), "a password leaked:\n{what}");
     }
-}
-
-fn assert_contains(what: &str, part: &str) {
-    assert!(what.contains(part), "expected {part:?} in:\n{what}");
 }
 
 /// A plain HTTP/1.1 server on 127.0.0.1 answering every request with one status and body (the service's
