@@ -7,7 +7,7 @@
 //! prometheus (promtool), shellcheck. A missing one fails the test with the package to install.
 
 mod common;
-use common::{assert_contains, free_port, require, text, wait_for_port, TempDir};
+use common::{assert_contains, free_port, require, text, TempDir};
 
 use std::{
     fs,
@@ -592,14 +592,18 @@ mod preflight_jwks {
 mod slot_watchdog {
     use super::*;
 
-    /// A real PostgreSQL on 127.0.0.1 (Debian's), run as the `postgres` OS user because it refuses root,
-    /// with logical decoding on and a plain LOGIN role `watcher` that authenticates with PASSWORD (scram).
+    /// A real PostgreSQL on 127.0.0.1 with logical decoding on and a plain LOGIN role `watcher` that
+    /// authenticates with PASSWORD (scram), plus the pg_recvlogical consumers a test starts.
     pub(super) struct Postgres {
-        child: Child,
-        pub(super) port: u16,
-        bin: PathBuf,
-        dir: TempDir,
+        cluster: common::postgres::Postgres,
         consumers: Vec<Child>,
+    }
+
+    impl std::ops::Deref for Postgres {
+        type Target = common::postgres::Postgres;
+        fn deref(&self) -> &Self::Target {
+            &self.cluster
+        }
     }
 
     impl Postgres {
@@ -609,106 +613,28 @@ mod slot_watchdog {
 
         /// With extra server settings (`name=value`).
         pub(super) fn start_with(extra: &[&str]) -> Postgres {
-            require("psql", "postgresql");
-            require("setpriv", "util-linux");
-            let bin = fs::read_dir("/usr/lib/postgresql")
-                .expect("PostgreSQL server binaries are missing: apt-get install postgresql")
-                .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
-                .filter(|bin| bin.join("postgres").is_file())
-                .max()
-                .expect("no /usr/lib/postgresql/*/bin/postgres: apt-get install postgresql");
-            let dir = TempDir::new("pg");
-            let data = dir.path("data");
-            let status = Command::new("chown")
-                .arg("postgres:postgres")
-                .arg(&dir.0)
-                .status()
-                .unwrap();
-            assert!(status.success(), "chown to postgres failed (run as root)");
-            let output = Self::as_postgres(&bin, "initdb")
-                .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
-                .args(["-U", "postgres", "-D"])
-                .arg(&data)
-                .output()
-                .unwrap();
-            assert!(output.status.success(), "initdb: {}", text(&output));
-            let port = free_port();
-            let mut settings = vec![
-                format!("port={port}"),
-                "listen_addresses=127.0.0.1".to_owned(),
-                format!("unix_socket_directories={}", dir.0.display()),
-                "wal_level=logical".to_owned(),
-                "max_replication_slots=10".to_owned(),
-                "max_wal_senders=10".to_owned(),
-                "shared_buffers=16MB".to_owned(),
-                "fsync=off".to_owned(),
-            ];
-            settings.extend(extra.iter().map(|s| (*s).to_owned()));
-            // setpriv execs postgres itself (runuser would stay in between), so the child is the postmaster.
-            let mut command = Self::as_postgres(&bin, "postgres");
-            command.arg("-D").arg(&data);
-            for setting in &settings {
-                command.args(["-c", setting]);
-            }
-            let child = command
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let pg = Postgres {
-                child,
-                port,
-                bin,
-                dir,
+            let settings: Vec<String> = [
+                "listen_addresses=127.0.0.1",
+                "wal_level=logical",
+                "max_replication_slots=10",
+                "max_wal_senders=10",
+            ]
+            .iter()
+            .chain(extra)
+            .map(|s| (*s).to_owned())
+            .collect();
+            let cluster = common::postgres::Postgres::start(common::postgres::Setup {
+                initdb: &["--auth-local=trust", "--auth-host=scram-sha-256"],
+                hba: None,
+                settings,
+                log_file: false,
+                stop_mode: "fast",
+            });
+            cluster.sql(&format!("CREATE ROLE watcher LOGIN PASSWORD '{PASSWORD}'"));
+            Postgres {
+                cluster,
                 consumers: Vec::new(),
-            };
-            wait_for_port(port);
-            pg.wait_ready();
-            pg.sql(&format!("CREATE ROLE watcher LOGIN PASSWORD '{PASSWORD}'"));
-            pg
-        }
-
-        fn as_postgres(bin: &Path, program: &str) -> Command {
-            let mut command = Command::new("setpriv");
-            command
-                .args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
-                .arg(bin.join(program));
-            command
-        }
-
-        fn wait_ready(&self) {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while !self
-                .psql()
-                .args(["-c", "SELECT 1"])
-                .output()
-                .unwrap()
-                .status
-                .success()
-            {
-                assert!(
-                    Instant::now() < deadline,
-                    "PostgreSQL did not accept connections"
-                );
-                thread::sleep(Duration::from_millis(100));
             }
-        }
-
-        /// psql as the superuser over the Unix socket (trust), not through the password path under test.
-        fn psql(&self) -> Command {
-            let mut command = Command::new("psql");
-            command
-                .arg("-h")
-                .arg(&self.dir.0)
-                .args(["-p", &self.port.to_string(), "-U", "postgres"])
-                .args(["-d", "postgres", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1"]);
-            command
-        }
-
-        pub(super) fn sql(&self, sql: &str) -> String {
-            let output = self.psql().args(["-c", sql]).output().unwrap();
-            assert!(output.status.success(), "{sql}: {}", text(&output));
-            String::from_utf8_lossy(&output.stdout).trim().to_owned()
         }
 
         pub(super) fn create_slot(&self, name: &str) {
@@ -793,22 +719,12 @@ mod slot_watchdog {
     }
 
     impl Drop for Postgres {
+        /// The consumers go first; then the cluster stops (its own Drop, a fast shutdown).
         fn drop(&mut self) {
             for child in &mut self.consumers {
                 let _ = child.kill();
                 let _ = child.wait();
             }
-            // A fast shutdown releases PostgreSQL's SysV shared memory; a SIGKILL would leak a segment.
-            let stopped = Self::as_postgres(&self.bin, "pg_ctl")
-                .args(["stop", "-m", "fast", "-t", "20", "-D"])
-                .arg(self.dir.path("data"))
-                .output()
-                .map(|output| output.status.success())
-                .unwrap_or(false);
-            if !stopped {
-                let _ = self.child.kill();
-            }
-            let _ = self.child.wait();
         }
     }
 

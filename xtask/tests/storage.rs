@@ -15,8 +15,7 @@ use std::{
     net::{Shutdown, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
-    thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 const ROLE: &str = "powersync_storage";
@@ -25,130 +24,40 @@ fn storage_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules/powersync/storage")
 }
 
-/// A fresh temporary directory owned by `postgres`, removed on drop.
-/// A real PostgreSQL on 127.0.0.1 and a socket in its own directory, run as the `postgres` OS user (it
-/// refuses root), logging every statement to a file. pg_hba: the superuser by trust over the socket (the
-/// test's own admin path), everyone else by scram over the socket and TCP, as on the host.
-struct Postgres {
-    child: Child,
-    port: u16,
-    bin: PathBuf,
-    dir: TempDir,
+/// A real PostgreSQL on 127.0.0.1 and a socket in its own directory, logging every statement to a file.
+/// pg_hba: the superuser by trust over the socket (the test's own admin path), everyone else by scram over
+/// the socket and TCP, as on the host.
+struct Postgres(common::postgres::Postgres);
+
+impl std::ops::Deref for Postgres {
+    type Target = common::postgres::Postgres;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Postgres {
     fn start(max_connections: u32) -> Postgres {
-        require("psql", "postgresql");
-        require("setpriv", "util-linux");
-        let bin = fs::read_dir("/usr/lib/postgresql")
-            .expect("PostgreSQL server binaries are missing: apt-get install postgresql")
-            .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
-            .filter(|bin| bin.join("postgres").is_file())
-            .max()
-            .expect("no /usr/lib/postgresql/*/bin/postgres: apt-get install postgresql");
-        let dir = TempDir::new("pg");
-        let status = Command::new("chown")
-            .arg("postgres:postgres")
-            .arg(&dir.0)
-            .status()
-            .unwrap();
-        assert!(status.success(), "chown to postgres failed (run as root)");
-        let data = dir.path("data");
-        let output = Self::as_postgres(&bin, "initdb")
-            .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
-            .args(["-U", "postgres", "-D"])
-            .arg(&data)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "initdb: {}", text(&output));
-        fs::write(
-            data.join("pg_hba.conf"),
-            "local all postgres trust\nlocal all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\n",
-        )
-        .unwrap();
-        let port = free_port();
-        let log = fs::File::create(dir.path("postgres.log")).unwrap();
-        let mut command = Self::as_postgres(&bin, "postgres");
-        command.arg("-D").arg(&data);
-        for setting in [
-            format!("port={port}"),
-            "listen_addresses=127.0.0.1".to_owned(),
-            format!("unix_socket_directories={}", dir.0.display()),
-            format!("max_connections={max_connections}"),
-            "shared_buffers=16MB".to_owned(),
-            "fsync=off".to_owned(),
-            // The strictest logging a host may have: every statement, and each failed one with its text.
-            "log_statement=all".to_owned(),
-            "log_min_error_statement=error".to_owned(),
-            "log_connections=on".to_owned(),
-        ] {
-            command.args(["-c", &setting]);
-        }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        let pg = Postgres {
-            child,
-            port,
-            bin,
-            dir,
-        };
-        wait_for_port(port);
-        pg.wait_ready();
-        pg
-    }
-
-    fn as_postgres(bin: &Path, program: &str) -> Command {
-        let mut command = Command::new("setpriv");
-        command
-            .args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
-            .arg(bin.join(program));
-        command
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !self
-            .psql()
-            .args(["-c", "SELECT 1"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "PostgreSQL did not accept connections"
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn socket_dir(&self) -> &Path {
-        &self.dir.0
+        Postgres(common::postgres::Postgres::start(common::postgres::Setup {
+            initdb: &["--auth-local=trust", "--auth-host=scram-sha-256"],
+            hba: Some(
+                "local all postgres trust\nlocal all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\n",
+            ),
+            settings: vec![
+                "listen_addresses=127.0.0.1".to_owned(),
+                format!("max_connections={max_connections}"),
+                // The strictest logging a host may have: every statement, and each failed one with its text.
+                "log_statement=all".to_owned(),
+                "log_min_error_statement=error".to_owned(),
+                "log_connections=on".to_owned(),
+            ],
+            log_file: true,
+            stop_mode: "immediate",
+        }))
     }
 
     fn socket(&self) -> PathBuf {
         self.dir.path(&format!(".s.PGSQL.{}", self.port))
-    }
-
-    /// psql as the superuser over the Unix socket (trust): the test's admin path, not the path under test.
-    fn psql(&self) -> Command {
-        let mut command = Command::new("psql");
-        command
-            .arg("-h")
-            .arg(self.socket_dir())
-            .args(["-p", &self.port.to_string(), "-U", "postgres"])
-            .args(["-d", "postgres", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1"]);
-        command
-    }
-
-    fn sql(&self, sql: &str) -> String {
-        let output = self.psql().args(["-c", sql]).output().unwrap();
-        assert!(output.status.success(), "{sql}: {}", text(&output));
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
 
     /// Logs in over TCP with a password (scram), as the service does; stdout and stderr of `SELECT 1`.
@@ -164,21 +73,6 @@ impl Postgres {
 
     fn log(&self) -> String {
         fs::read_to_string(self.dir.path("postgres.log")).unwrap()
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let stopped = Self::as_postgres(&self.bin, "pg_ctl")
-            .args(["stop", "-m", "immediate", "-t", "20", "-D"])
-            .arg(self.dir.path("data"))
-            .output()
-            .map(|output| output.status.success())
-            .unwrap_or(false);
-        if !stopped {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
     }
 }
 

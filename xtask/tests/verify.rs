@@ -20,7 +20,7 @@ use std::{
     io::{Read, Write},
     net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Command,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,

@@ -2,6 +2,8 @@
 //! ports. Each test crate uses part of it.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::{
     fs,
     net::{TcpListener, TcpStream},

@@ -1,7 +1,6 @@
 //! `powersync-verify` on a host whose state a test sets: each check in its passing and failing form.
 
 use super::*;
-use std::process::{Child, Stdio};
 
 pub const PIN: &str = "sha256:413a0c813e96935ebe7203b5759f8a594a7b7cd8aa42134713e63af637e0f079";
 const INSTANCE_DIGEST: &str =
@@ -13,111 +12,31 @@ const SLOT: &str = "powersync_selfhost_1_e76f";
 pub const T0: u64 = 1_800_000_000;
 pub const UNIT: &str = "podman-powersync.service";
 
-/// A real PostgreSQL on its own Unix socket (Debian's, run as `postgres`), with the storage role.
-pub struct Postgres {
-    child: Child,
-    pub port: u16,
-    bin: PathBuf,
-    pub dir: TempDir,
+/// A real PostgreSQL on its own Unix socket only (peer authentication, as a host's local socket), with the
+/// storage role.
+pub struct Postgres(common::postgres::Postgres);
+
+impl std::ops::Deref for Postgres {
+    type Target = common::postgres::Postgres;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Postgres {
     pub fn start() -> Postgres {
-        require("psql", "postgresql");
-        require("setpriv", "util-linux");
         require("runuser", "util-linux");
-        let bin = fs::read_dir("/usr/lib/postgresql")
-            .expect("PostgreSQL server binaries are missing: apt-get install postgresql")
-            .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
-            .filter(|bin| bin.join("postgres").is_file())
-            .max()
-            .expect("no /usr/lib/postgresql/*/bin/postgres: apt-get install postgresql");
-        let dir = TempDir::new("pg");
-        let status = Command::new("chown")
-            .arg("postgres:postgres")
-            .arg(&dir.0)
-            .status()
-            .unwrap();
-        assert!(status.success(), "chown to postgres failed (run as root)");
-        let output = Self::as_postgres(&bin, "initdb")
-            .args(["--auth-local=peer", "-U", "postgres", "-D"])
-            .arg(dir.path("data"))
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "initdb: {}", text(&output));
-        let port = free_port();
-        let mut command = Self::as_postgres(&bin, "postgres");
-        command.arg("-D").arg(dir.path("data"));
-        for setting in [
-            format!("port={port}"),
-            "listen_addresses=".to_owned(),
-            format!("unix_socket_directories={}", dir.0.display()),
-            "shared_buffers=16MB".to_owned(),
-            "fsync=off".to_owned(),
-        ] {
-            command.args(["-c", &setting]);
-        }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let pg = Postgres {
-            child,
-            port,
-            bin,
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !pg.psql("SELECT 1").status.success() {
-            assert!(
-                Instant::now() < deadline,
-                "PostgreSQL did not accept connections"
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
-        pg.sql(&format!(
+        let cluster = common::postgres::Postgres::start(common::postgres::Setup {
+            initdb: &["--auth-local=peer"],
+            hba: None,
+            settings: vec!["listen_addresses=".to_owned()],
+            log_file: false,
+            stop_mode: "fast",
+        });
+        cluster.sql(&format!(
             "CREATE ROLE powersync_storage LOGIN PASSWORD '{STORAGE_PASSWORD}'"
         ));
-        pg
-    }
-
-    fn as_postgres(bin: &Path, program: &str) -> Command {
-        let mut command = Command::new("setpriv");
-        command
-            .args(["--reuid=postgres", "--regid=postgres", "--init-groups"])
-            .arg(bin.join(program));
-        command
-    }
-
-    fn psql(&self, sql: &str) -> Output {
-        Self::as_postgres(&self.bin, "psql")
-            .arg("-h")
-            .arg(&self.dir.0)
-            .args(["-p", &self.port.to_string(), "-d", "postgres"])
-            .args(["-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .output()
-            .unwrap()
-    }
-
-    pub fn sql(&self, sql: &str) {
-        let output = self.psql(sql);
-        assert!(output.status.success(), "{sql}: {}", text(&output));
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let stopped = Self::as_postgres(&self.bin, "pg_ctl")
-            .args(["stop", "-m", "fast", "-t", "20", "-D"])
-            .arg(self.dir.path("data"))
-            .output()
-            .map(|output| output.status.success())
-            .unwrap_or(false);
-        if !stopped {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
+        Postgres(cluster)
     }
 }
 
