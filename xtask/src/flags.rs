@@ -118,7 +118,7 @@ pub enum Step {
     Rustfmt,
     /// `cargo clippy` with `-D warnings`.
     Clippy,
-    /// `cargo test --workspace`.
+    /// `cargo test --workspace --no-fail-fast`: every test binary runs, so one failure hides no other.
     CargoTest,
     /// Every tracked `.nix` file through Nix's own parser (`nix-instantiate --parse`).
     NixParse,

@@ -59,7 +59,7 @@ fn run_step(sh: &Shell, step: Step) -> Result<()> {
         )
         .run()
         .context("clippy reported the problems above"),
-        Step::CargoTest => cmd!(sh, "cargo test --workspace --quiet")
+        Step::CargoTest => cmd!(sh, "cargo test --workspace --quiet --no-fail-fast")
             .run()
             .context("cargo test failed, see above"),
         Step::NixParse => nix::parse_all(sh, &root),
