@@ -184,6 +184,21 @@ in {
         description = "At most one watchdog restart in this period; later ones are logged and suppressed.";
       };
 
+      sourceCaCertificate = mkOption {
+        type = types.nullOr types.path;
+        default = null;
+        example = lib.literalExpression "./supabase-ca.crt";
+        description = ''
+          The CA certificate (PEM) that signed the source's server certificate; for Supabase, the one the
+          dashboard offers in the project's database SSL settings. It is public and goes to the Nix store.
+          With it, the watchdog verifies the source's certificate and name as the service does (the
+          connection's `sslmode`). Without it, the watchdog cannot verify (the service's bundled CAs are in
+          its image, not on the host): it encrypts and requires SCRAM channel binding instead, so an endpoint
+          in the middle never gets the password. A source whose role password is not stored as SCRAM (an old
+          md5 hash) then fails with "channel binding required": set the password again, or give the CA here.
+        '';
+      };
+
       textfile = mkOption {
         type = types.str;
         default = "/var/lib/prometheus-node-exporter-text/powersync.prom";
@@ -267,6 +282,10 @@ in {
             # timeout; the watchdog must not sit in it (and be killed by TimeoutStartSec) meanwhile.
             RESTART_CMD = "systemctl restart --no-block ${unit}";
             LIVE_CMD = "systemctl is-active --quiet ${unit}";
+          }
+          // lib.optionalAttrs (ops.watchdog.sourceCaCertificate != null) {
+            # Interpolated, so a path in the configuration's tree is copied to the store the host gets.
+            SOURCE_CA_FILE = "${ops.watchdog.sourceCaCertificate}";
           }
           // lib.optionalAttrs ops.preflight.jwks {
             JWKS_URI = cfg.auth.jwksUri;

@@ -613,6 +613,11 @@ mod slot_watchdog {
 
         /// With extra server settings (`name=value`).
         pub(super) fn start_with(extra: &[&str]) -> Postgres {
+            Self::start_with_hba(None, extra)
+        }
+
+        /// With a pg_hba.conf of the test's instead of initdb's (local trust, host scram).
+        pub(super) fn start_with_hba(hba: Option<&str>, extra: &[&str]) -> Postgres {
             let settings: Vec<String> = [
                 "listen_addresses=127.0.0.1",
                 "wal_level=logical",
@@ -625,7 +630,7 @@ mod slot_watchdog {
             .collect();
             let cluster = common::postgres::Postgres::start(common::postgres::Setup {
                 initdb: &["--auth-local=trust", "--auth-host=scram-sha-256"],
-                hba: None,
+                hba,
                 settings,
                 log_file: false,
                 stop_mode: "fast",
@@ -735,7 +740,7 @@ mod slot_watchdog {
     }
 
     pub(super) struct Run {
-        code: Option<i32>,
+        pub(super) code: Option<i32>,
         pub(super) output: String,
         pub(super) restarts: usize,
         metrics: String,
@@ -1670,6 +1675,148 @@ mod healing_time {
             runs += 1;
         }
         assert!(runs >= 3);
+    }
+}
+
+/// The watchdog's TLS to the source, against a real PostgreSQL with TLS and real libpq. Without the source's
+/// CA it cannot verify the certificate (the service's bundled CAs are in its image), so it requires SCRAM
+/// channel binding: an endpoint that asks for the password in clear text, or lets anyone in, gets refused
+/// before the password leaves. With the CA it verifies the certificate and the name as the service does.
+mod watchdog_tls {
+    use super::common::pki::Pki;
+    use super::slot_watchdog::{Postgres, Watchdog, SLOT};
+    use super::*;
+
+    const LOCAL: &str = "local all all trust\n";
+
+    /// A PostgreSQL that speaks TLS with `cert`/`key` and authenticates TCP clients with `method`, over
+    /// TLS only (`hostssl`).
+    fn tls_postgres(cert: &Path, key: &Path, method: &str) -> Postgres {
+        for file in [cert, key] {
+            let status = Command::new("chown")
+                .arg("postgres")
+                .arg(file)
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown {}", file.display());
+        }
+        let hba = format!("{LOCAL}hostssl all all 127.0.0.1/32 {method}\n");
+        let settings = [
+            "ssl=on".to_owned(),
+            format!("ssl_cert_file={}", cert.display()),
+            format!("ssl_key_file={}", key.display()),
+        ];
+        let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+        let pg = Postgres::start_with_hba(Some(&hba), &settings);
+        pg.create_slot(SLOT);
+        pg
+    }
+
+    fn source_up(pg: &Postgres, env: &[(&str, &str)]) -> (bool, String) {
+        let run = Watchdog::new(&pg.dsn(PASSWORD)).run_now(env);
+        let up = run.value("powersync_watchdog_source_up");
+        assert!(up.is_some(), "no source_up:\n{}", run.output);
+        (up == Some("1"), run.output)
+    }
+
+    /// psql with the watchdog's connection and the given channel binding: what an unguarded client does.
+    fn plain_psql_logs_in(pg: &Postgres, channel_binding: &str) -> bool {
+        Command::new("psql")
+            .env("PGHOST", "127.0.0.1")
+            .env("PGPORT", pg.port.to_string())
+            .env("PGUSER", "watcher")
+            .env("PGDATABASE", "postgres")
+            .env("PGPASSWORD", PASSWORD)
+            .env("PGSSLMODE", "require")
+            .env("PGCHANNELBINDING", channel_binding)
+            .args(["-w", "-X", "-q", "-c", "SELECT 1"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+
+    #[test]
+    fn without_the_ca_a_scram_source_is_reached_over_a_bound_channel() {
+        let pki = Pki::new();
+        let (cert, key) = pki.leaf("source", "127.0.0.1", 2);
+        let pg = tls_postgres(&cert, &key, "scram-sha-256");
+        let (up, output) = source_up(&pg, &[("SOURCE_SSLMODE", "verify-full")]);
+        assert!(up, "{output}");
+        // The same with the channel binding demanded outright: it is really bound.
+        assert!(plain_psql_logs_in(&pg, "require"));
+    }
+
+    #[test]
+    fn without_the_ca_an_endpoint_asking_for_the_password_in_clear_text_never_gets_it() {
+        let pki = Pki::new();
+        let (cert, key) = pki.leaf("source", "127.0.0.1", 2);
+        for method in ["password", "trust"] {
+            let pg = tls_postgres(&cert, &key, method);
+            // The exposure: a client that does not insist on binding hands the password over (or is let in
+            // by whoever answers), and would report whatever that endpoint says.
+            assert!(plain_psql_logs_in(&pg, "prefer"), "{method}");
+            let (up, output) = source_up(&pg, &[("SOURCE_SSLMODE", "verify-full")]);
+            assert!(!up, "{method}: the watchdog logged in:\n{output}");
+            assert_contains(&output, "channel binding");
+        }
+    }
+
+    #[test]
+    fn with_the_ca_the_certificate_and_its_name_are_verified() {
+        let pki = Pki::new();
+        let other = Pki::new();
+        let ca = pki.ca().display().to_string();
+        let (cert, key) = pki.leaf("source", "127.0.0.1", 2);
+        let pg = tls_postgres(&cert, &key, "scram-sha-256");
+        let (up, output) = source_up(
+            &pg,
+            &[("SOURCE_SSLMODE", "verify-full"), ("SOURCE_CA_FILE", &ca)],
+        );
+        assert!(up, "{output}");
+        let other_ca = other.ca().display().to_string();
+        let (up, output) = source_up(
+            &pg,
+            &[
+                ("SOURCE_SSLMODE", "verify-full"),
+                ("SOURCE_CA_FILE", &other_ca),
+            ],
+        );
+        assert!(!up, "a certificate from another CA was accepted:\n{output}");
+        assert_contains(&output, "certificate verify failed");
+        drop(pg);
+
+        // A certificate from the right CA for another name: verify-full refuses it, verify-ca (which the
+        // service also offers) accepts it.
+        let (cert, key) = pki.leaf("elsewhere", "db.example.test", 2);
+        let pg = tls_postgres(&cert, &key, "scram-sha-256");
+        let (up, output) = source_up(
+            &pg,
+            &[("SOURCE_SSLMODE", "verify-full"), ("SOURCE_CA_FILE", &ca)],
+        );
+        assert!(
+            !up,
+            "a certificate for another name was accepted:\n{output}"
+        );
+        assert_contains(&output, "does not match host name");
+        let (up, output) = source_up(
+            &pg,
+            &[("SOURCE_SSLMODE", "verify-ca"), ("SOURCE_CA_FILE", &ca)],
+        );
+        assert!(up, "{output}");
+    }
+
+    #[test]
+    fn a_ca_file_that_cannot_be_read_is_a_configuration_error() {
+        let run = Watchdog::new("postgresql://watcher:x@127.0.0.1:5432/postgres").run_now(&[
+            ("SOURCE_SSLMODE", "verify-full"),
+            ("SOURCE_CA_FILE", "/nonexistent/ca.pem"),
+        ]);
+        assert_eq!(run.code, Some(2), "{}", run.output);
+        assert_contains(
+            &run.output,
+            "SOURCE_CA_FILE '/nonexistent/ca.pem' is not a readable file",
+        );
     }
 }
 

@@ -9,6 +9,8 @@
 #   POWERSYNC_ENV_FILES           the service's env files, space-separated, read as podman reads them
 #   SOURCE_HOSTNAME, SOURCE_PORT, … the connection's own keys, which win over PS_SOURCE_DSN
 #                                 (source-connection.sh); SOURCE_SSLMODE its sslmode key (verify-full)
+#   SOURCE_CA_FILE                optional: the CA that signed the source's certificate, to verify it as the
+#                                 service does; without it, TLS is unverified and channel binding required
 #   SLOT_PREFIX                   the slots' name prefix (slot_name_prefix), matched literally
 #   STATE_DIR                     where it remembers slots and restarts between runs (created if missing)
 #   TEXTFILE                      metrics file for the node exporter's textfile collector (replaced atomically)
@@ -55,10 +57,22 @@ statement_timeout=${STATEMENT_TIMEOUT_SECONDS:-20}
 whole PGCONNECT_TIMEOUT "$connect_timeout"
 whole STATEMENT_TIMEOUT_SECONDS "$statement_timeout"
 # The service verifies the source's certificate against CAs bundled in its image (Supabase's own root among
-# them), which this host does not have: the watchdog encrypts as the service does, without that verification.
+# them). With that CA given (SOURCE_CA_FILE), the watchdog verifies as the service does. Without it, it
+# encrypts unverified and requires SCRAM channel binding: libpq then refuses an endpoint that asks for the
+# password in clear text, skips authentication or answers through a TLS interceptor, so whoever sits in the
+# middle never gets the password (libpq >= 13).
+source_ca=${SOURCE_CA_FILE:-}
+pg_channel_binding=prefer
 case ${SOURCE_SSLMODE:-verify-full} in
   disable) pg_sslmode=disable ;;
-  verify-full | verify-ca) pg_sslmode=require ;;
+  verify-full | verify-ca)
+    if [ -n "$source_ca" ]; then
+      [ -r "$source_ca" ] || config_error "SOURCE_CA_FILE '$source_ca' is not a readable file"
+      pg_sslmode=$SOURCE_SSLMODE
+    else
+      pg_sslmode=require pg_channel_binding=require
+    fi
+    ;;
   *) config_error "SOURCE_SSLMODE must be verify-full, verify-ca or disable (the service's sslmode values), not '${SOURCE_SSLMODE}'" ;;
 esac
 restart_cmd=${RESTART_CMD:-systemctl restart --no-block podman-powersync.service}
@@ -137,10 +151,15 @@ query="SELECT slot_name, active, coalesce(wal_status, ''),
 # Everything reaches psql through PG* variables of psql alone: argv (world-readable in /proc) holds no URI and
 # no secret, and the restart and live commands never inherit the password. statement_timeout bounds a query
 # on a source that accepts connections but hangs.
-if ! rows=$(PGHOST=$conn_host PGPORT=$conn_port PGUSER=$conn_user PGDATABASE=$conn_database \
-  PGPASSWORD=$conn_password PGSSLMODE=$pg_sslmode PGCONNECT_TIMEOUT=$connect_timeout \
-  PGOPTIONS="-c statement_timeout=${statement_timeout}s" PGAPPNAME=powersync-slot-watchdog \
-  "$PSQL" -w -X -q -A -t -F '|' -v ON_ERROR_STOP=1 -c "$query" 2>"$STATE_DIR/psql.err"); then
+if ! rows=$(
+  # In this subshell only: an empty PGSSLROOTCERT would not mean "none" to libpq.
+  if [ -n "$source_ca" ]; then export PGSSLROOTCERT=$source_ca; fi
+  PGHOST=$conn_host PGPORT=$conn_port PGUSER=$conn_user PGDATABASE=$conn_database \
+    PGPASSWORD=$conn_password PGSSLMODE=$pg_sslmode PGCHANNELBINDING=$pg_channel_binding \
+    PGCONNECT_TIMEOUT=$connect_timeout PGOPTIONS="-c statement_timeout=${statement_timeout}s" \
+    PGAPPNAME=powersync-slot-watchdog \
+    "$PSQL" -w -X -q -A -t -F '|' -v ON_ERROR_STOP=1 -c "$query" 2>"$STATE_DIR/psql.err"
+); then
   error=$(<"$STATE_DIR/psql.err")
   error=${error//$'\n'/ }
   # psql does not echo passwords; this keeps it that way whatever a future libpq prints.

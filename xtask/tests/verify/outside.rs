@@ -2,115 +2,13 @@
 //! test CA, a leaf valid for 90 days, one expiring in 5, one for another name), with and without HSTS, and
 //! an SSH stand-in that runs the host script (modules/powersync/ops/verify.sh) on a host world of host.rs.
 
+use super::common::pki::{openssl, Pki};
 use super::host::{Host, Postgres};
 use super::*;
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 
 /// The client's JWT: it opens the stream and must never be printed.
 const TOKEN: &str = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEifQ.c2lnbmF0dXJlLW9mLXRoZS10ZXN0";
-
-/// A test CA and leaf certificates signed by it, made with openssl.
-struct Pki {
-    dir: TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        require("openssl", "openssl");
-        let dir = TempDir::new("pki");
-        openssl(
-            &dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "3650",
-                "-subj",
-                "/C=DE/O=Verify Test/CN=Verify Test CA",
-            ],
-        );
-        Pki { dir }
-    }
-
-    fn ca(&self) -> PathBuf {
-        self.dir.path("ca.pem")
-    }
-
-    /// A leaf for `name`, valid for `days`: (certificate, key).
-    fn leaf(&self, label: &str, name: &str, days: u32) -> (PathBuf, PathBuf) {
-        let (key, csr, cert, ext) = (
-            format!("{label}.key"),
-            format!("{label}.csr"),
-            format!("{label}.pem"),
-            format!("{label}.ext"),
-        );
-        self.dir.file(
-            &ext,
-            &format!("subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"),
-        );
-        openssl(
-            &self.dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &format!("/CN={name}"),
-            ],
-        );
-        openssl(
-            &self.dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                &days.to_string(),
-                "-extfile",
-                &ext,
-                "-out",
-                &cert,
-            ],
-        );
-        (self.dir.path(&cert), self.dir.path(&key))
-    }
-}
-
-fn openssl(dir: &TempDir, args: &[&str]) -> String {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(&dir.0)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        text(&output)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// How the local PowerSync stand-in behind TLS answers.
 #[derive(Clone, Copy)]
