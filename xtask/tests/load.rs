@@ -6,6 +6,9 @@
 #[path = "support/stream_server.rs"]
 mod stream_server;
 
+mod common;
+use common::pki::Pki;
+
 use std::{
     fs,
     io::{BufRead, BufReader, Read},
@@ -547,88 +550,12 @@ fn probe_fails_clearly_on_a_bad_url_an_unreachable_server_or_refused_tokens() {
     assert!(error.contains("raise --ramp or --duration"), "{error}");
 }
 
-/// A throwaway CA and a certificate for localhost signed by it, made with openssl.
-fn test_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let openssl = |args: &[&str]| {
-        let output = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl is missing: `apt-get install openssl`");
-        assert!(
-            output.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    openssl(
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=load test CA",
-            ],
-        ]
-        .concat(),
-    );
-    openssl(
-        &[
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-        ]
-        .concat(),
-    );
-    fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-    ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("server.pem"),
-        dir.join("server.key"),
-    )
-}
-
 #[test]
 fn probe_speaks_https_trusting_only_the_given_ca() {
     let dir = TempDir::new("probe-https");
-    let (ca, chain, key) = test_ca(&dir.0);
+    let pki = Pki::new();
+    let ca = pki.ca();
+    let (chain, key) = pki.leaf("server", "localhost", 2);
     let server = StreamServer::start(
         Config {
             tls: Some((chain, key)),
