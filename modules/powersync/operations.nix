@@ -66,8 +66,17 @@
     exec ${lib.getExe preflightDsn} ${lib.escapeShellArgs containerEnvFiles}
   '';
   preflightJwks = script "preflight-jwks" [pkgs.coreutils pkgs.curl pkgs.jq];
+  # The watchdog's psql needs libpq >= 16 (require_auth, ops/slot-watchdog.sh). The host's own PostgreSQL
+  # serves when it is new enough; web-arm's is 14, so its client is postgresql_17 (the NixOS default since
+  # stateVersion 25.11, nixos/modules/services/databases/postgresql.nix): a client talks to any server.
+  psqlClient = let
+    hostPostgresql = config.services.postgresql.package;
+  in
+    if lib.versionAtLeast hostPostgresql.version "16"
+    then hostPostgresql
+    else pkgs.postgresql_17;
   # bash: RESTART_CMD and LIVE_CMD run through `bash -c`; a unit's default PATH has no bash.
-  watchdog = script "slot-watchdog" [pkgs.bash pkgs.coreutils pkgs.gnugrep pkgs.gnused config.services.postgresql.package config.systemd.package];
+  watchdog = script "slot-watchdog" [pkgs.bash pkgs.coreutils pkgs.gnugrep pkgs.gnused psqlClient config.systemd.package];
   teardown = script "teardown" [pkgs.coreutils config.systemd.package config.virtualisation.podman.package];
 
   # The command operators type: the image's teardown with exactly the service's config, env and network.
@@ -193,9 +202,9 @@ in {
           dashboard offers in the project's database SSL settings. It is public and goes to the Nix store.
           With it, the watchdog verifies the source's certificate and name as the service does (the
           connection's `sslmode`). Without it, the watchdog cannot verify (the service's bundled CAs are in
-          its image, not on the host): it encrypts and requires SCRAM channel binding instead, so an endpoint
-          in the middle never gets the password. A source whose role password is not stored as SCRAM (an old
-          md5 hash) then fails with "channel binding required": set the password again, or give the CA here.
+          its image, not on the host): it encrypts, and refuses an endpoint that asks for the password in
+          clear text or lets it in without authentication, so no endpoint in the middle gets the password.
+          An active relay of a SCRAM or md5 exchange is stopped only by verification: give the CA.
         '';
       };
 

@@ -10,7 +10,8 @@
 #   SOURCE_HOSTNAME, SOURCE_PORT, … the connection's own keys, which win over PS_SOURCE_DSN
 #                                 (source-connection.sh); SOURCE_SSLMODE its sslmode key (verify-full)
 #   SOURCE_CA_FILE                optional: the CA that signed the source's certificate, to verify it as the
-#                                 service does; without it, TLS is unverified and channel binding required
+#                                 service does; without it, TLS is unverified and clear-text and no
+#                                 authentication are refused (needs libpq >= 16)
 #   SLOT_PREFIX                   the slots' name prefix (slot_name_prefix), matched literally
 #   STATE_DIR                     where it remembers slots and restarts between runs (created if missing)
 #   TEXTFILE                      metrics file for the node exporter's textfile collector (replaced atomically)
@@ -25,7 +26,7 @@
 #                                 (systemctl is-active --quiet podman-powersync.service)
 #   JWKS_URI                      optional: also run the JWKS preflight each time and export its result
 #   JWKS_CHECK                    that preflight (preflight-jwks.sh next to this script)
-#   PSQL                          the psql command (psql); PGCONNECT_TIMEOUT (10 s) bounds its connect,
+#   PSQL                          the psql command (psql, libpq >= 16); PGCONNECT_TIMEOUT (10 s) bounds its connect,
 #                                 STATEMENT_TIMEOUT_SECONDS (20) its query
 #   NOW                           optional: the current time in epoch seconds (tests)
 # Exit status: 0; 1 when the source could not be queried or the restart command failed; 2 bad configuration.
@@ -58,11 +59,12 @@ whole PGCONNECT_TIMEOUT "$connect_timeout"
 whole STATEMENT_TIMEOUT_SECONDS "$statement_timeout"
 # The service verifies the source's certificate against CAs bundled in its image (Supabase's own root among
 # them). With that CA given (SOURCE_CA_FILE), the watchdog verifies as the service does. Without it, it
-# encrypts unverified and requires SCRAM channel binding: libpq then refuses an endpoint that asks for the
-# password in clear text, skips authentication or answers through a TLS interceptor, so whoever sits in the
-# middle never gets the password (libpq >= 13).
+# encrypts unverified, and libpq (>= 16) refuses an endpoint that asks for the password in clear text or lets
+# anyone in: whoever answers in the middle never gets the password itself. (Channel binding would also stop a
+# relay, but Supabase has been reported not to offer SCRAM-SHA-256-PLUS, porsager/postgres#1008, so the
+# watchdog cannot require it.)
 source_ca=${SOURCE_CA_FILE:-}
-pg_channel_binding=prefer
+pg_require_auth=
 case ${SOURCE_SSLMODE:-verify-full} in
   disable) pg_sslmode=disable ;;
   verify-full | verify-ca)
@@ -70,7 +72,7 @@ case ${SOURCE_SSLMODE:-verify-full} in
       [ -r "$source_ca" ] || config_error "SOURCE_CA_FILE '$source_ca' is not a readable file"
       pg_sslmode=$SOURCE_SSLMODE
     else
-      pg_sslmode=require pg_channel_binding=require
+      pg_sslmode=require pg_require_auth='!password,!none'
     fi
     ;;
   *) config_error "SOURCE_SSLMODE must be verify-full, verify-ca or disable (the service's sslmode values), not '${SOURCE_SSLMODE}'" ;;
@@ -152,12 +154,12 @@ query="SELECT slot_name, active, coalesce(wal_status, ''),
 # no secret, and the restart and live commands never inherit the password. statement_timeout bounds a query
 # on a source that accepts connections but hangs.
 if ! rows=$(
-  # In this subshell only: an empty PGSSLROOTCERT would not mean "none" to libpq.
+  # Set only when wanted, in this subshell only; otherwise libpq keeps its own defaults.
   if [ -n "$source_ca" ]; then export PGSSLROOTCERT=$source_ca; fi
+  if [ -n "$pg_require_auth" ]; then export PGREQUIREAUTH=$pg_require_auth; fi
   PGHOST=$conn_host PGPORT=$conn_port PGUSER=$conn_user PGDATABASE=$conn_database \
-    PGPASSWORD=$conn_password PGSSLMODE=$pg_sslmode PGCHANNELBINDING=$pg_channel_binding \
-    PGCONNECT_TIMEOUT=$connect_timeout PGOPTIONS="-c statement_timeout=${statement_timeout}s" \
-    PGAPPNAME=powersync-slot-watchdog \
+    PGPASSWORD=$conn_password PGSSLMODE=$pg_sslmode PGCONNECT_TIMEOUT=$connect_timeout \
+    PGOPTIONS="-c statement_timeout=${statement_timeout}s" PGAPPNAME=powersync-slot-watchdog \
     "$PSQL" -w -X -q -A -t -F '|' -v ON_ERROR_STOP=1 -c "$query" 2>"$STATE_DIR/psql.err"
 ); then
   error=$(<"$STATE_DIR/psql.err")
