@@ -7,6 +7,9 @@
 //! Needs (Debian): iproute2 (ip), nftables (nft), python3, nix-bin (nix-instantiate), and root. A missing one
 //! fails the test with the package to install.
 
+mod common;
+use common::require;
+
 use std::{
     path::Path,
     process::{Child, Command, Stdio},
@@ -20,13 +23,6 @@ const CONTAINER_V6: &str = "fd70:7377:6e63:6567::2";
 const LAN_V4: &str = "192.0.2.2";
 const LAN_V6: &str = "2001:db8:1::2";
 const PORT: u16 = 9464;
-
-fn require(program: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false);
-    assert!(found, "`{program}` is missing: apt-get install {package}");
-}
 
 fn run(program: &str, args: &[&str]) {
     let output = Command::new(program).args(args).output().unwrap();
