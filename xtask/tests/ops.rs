@@ -7,18 +7,13 @@
 //! prometheus (promtool), shellcheck. A missing one fails the test with the package to install.
 
 mod common;
-use common::{assert_contains, free_port, require, text, TempDir};
+use common::{assert_contains, free_port, http::HttpServer, require, text, TempDir};
 
 use std::{
     fs,
-    io::{Read, Write},
-    net::{TcpListener, TcpStream},
+    io::Write,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
     thread,
     time::{Duration, Instant},
 };
@@ -34,94 +29,6 @@ fn script(name: &str) -> PathBuf {
 
 fn assert_no_secret(what: &str) {
     assert!(!what.contains(PASSWORD), "the password leaked:\n{what}");
-}
-
-/// A small HTTP/1.1 server on 127.0.0.1 for curl to talk to: each route answers a fixed status and body,
-/// any other path 404, and `/hang` reads the request and never answers. Stopped on drop.
-struct HttpServer {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    accept: Option<thread::JoinHandle<()>>,
-}
-
-type Route = (String, u16, String);
-
-impl HttpServer {
-    fn start(routes: &[(&str, u16, &str)]) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let routes: Arc<Vec<Route>> = Arc::new(
-            routes
-                .iter()
-                .map(|&(path, status, body)| (path.to_owned(), status, body.to_owned()))
-                .collect(),
-        );
-        let stop = Arc::new(AtomicBool::new(false));
-        let accept = thread::spawn({
-            let stop = Arc::clone(&stop);
-            move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    if let Ok(stream) = stream {
-                        let (routes, stop) = (Arc::clone(&routes), Arc::clone(&stop));
-                        thread::spawn(move || Self::respond(stream, &routes, &stop));
-                    }
-                }
-            }
-        });
-        HttpServer {
-            port,
-            stop,
-            accept: Some(accept),
-        }
-    }
-
-    fn respond(mut stream: TcpStream, routes: &[Route], stop: &AtomicBool) {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        let mut request = Vec::new();
-        let mut buffer = [0; 1024];
-        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut buffer) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => request.extend_from_slice(&buffer[..n]),
-            }
-        }
-        let request = String::from_utf8_lossy(&request);
-        let path = request.split_whitespace().nth(1).unwrap_or("/");
-        if path == "/hang" {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(50));
-            }
-            return;
-        }
-        let (status, body) = routes
-            .iter()
-            .find(|(route, ..)| route == path)
-            .map_or((404, "not found"), |(_, status, body)| (*status, body));
-        let _ = write!(
-            stream,
-            "HTTP/1.1 {status} Test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so it sees the flag.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(accept) = self.accept.take() {
-            let _ = accept.join();
-        }
-    }
 }
 
 const EC_JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","alg":"ES256","use":"sig","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;

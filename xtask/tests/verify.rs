@@ -13,7 +13,7 @@ mod host;
 mod outside;
 
 mod common;
-use common::{assert_contains, free_port, require, text, TempDir};
+use common::{assert_contains, free_port, http::HttpServer, require, text, TempDir};
 
 use std::{
     fs,
@@ -48,68 +48,6 @@ fn verify_script() -> PathBuf {
 fn assert_no_secret(what: &str) {
     for secret in [PASSWORD, STORAGE_PASSWORD] {
         assert!(!what.contains(secret), "a password leaked:\n{what}");
-    }
-}
-
-/// A plain HTTP/1.1 server on 127.0.0.1 answering every request with one status and body (the service's
-/// metrics endpoint). Stopped on drop.
-struct HttpServer {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    accept: Option<thread::JoinHandle<()>>,
-}
-
-impl HttpServer {
-    fn start(status: u16, body: &str) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let body = body.to_owned();
-        let accept = thread::spawn({
-            let stop = Arc::clone(&stop);
-            move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    if let Ok(mut stream) = stream {
-                        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                        let mut request = Vec::new();
-                        let mut buffer = [0; 1024];
-                        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                            match stream.read(&mut buffer) {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => request.extend_from_slice(&buffer[..n]),
-                            }
-                        }
-                        let _ = write!(
-                            stream,
-                            "HTTP/1.1 {status} Test\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                            body.len()
-                        );
-                    }
-                }
-            }
-        });
-        HttpServer {
-            port,
-            stop,
-            accept: Some(accept),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(accept) = self.accept.take() {
-            let _ = accept.join();
-        }
     }
 }
 

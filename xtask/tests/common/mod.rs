@@ -2,6 +2,7 @@
 //! ports. Each test crate uses part of it.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod pki;
 pub mod postgres;
 

@@ -292,7 +292,7 @@ impl Host {
         let server = self
             .metrics
             .as_ref()
-            .map(|body| HttpServer::start(200, body));
+            .map(|body| HttpServer::start(&[("/metrics", 200, body)]));
         let url = server.as_ref().map_or_else(
             || format!("http://127.0.0.1:{}/metrics", free_port()),
             |s| s.url("/metrics"),
