@@ -4,62 +4,40 @@
 //!
 //! Needs (Debian): bash, prometheus (promtool), shellcheck. A missing one fails the test with its package.
 
+mod common;
+use common::{require, TempDir};
+
 use std::{
     fs,
     path::{Path, PathBuf},
     process::{Command, Output},
-    sync::atomic::{AtomicUsize, Ordering},
 };
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules/powersync/compact/compact.sh")
 }
 
-fn require(program: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false);
-    assert!(found, "`{program}` is missing: apt-get install {package}");
-}
-
-struct Scratch(PathBuf);
+struct Scratch(TempDir);
 
 impl Scratch {
     fn new() -> Scratch {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "xtask-compact-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
+        Scratch(TempDir::new("compact"))
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
+        self.0.path(name)
     }
 
     /// A podman stand-in that logs its arguments and exits with `status`, printing what compact prints.
     fn podman(&self, status: i32) -> PathBuf {
-        let path = self.path("podman");
         let log = self.path("podman.log");
-        fs::write(
-            &path,
-            format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\necho 'Successfully compacted storage.'\nexit {status}\n",
+        self.0.program(
+            "podman",
+            &format!(
+                "printf '%s\\n' \"$@\" > {}\necho 'Successfully compacted storage.'\nexit {status}",
                 log.display()
             ),
         )
-        .unwrap();
-        assert!(Command::new("chmod")
-            .arg("+x")
-            .arg(&path)
-            .status()
-            .unwrap()
-            .success());
-        path
     }
 
     fn run(&self, status: i32, args: &[&str]) -> Output {
@@ -74,12 +52,6 @@ impl Scratch {
 
     fn metrics(&self) -> String {
         fs::read_to_string(self.path("powersync-compact.prom")).unwrap()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 
@@ -163,7 +135,7 @@ fn a_first_run_that_fails_records_no_success() {
         None
     );
     promtool_accepts(&scratch.path("powersync-compact.prom"));
-    let leftovers: Vec<_> = fs::read_dir(&scratch.0)
+    let leftovers: Vec<_> = fs::read_dir(scratch.path(""))
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))

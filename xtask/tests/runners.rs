@@ -4,49 +4,34 @@
 //!
 //! Needs (Debian): bash, shellcheck. A missing one fails the test with its package.
 
+mod common;
+use common::{require, text, TempDir};
+
 use std::{
     fs,
     path::{Path, PathBuf},
     process::{Command, Output},
-    sync::atomic::{AtomicUsize, Ordering},
 };
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules/powersync/runners/rolling-restart.sh")
 }
 
-struct Host(PathBuf);
+struct Host(TempDir);
 
 impl Host {
     /// Stand-ins that log to `calls`: `systemctl restart` always works; `podman healthcheck run <name>`
     /// fails until it has been asked `HEALTHY_AFTER` times for that container, or forever for `never-healthy`.
     fn new() -> Host {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "xtask-runners-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("bin")).unwrap();
-        let calls = dir.join("calls");
-        let program = |name: &str, body: String| {
-            let path = dir.join("bin").join(name);
-            fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-            assert!(Command::new("chmod")
-                .arg("+x")
-                .arg(&path)
-                .status()
-                .unwrap()
-                .success());
-        };
-        program(
-            "systemctl",
-            format!("echo \"systemctl $*\" >> {}", calls.display()),
+        let dir = TempDir::new("runners");
+        let calls = dir.path("calls");
+        dir.program(
+            "bin/systemctl",
+            &format!("echo \"systemctl $*\" >> {}", calls.display()),
         );
-        program(
-            "podman",
-            format!(
+        dir.program(
+            "bin/podman",
+            &format!(
                 "echo \"podman $*\" >> {calls}\n[ \"$3\" = never-healthy ] && exit 1\nasked=$(grep -c \"healthcheck run $3\\$\" {calls})\n[ \"$asked\" -ge \"${{HEALTHY_AFTER:-1}}\" ]",
                 calls = calls.display()
             ),
@@ -57,7 +42,7 @@ impl Host {
     fn run(&self, generation: &str, containers: &str) -> Output {
         let path = format!(
             "{}:{}",
-            self.0.join("bin").display(),
+            self.0.path("bin").display(),
             std::env::var("PATH").unwrap()
         );
         Command::new("bash")
@@ -67,7 +52,7 @@ impl Host {
             .env("PATH", path)
             .env("POWERSYNC_API_GENERATION", generation)
             .env("CONTAINERS", containers)
-            .env("STATE_FILE", self.0.join("run/powersync/api-generation"))
+            .env("STATE_FILE", self.0.path("run/powersync/api-generation"))
             .env("HEALTHY_AFTER", "2")
             .env("HEALTH_TIMEOUT", "6")
             .output()
@@ -75,7 +60,7 @@ impl Host {
     }
 
     fn calls(&self) -> Vec<String> {
-        fs::read_to_string(self.0.join("calls"))
+        fs::read_to_string(self.0.path("calls"))
             .unwrap_or_default()
             .lines()
             .map(str::to_string)
@@ -83,22 +68,8 @@ impl Host {
     }
 
     fn applied(&self) -> String {
-        fs::read_to_string(self.0.join("run/powersync/api-generation")).unwrap()
+        fs::read_to_string(self.0.path("run/powersync/api-generation")).unwrap()
     }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[test]
@@ -160,18 +131,13 @@ fn an_unhealthy_runner_stops_the_roll_and_keeps_the_old_generation() {
 
 #[test]
 fn it_passes_shellcheck_as_the_module_embeds_it() {
-    let found = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).any(|dir| dir.join("shellcheck").is_file()))
-        .unwrap_or(false);
-    assert!(found, "`shellcheck` is missing: apt-get install shellcheck");
+    require("shellcheck", "shellcheck");
     let body = fs::read_to_string(script()).unwrap();
     let host = Host::new();
-    let embedded = host.0.join("embedded.sh");
-    fs::write(
-        &embedded,
-        format!("#!/bin/bash\nset -o errexit\nset -o nounset\nset -o pipefail\nexport PATH=\"/x:$PATH\"\n\n{body}"),
-    )
-    .unwrap();
+    let embedded = host.0.file(
+        "embedded.sh",
+        &format!("#!/bin/bash\nset -o errexit\nset -o nounset\nset -o pipefail\nexport PATH=\"/x:$PATH\"\n\n{body}"),
+    );
     let output = Command::new("shellcheck").arg(&embedded).output().unwrap();
     assert!(output.status.success(), "{}", text(&output));
 }
