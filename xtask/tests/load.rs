@@ -7,7 +7,7 @@
 mod stream_server;
 
 mod common;
-use common::pki::Pki;
+use common::{pki::Pki, TempDir};
 
 use std::{
     fs,
@@ -15,7 +15,6 @@ use std::{
     net::TcpListener,
     path::{Path, PathBuf},
     process::{Command, Output},
-    sync::atomic::{AtomicUsize, Ordering},
     thread,
     time::{Duration, Instant},
 };
@@ -25,34 +24,12 @@ use stream_server::{Config, StreamServer};
 
 const TOKEN: &str = "test-token";
 
-/// A fresh temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "xtask-load-{label}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    /// A JWT file holding `tokens`, one per line, with a comment and a blank line the probe must skip.
-    fn jwt_file(&self, tokens: &[&str]) -> PathBuf {
-        let file = self.0.join("tokens");
-        fs::write(&file, format!("# test tokens\n\n{}\n", tokens.join("\n"))).unwrap();
-        file
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
+/// A JWT file in `dir` holding `tokens`, one per line, with a comment and a blank line the probe must skip.
+fn jwt_file(dir: &TempDir, tokens: &[&str]) -> PathBuf {
+    dir.file(
+        "tokens",
+        &format!("# test tokens\n\n{}\n", tokens.join("\n")),
+    )
 }
 
 fn sdk_body() -> String {
@@ -225,7 +202,7 @@ fn wait_until_idle(server: &StreamServer) {
 fn probe_holds_streams_up_to_capacity_and_counts_exactly_the_excess_as_refused() {
     let dir = TempDir::new("probe-capacity");
     let server = StreamServer::start(Config::default(), &dir.0);
-    let jwt_file = dir.jwt_file(&[TOKEN]);
+    let jwt_file = jwt_file(&dir, &[TOKEN]);
 
     let report = probe_json(
         &server,
@@ -305,7 +282,7 @@ fn probe_counts_streams_that_end_early_as_dropped() {
         },
         &dir.0,
     );
-    let jwt_file = dir.jwt_file(&[TOKEN]);
+    let jwt_file = jwt_file(&dir, &[TOKEN]);
     let report = probe_json(
         &server,
         &jwt_file,
@@ -340,7 +317,7 @@ fn probe_measures_write_latency_and_counts_streams_that_never_saw_the_marker() {
         },
         &dir.0,
     );
-    let jwt_file = dir.jwt_file(&[TOKEN]);
+    let jwt_file = jwt_file(&dir, &[TOKEN]);
     let write_cmd = format!(
         "printf '%s\\n' \"$POWERSYNC_LOAD_MARKER\" >> '{}'",
         server.writes_file.display()
@@ -395,7 +372,7 @@ fn probe_measures_write_latency_and_counts_streams_that_never_saw_the_marker() {
 fn probe_reports_a_failing_write_command_and_every_stream_missing_its_marker() {
     let dir = TempDir::new("probe-write-fails");
     let server = StreamServer::start(Config::default(), &dir.0);
-    let jwt_file = dir.jwt_file(&[TOKEN]);
+    let jwt_file = jwt_file(&dir, &[TOKEN]);
     let report = probe_json(
         &server,
         &jwt_file,
@@ -429,7 +406,7 @@ fn probe_reports_a_failing_write_command_and_every_stream_missing_its_marker() {
 fn probe_prints_a_table_naming_the_machine_and_what_it_measured() {
     let dir = TempDir::new("probe-table");
     let server = StreamServer::start(Config::default(), &dir.0);
-    let jwt_file = dir.jwt_file(&[TOKEN, "another-token"]);
+    let jwt_file = jwt_file(&dir, &[TOKEN, "another-token"]);
     let output = probe(&[
         &server.url,
         "--jwt-file",
@@ -474,7 +451,7 @@ fn probe_prints_a_table_naming_the_machine_and_what_it_measured() {
 #[test]
 fn probe_fails_clearly_on_a_bad_url_an_unreachable_server_or_refused_tokens() {
     let dir = TempDir::new("probe-errors");
-    let jwt_file = dir.jwt_file(&[TOKEN]);
+    let jwt_file = jwt_file(&dir, &[TOKEN]);
     let jwt = jwt_file.to_str().unwrap();
     let stderr = |output: &Output| {
         assert!(!output.status.success());
@@ -564,7 +541,7 @@ fn probe_speaks_https_trusting_only_the_given_ca() {
         &dir.0,
     );
     assert!(server.url.starts_with("https://localhost:"));
-    let jwt_file = dir.jwt_file(&[TOKEN]);
+    let jwt_file = jwt_file(&dir, &[TOKEN]);
     let report = probe_json(
         &server,
         &jwt_file,

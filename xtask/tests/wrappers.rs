@@ -1,6 +1,9 @@
 //! The shell entry points around the xtask: `utils/pkgs/powersync-service/update.sh` runs the same code as
 //! `cargo xtask bump`, and `scripts/pre-commit` dry-builds exactly the hosts a commit touches.
 
+mod common;
+use common::{text, TempDir};
+
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -14,25 +17,10 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-fn scratch(label: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xtask-wrappers-{label}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 #[test]
 fn update_sh_runs_the_same_bump_as_the_xtask() {
-    let dir = scratch("update");
-    let pin = dir.join("image.nix");
+    let dir = TempDir::new("wrappers-update");
+    let pin = dir.path("image.nix");
     fs::write(
         &pin,
         fs::read(repo().join("modules/powersync/image.nix")).unwrap(),
@@ -58,7 +46,7 @@ fn update_sh_runs_the_same_bump_as_the_xtask() {
     let wrapped = Command::new(repo().join("utils/pkgs/powersync-service/update.sh"))
         .args(args)
         .env("XTASK", env!("CARGO_BIN_EXE_xtask"))
-        .current_dir(&dir)
+        .current_dir(&dir.0)
         .output()
         .unwrap();
 
@@ -70,46 +58,36 @@ fn update_sh_runs_the_same_bump_as_the_xtask() {
         "{}",
         text(&wrapped)
     );
-    let _ = fs::remove_dir_all(dir);
 }
 
 /// A git repository with `files` staged, and the pre-commit hook run with a fake xtask that records its
 /// arguments (and fails when asked to).
 fn pre_commit(label: &str, files: &[&str], fake_exit: i32) -> (Output, String) {
-    let dir = scratch(label);
+    let dir = TempDir::new(&format!("wrappers-{label}"));
     let git = |args: &[&str]| {
         let status = Command::new("git")
             .args(args)
-            .current_dir(&dir)
+            .current_dir(&dir.0)
             .status()
             .unwrap();
         assert!(status.success(), "git {args:?}");
     };
     git(&["init", "--quiet"]);
     for file in files {
-        let path = dir.join(file);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, "x\n").unwrap();
+        dir.file(file, "x\n");
     }
     git(&["add", "--all"]);
-    let log = dir.join("xtask-args");
-    let fake = dir.join("fake-xtask");
-    fs::write(
-        &fake,
-        format!(
-            "#!/bin/sh\necho \"$@\" >> {}\nexit {fake_exit}\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    Command::new("chmod").arg("+x").arg(&fake).status().unwrap();
+    let log = dir.path("xtask-args");
+    let fake = dir.program(
+        "fake-xtask",
+        &format!("echo \"$@\" >> {}\nexit {fake_exit}", log.display()),
+    );
     let output = Command::new(repo().join("scripts/pre-commit"))
         .env("XTASK", &fake)
-        .current_dir(&dir)
+        .current_dir(&dir.0)
         .output()
         .unwrap();
     let args = fs::read_to_string(&log).unwrap_or_default();
-    let _ = fs::remove_dir_all(dir);
     (output, args)
 }
 
