@@ -72,7 +72,7 @@
   psqlClient = let
     hostPostgresql = config.services.postgresql.package;
   in
-    if lib.versionAtLeast hostPostgresql.version "16"
+    if lib.versionAtLeast (lib.getVersion hostPostgresql) "16"
     then hostPostgresql
     else pkgs.postgresql_17;
   # bash: RESTART_CMD and LIVE_CMD run through `bash -c`; a unit's default PATH has no bash.
