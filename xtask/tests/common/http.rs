@@ -1,4 +1,5 @@
-//! A small HTTP/1.1 server for the script tests' curl: fixed answers per path.
+//! Test servers on 127.0.0.1: the accept loop they share, and a small HTTP/1.1 server for the script tests'
+//! curl with fixed answers per path.
 
 use std::{
     io::{Read, Write},
@@ -11,27 +12,22 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// A small HTTP/1.1 server on 127.0.0.1 for curl to talk to: each route answers a fixed status and body,
-/// any other path 404, and `/hang` reads the request and never answers. Stopped on drop.
-pub struct HttpServer {
-    port: u16,
+/// An accept loop on a listener of 127.0.0.1 that hands each connection to `handle` on its own thread,
+/// with a flag that tells handlers the server is going away. Stopped (and joined) on drop.
+pub struct Acceptor {
+    pub port: u16,
     stop: Arc<AtomicBool>,
     accept: Option<thread::JoinHandle<()>>,
 }
 
-type Route = (String, u16, String);
-
-impl HttpServer {
-    pub fn start(routes: &[(&str, u16, &str)]) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+impl Acceptor {
+    pub fn spawn<F>(listener: TcpListener, handle: F) -> Acceptor
+    where
+        F: Fn(TcpStream, &AtomicBool) + Send + Sync + 'static,
+    {
         let port = listener.local_addr().unwrap().port();
-        let routes: Arc<Vec<Route>> = Arc::new(
-            routes
-                .iter()
-                .map(|&(path, status, body)| (path.to_owned(), status, body.to_owned()))
-                .collect(),
-        );
         let stop = Arc::new(AtomicBool::new(false));
+        let handle = Arc::new(handle);
         let accept = thread::spawn({
             let stop = Arc::clone(&stop);
             move || {
@@ -40,17 +36,47 @@ impl HttpServer {
                         break;
                     }
                     if let Ok(stream) = stream {
-                        let (routes, stop) = (Arc::clone(&routes), Arc::clone(&stop));
-                        thread::spawn(move || Self::respond(stream, &routes, &stop));
+                        let (handle, stop) = (Arc::clone(&handle), Arc::clone(&stop));
+                        thread::spawn(move || handle(stream, &stop));
                     }
                 }
             }
         });
-        HttpServer {
+        Acceptor {
             port,
             stop,
             accept: Some(accept),
         }
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+}
+
+/// A small HTTP/1.1 server on 127.0.0.1 for curl to talk to: each route answers a fixed status and body,
+/// any other path 404, and `/hang` reads the request and never answers. Stopped on drop.
+pub struct HttpServer(Acceptor);
+
+type Route = (String, u16, String);
+
+impl HttpServer {
+    pub fn start(routes: &[(&str, u16, &str)]) -> HttpServer {
+        let routes: Vec<Route> = routes
+            .iter()
+            .map(|&(path, status, body)| (path.to_owned(), status, body.to_owned()))
+            .collect();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        HttpServer(Acceptor::spawn(listener, move |stream, stop| {
+            Self::respond(stream, &routes, stop)
+        }))
     }
 
     fn respond(mut stream: TcpStream, routes: &[Route], stop: &AtomicBool) {
@@ -84,17 +110,6 @@ impl HttpServer {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so it sees the flag.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(accept) = self.accept.take() {
-            let _ = accept.join();
-        }
+        format!("http://127.0.0.1:{}{path}", self.0.port)
     }
 }

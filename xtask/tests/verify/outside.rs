@@ -2,6 +2,7 @@
 //! test CA, a leaf valid for 90 days, one expiring in 5, one for another name), with and without HSTS, and
 //! an SSH stand-in that runs the host script (modules/powersync/ops/verify.sh) on a host world of host.rs.
 
+use super::common::http::Acceptor;
 use super::common::pki::{openssl, Pki};
 use super::host::{Host, Postgres};
 use super::*;
@@ -29,11 +30,7 @@ const HEALTHY: Behaviour = Behaviour {
 };
 
 /// An HTTPS server on 127.0.0.1 (rustls) playing nginx in front of the service. Stopped on drop.
-struct TlsServer {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    accept: Option<thread::JoinHandle<()>>,
-}
+struct TlsServer(Acceptor);
 
 impl TlsServer {
     fn start(pki: &Pki, cert: &Path, key: &Path, behaviour: Behaviour) -> TlsServer {
@@ -57,41 +54,13 @@ impl TlsServer {
                 .unwrap(),
         );
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let accept = thread::spawn({
-            let stop = Arc::clone(&stop);
-            move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    if let Ok(stream) = stream {
-                        let (config, stop) = (Arc::clone(&config), Arc::clone(&stop));
-                        thread::spawn(move || serve(stream, config, behaviour, &stop));
-                    }
-                }
-            }
-        });
-        TlsServer {
-            port,
-            stop,
-            accept: Some(accept),
-        }
+        TlsServer(Acceptor::spawn(listener, move |stream, stop| {
+            serve(stream, Arc::clone(&config), behaviour, stop)
+        }))
     }
 
     fn url(&self) -> String {
-        format!("https://localhost:{}", self.port)
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(accept) = self.accept.take() {
-            let _ = accept.join();
-        }
+        format!("https://localhost:{}", self.0.port)
     }
 }
 
