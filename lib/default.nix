@@ -20,7 +20,7 @@ in {
   inherit (instance) defaults instanceSettings;
   inherit (alerts) alertRules;
   inherit (storage) remoteStorageSettings;
-  inherit (topology) runners unitOf replicatingRunner servingRunners upstream workerConnectionsNeeded compactArguments checkTopology heapMiB nodeOptions;
+  inherit (topology) runners unitOf replicatingRunner tearsDown decommissionedFile haltedWhenDecommissioned compactUnit servingRunners upstream workerConnectionsNeeded compactArguments checkTopology heapMiB nodeOptions;
   # The config file a host's instance (hosts/<host>/modules/powersync/instance.nix) runs with.
   renderInstance = i: settings.renderConfig (instance.instanceSettings i);
 }

@@ -76,6 +76,28 @@ in rec {
     if replicating == []
     then null
     else builtins.head replicating;
+  # Only the host that replicates may tear down: the teardown drops the slots and wipes the bucket storage,
+  # which on an API-only host are another host's slot and the fleet's shared storage.
+  tearsDown = rs: replicatingRunner rs != null;
+
+  # What powersync-teardown leaves behind. Every unit that could bring a runner back checks it, so neither the
+  # daily compaction, the watchdog, a rolling restart, a deploy nor a reboot undoes a decommission; deleting
+  # the file undoes it (docs/runbook.md, "Decommission").
+  decommissionedFile = "/var/lib/powersync/decommissioned";
+  # The [Unit] settings of those units: a start is skipped (not failed) while the file exists.
+  haltedWhenDecommissioned = {ConditionPathExists = "!${decommissionedFile}";};
+
+  # The daily compaction's unit. It orders after the runners, whose units pull or load the image, but never
+  # wants or requires them: starting them would undo a teardown (a new slot on the source, a full resync).
+  compactUnit = {
+    runners,
+    needs,
+  }: {
+    after = needs ++ map unitOf runners;
+    requires = needs;
+    unitConfig = haltedWhenDecommissioned;
+  };
+
   # The runners that serve clients: nginx's upstream.
   servingRunners = filter (r: r.apiPort != null);
 

@@ -94,6 +94,8 @@
   unit = {
     after = cfg.runners.needs;
     requires = cfg.runners.needs;
+    # A decommissioned host (powersync-teardown) keeps its runners stopped through deploys and reboots.
+    unitConfig = pure.haltedWhenDecommissioned;
     # Keep trying, ever more slowly, instead of giving up. A start that fails (a preflight refusing a
     # missing env file, a JWKS endpoint answering 429, storage not yet up) would otherwise hit the default
     # start limit (5 starts in 10 s) and leave the unit failed for good: nothing restarts a failed unit,

@@ -14,7 +14,7 @@
   pkgs,
   ...
 }: let
-  inherit (lib) mkEnableOption mkIf mkOption types;
+  inherit (lib) mkIf mkOption types;
   pure = import ../../lib;
   defaults = pure.defaults.operations;
   cfg = config.services.powersync;
@@ -79,11 +79,14 @@
   watchdog = script "slot-watchdog" [pkgs.bash pkgs.coreutils pkgs.gnugrep pkgs.gnused psqlClient config.systemd.package];
   teardown = script "teardown" [pkgs.coreutils config.systemd.package config.virtualisation.podman.package];
 
+  # What the teardown stops: every runner, and a compaction that may be running (it would race the wipe).
+  teardownUnits = map pure.unitOf runners ++ lib.optional cfg.compact.enable "powersync-compact.service";
   # The command operators type: the image's teardown with exactly the service's config, env and network.
   teardownCommand = pkgs.writeShellApplication {
     name = "powersync-teardown";
     text = ''
-      export UNITS=${lib.escapeShellArg (lib.concatMapStringsSep " " pure.unitOf runners)}
+      export UNITS=${lib.escapeShellArg (lib.concatStringsSep " " teardownUnits)}
+      export DECOMMISSIONED_FILE=${lib.escapeShellArg pure.decommissionedFile}
       export IMAGE=${lib.escapeShellArg cfg.image}
       export NETWORK=v6egress
       export CONTAINER_USER=901:901
@@ -233,7 +236,18 @@ in {
       };
     };
 
-    teardown = mkEnableOption "the `powersync-teardown` command, which decommissions cleanly (drops the slots on the source)" // {default = true;};
+    teardown = mkOption {
+      type = types.bool;
+      default = pure.tearsDown runners;
+      defaultText = lib.literalExpression ''services.powersync.runners.mode != "api"'';
+      description = ''
+        Install `powersync-teardown`, which decommissions cleanly: it stops the runners, drops the slots on
+        the source, wipes the bucket storage, and leaves `${pure.decommissionedFile}`, which keeps every
+        runner, the compaction and the watchdog from starting again (through deploys and reboots) until it is
+        deleted. Only on the host that replicates: on an API-only host the slot is another host's and the
+        storage the fleet's.
+      '';
+    };
   };
 
   config = mkIf cfg.enable (lib.mkMerge [
@@ -259,6 +273,10 @@ in {
           message = "services.powersync.operations.watchdog.enable: an API-only host (runners.mode = \"api\") holds no slot to watch; the replicating host runs the watchdog.";
         }
         {
+          assertion = ops.teardown -> pure.tearsDown runners;
+          message = "services.powersync.operations.teardown: an API-only host (runners.mode = \"api\") must not tear down: it would drop the replicating host's slot and wipe the fleet's shared storage. Run powersync-teardown on the host that replicates, and set operations.teardown = false here.";
+        }
+        {
           assertion = ops.alerts.enable -> cfg.metrics.enable;
           message = "services.powersync.operations.alerts.enable needs services.powersync.metrics.enable.";
         }
@@ -270,6 +288,8 @@ in {
     (mkIf ops.watchdog.enable {
       systemd.services.powersync-slot-watchdog = {
         description = "PowerSync replication slot watchdog";
+        # Nothing to watch on a decommissioned host, and nothing it may restart.
+        unitConfig = pure.haltedWhenDecommissioned;
         after = ["network-online.target"];
         wants = ["network-online.target"];
         environment =

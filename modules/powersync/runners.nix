@@ -179,6 +179,7 @@ in {
             description = "Restart the PowerSync API runners one at a time after a change";
             wantedBy = ["multi-user.target"];
             after = map pure.unitOf apiRunners;
+            unitConfig = pure.haltedWhenDecommissioned;
             environment = {
               POWERSYNC_API_GENERATION = apiGeneration;
               CONTAINERS = lib.concatMapStringsSep " " (r: r.name) apiRunners;
@@ -195,19 +196,20 @@ in {
     })
 
     (mkIf cfg.compact.enable {
-      systemd.services.powersync-compact = {
-        description = "PowerSync storage compaction (the image's compact, in a one-off container)";
-        after = cfg.runners.needs ++ map pure.unitOf runners;
-        requires = cfg.runners.needs;
-        # The image comes from the runners: pulled (or loaded) by their units before they start.
-        wants = map pure.unitOf runners;
-        environment.TEXTFILE = "${dirOf cfg.operations.watchdog.textfile}/powersync-compact.prom";
-        serviceConfig = {
-          Type = "oneshot";
-          ExecStart = "${lib.getExe compactScript} ${lib.escapeShellArgs compactArguments}";
-          TimeoutStartSec = "2h";
+      systemd.services.powersync-compact =
+        pure.compactUnit {
+          inherit runners;
+          inherit (cfg.runners) needs;
+        }
+        // {
+          description = "PowerSync storage compaction (the image's compact, in a one-off container)";
+          environment.TEXTFILE = "${dirOf cfg.operations.watchdog.textfile}/powersync-compact.prom";
+          serviceConfig = {
+            Type = "oneshot";
+            ExecStart = "${lib.getExe compactScript} ${lib.escapeShellArgs compactArguments}";
+            TimeoutStartSec = "2h";
+          };
         };
-      };
       systemd.timers.powersync-compact = {
         wantedBy = ["timers.target"];
         timerConfig = {

@@ -76,6 +76,51 @@ in {
     });
     expected = null;
   };
+  # Teardown drops slots and wipes storage: on an API-only host both are another host's.
+  testTopologyOnlyAReplicatingHostTearsDown = {
+    expr = map lib.tearsDown [
+      unified
+      (split 2)
+      (lib.runners {
+        mode = "api";
+        apiRunners = 2;
+        listenPort = 8080;
+        metricsPort = 9464;
+      })
+    ];
+    expected = [true true false];
+  };
+  # The compaction must never start a runner: after a teardown that would create a new slot on the source.
+  testTopologyCompactionStartsNoRunner = {
+    expr = let
+      unit = lib.compactUnit {
+        runners = split 2;
+        needs = ["init-v6egress-network.service" "postgresql-setup.service"];
+      };
+      pulls = builtins.filter (key: builtins.elem key ["wants" "requires" "requisite" "bindsTo" "upholds" "partOf"]) (builtins.attrNames unit);
+    in
+      builtins.concatMap (key: builtins.filter (u: builtins.match "podman-.*" u != null) unit.${key}) pulls;
+    expected = [];
+  };
+  testTopologyCompactionStillOrdersAfterTheRunners = {
+    expr =
+      (lib.compactUnit {
+        runners = unified;
+        needs = ["postgresql-setup.service"];
+      })
+      .after;
+    expected = ["postgresql-setup.service" "podman-powersync.service"];
+  };
+  testTopologyCompactionIsHaltedByTheTeardownMark = {
+    expr =
+      (lib.compactUnit {
+        runners = unified;
+        needs = [];
+      })
+      .unitConfig
+      .ConditionPathExists;
+    expected = "!/var/lib/powersync/decommissioned";
+  };
   testTopologyRefusesAnApiOnlyHostWithoutRunners = {
     expr = mentions "api mode needs at least one API runner" (check {
       mode = "api";

@@ -166,3 +166,18 @@ with subtest("the outside checks from the client pass: TLS, HSTS, 401 without a 
     t.assertEqual(status, 0, output)
     t.assertTrue(json.loads(output)["ok"], output)
 
+
+with subtest("a teardown drops the slot, and nothing starts the service again: not compaction, not a deploy"):
+    slots = "SELECT count(*) FROM pg_replication_slots WHERE slot_name ~ '^powersync_selfhost_'"
+    server.succeed("powersync-teardown --yes")
+    t.assertEqual(source_sql(slots), "0")
+    # The daily compaction used to want the runner, and so started it again: a new slot on the source.
+    server.succeed("systemctl start powersync-compact.service")
+    server.succeed("systemctl start podman-powersync.service")  # what a deploy or a boot asks for
+    server.succeed("systemctl start powersync-slot-watchdog.service")
+    server.succeed("sleep 20")
+    server.fail("systemctl is-active podman-powersync.service")
+    t.assertEqual(source_sql(slots), "0")
+    # Undone as the teardown says: the service starts and replicates from scratch.
+    server.succeed("rm -f /var/lib/powersync/decommissioned && systemctl start podman-powersync.service")
+    source.wait_until_succeeds(f"test \"$(sudo -u postgres psql -tAc \"{slots}\")\" = 1", timeout=300)
