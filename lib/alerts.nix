@@ -55,8 +55,11 @@ in {
               "PowerSync storage compaction has not succeeded once in two days (no success recorded). See journalctl -u powersync-compact.service and docs/runbook.md#compaction.")
           ]
           ++ optionals watchdog [
-            (rule "PowerSyncSlotInactive" "powersync_slot_active == 0" "10m"
+            # An orphan is inactive too, but the watchdog rightly does not restart for it: it has its own alert.
+            (rule "PowerSyncSlotInactive" "powersync_slot_active == 0 unless on(slot) powersync_slot_orphaned == 1" "10m"
               "Replication slot {{ $labels.slot }} is inactive: the source keeps WAL for it. The watchdog restarts the container; see docs/runbook.md.")
+            (rule "PowerSyncSlotOrphaned" "powersync_slot_orphaned == 1" "30m"
+              "Slot {{ $labels.slot }} is inactive while another slot with prefix ${slotNamePrefix} replicates: an orphan (an earlier instance's, or a sync config no longer in use). It keeps WAL on the source; drop it as docs/runbook.md (Orphan slots) says.")
             (rule "PowerSyncSlotRetainsWal" "powersync_slot_retained_wal_bytes > ${toString maxRetainedBytes}" "15m"
               "Slot {{ $labels.slot }} holds {{ $value | humanize1024 }}B of WAL on the source.")
             (rule "PowerSyncSlotMissing" "powersync_slot_present == 0" "15m"

@@ -144,9 +144,12 @@ in {
           A timer that asks the source itself, with the connection the service uses (its rendered hostname
           and port, the DSN's credentials read as the service reads them), about the slots with our prefix (active,
           wal_status, WAL retained behind confirmed_flush_lsn), writes them as Prometheus metrics to
-          `textfile`, and restarts ${unit} when a slot stays inactive or its retained WAL keeps growing past
-          the limit while the container claims to be live: the self-heal for a half-open source connection
-          (powersync-ja/powersync-service#700), which liveness and the lag gauge do not show.
+          `textfile`, and restarts ${unit} when every slot with the prefix stays inactive, or an active one's
+          retained WAL keeps growing past the limit, while the container claims to be live: the self-heal for
+          a half-open source connection (powersync-ja/powersync-service#700), which liveness and the lag gauge
+          do not show. An inactive slot beside an active one is an orphan (an earlier instance's, or a sync
+          config no longer in use): reported (`powersync_slot_orphaned`, alert PowerSyncSlotOrphaned), never a
+          reason to restart, since a restart drops every client and cannot make it active.
         '';
       };
 

@@ -569,6 +569,9 @@ mod slot_watchdog {
                     "--start",
                     "-f",
                     "/dev/null",
+                    // Acknowledge within a second, as the service does, so a healthy consumer retains little.
+                    "--status-interval=1",
+                    "--fsync-interval=1",
                 ])
                 .stderr(Stdio::null())
                 .spawn()
@@ -607,6 +610,32 @@ mod slot_watchdog {
                 let _ = child.wait();
             }
             self.consume(name);
+        }
+
+        /// Waits until the slot's consumer has acknowledged everything written so far.
+        fn wait_caught_up(&self, name: &str) {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let query = format!(
+                "SELECT confirmed_flush_lsn >= pg_current_wal_lsn() FROM pg_replication_slots \
+                 WHERE slot_name = '{name}'"
+            );
+            while self.sql(&query) != "t" {
+                assert!(Instant::now() < deadline, "slot {name} did not catch up");
+                thread::sleep(Duration::from_millis(200));
+            }
+        }
+
+        /// Ends every consumer, as a crash of the service would, and waits until the source sees it.
+        fn end_consumers(&mut self) {
+            for mut child in self.consumers.drain(..) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while self.sql("SELECT count(*) FROM pg_replication_slots WHERE active") != "0" {
+                assert!(Instant::now() < deadline, "a slot stayed active");
+                thread::sleep(Duration::from_millis(100));
+            }
         }
 
         pub(super) fn slot_active(&self, name: &str) -> bool {
@@ -895,10 +924,13 @@ mod slot_watchdog {
         assert_eq!(watchdog.run(T0 + 3600 + 300, true, &limit).restarts, 1);
     }
 
+    /// A consumer that holds the slot (active) but acknowledges nothing: the source keeps every byte.
     #[test]
     fn growing_retained_wal_restarts_after_the_growth_checks() {
-        let pg = Postgres::start();
+        let mut pg = Postgres::start();
         pg.create_slot(SLOT);
+        pg.consume(SLOT);
+        pg.freeze_consumers();
         let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
         let limits = [
             ("MAX_INACTIVE_SECONDS", "1000000"),
@@ -916,6 +948,76 @@ mod slot_watchdog {
         // Run 1 has nothing to compare with; runs 2, 3 and 4 grow: the third growth restarts.
         assert_eq!(restarts, vec![0, 0, 0, 1]);
         assert_contains(&last.unwrap().output, "grown on 3 runs in a row");
+    }
+
+    const ORPHAN: &str = "powersync_selfhost_0_dead";
+
+    /// A slot with our prefix that nothing consumes (an earlier instance's), beside the service's own active
+    /// one: restarting the healthy service for it would drop every client and change nothing.
+    #[test]
+    fn an_orphan_slot_is_reported_and_never_restarts_a_replicating_service() {
+        let mut pg = Postgres::start();
+        pg.create_slot(ORPHAN);
+        pg.create_slot(SLOT);
+        pg.consume(SLOT);
+        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
+        let limits = [
+            ("MAX_INACTIVE_SECONDS", "300"),
+            ("MAX_RETAINED_BYTES", "100000"),
+            ("GROWTH_CHECKS", "2"),
+            ("MIN_RESTART_INTERVAL_SECONDS", "1"),
+        ];
+        pg.sql("CREATE TABLE filler (x text)");
+        let mut last = None;
+        for step in 0..5 {
+            // The orphan's retained WAL grows by ~0.5 MB on every run, past the limit; the service's
+            // consumer acknowledges it.
+            pg.sql("INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 500)");
+            pg.wait_caught_up(SLOT);
+            let run = watchdog.run(T0 + step * 3600, true, &limits);
+            assert_eq!(run.restarts, 0, "run {step}: {}", run.output);
+            assert_eq!(run.code, Some(0), "{}", run.output);
+            last = Some(run);
+        }
+        let run = last.unwrap();
+        run.assert_value(
+            &format!("powersync_slot_orphaned{{slot=\"{ORPHAN}\"}}"),
+            "1",
+        );
+        run.assert_value(&series("powersync_slot_orphaned"), "0");
+        run.assert_value(&format!("powersync_slot_active{{slot=\"{ORPHAN}\"}}"), "0");
+        assert_contains(
+            &run.output,
+            &format!("{ORPHAN} inactive while another slot of ours replicates"),
+        );
+        assert_contains(&run.output, "Orphan slots");
+    }
+
+    /// When the service's slot stops too, replication has stalled: the clock runs from when the last slot
+    /// went inactive, not from the orphan's first sighting.
+    #[test]
+    fn with_every_slot_inactive_the_clock_starts_at_the_last_one() {
+        let mut pg = Postgres::start();
+        pg.create_slot(ORPHAN);
+        pg.create_slot(SLOT);
+        pg.consume(SLOT);
+        let watchdog = Watchdog::new(&pg.dsn(PASSWORD));
+        let limit = [("MAX_INACTIVE_SECONDS", "300")];
+        assert_eq!(watchdog.run(T0, true, &limit).restarts, 0);
+        assert_eq!(watchdog.run(T0 + 3600, true, &limit).restarts, 0);
+        pg.end_consumers();
+        let stalled = watchdog.run(T0 + 7200, true, &limit);
+        assert_eq!(stalled.restarts, 0, "{}", stalled.output);
+        stalled.assert_value(&series("powersync_slot_orphaned"), "0");
+        stalled.assert_value(
+            &format!("powersync_slot_orphaned{{slot=\"{ORPHAN}\"}}"),
+            "0",
+        );
+        assert_eq!(watchdog.run(T0 + 7200 + 299, true, &limit).restarts, 0);
+        let run = watchdog.run(T0 + 7200 + 300, true, &limit);
+        assert_eq!(run.restarts, 1, "{}", run.output);
+        assert_contains(&run.output, "every slot of ours");
+        assert_contains(&run.output, "inactive for 300s");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The slot watchdog: asks the source itself (with the service's own DSN) about the replication slots with our
-# prefix, exports what it sees as Prometheus metrics, and restarts the container when a slot stays inactive or
+# prefix, exports what it sees as Prometheus metrics, and restarts the container when every slot of ours stays inactive or an active one's
 # its retained WAL keeps growing past the limit while the container claims to be live. Liveness and the lag
 # gauge stay green in exactly these cases (a half-open source connection, powersync-service#700), while the
 # source keeps WAL for the slot without bound. It never prints the DSN or its password.
@@ -179,8 +179,16 @@ if bash -c "$live_cmd"; then live=true; fi
 last_restart=$(state last_restart)
 [[ $last_restart =~ ^[0-9]+$ ]] || last_restart=0
 
+# The prefix matches more than the service's own slot: a slot left by an earlier instance, or by a sync config
+# the service no longer uses, stays inactive for good, and restarting the service for it drops every client
+# stream and changes nothing. The service replicates through at least one active slot of ours, so:
+#   - inactivity counts only when every slot of ours is inactive, from when the last of them went inactive;
+#   - retained-WAL growth counts only for an active slot (an inactive one is covered by the rule above);
+#   - an inactive slot while another of ours is active is an orphan: reported, never a reason to restart.
 active_m=() retained_m=() status_m=() inactive_m=()
-reasons=() seen=() idle=()
+reasons=() seen=() idle=() any_active=false
+# The shortest time any inactive slot has been counted while live: how long replication has been stalled.
+stalled_for=
 while IFS='|' read -r slot active wal_status retained; do
   [ -n "$slot" ] || continue
   seen+=("$slot")
@@ -188,6 +196,7 @@ while IFS='|' read -r slot active wal_status retained; do
   read -r since live_since last growth <<<"$(state "slot.$slot")" || true
   label="{slot=\"$slot\"}"
   if [ "$active" = t ]; then
+    any_active=true
     since=- live_since=- inactive_for=0
     active_m+=("$label" 1)
   else
@@ -200,12 +209,10 @@ while IFS='|' read -r slot active wal_status retained; do
     else
       [[ ${live_since:-} =~ ^[0-9]+$ ]] || live_since=$now
       counted=$((now - (live_since > last_restart ? live_since : last_restart)))
-      if [ "$counted" -ge "$max_inactive" ]; then
-        reasons+=("slot $slot inactive for ${counted}s while the container is live (limit ${max_inactive}s)")
-      fi
+      if [ -z "$stalled_for" ] || [ "$counted" -lt "$stalled_for" ]; then stalled_for=$counted; fi
     fi
   fi
-  if $live && [ "$retained" -gt "$max_retained" ] && [[ ${last:-} =~ ^[0-9]+$ ]] && [ "$retained" -gt "$last" ]; then
+  if $live && [ "$active" = t ] && [ "$retained" -gt "$max_retained" ] && [[ ${last:-} =~ ^[0-9]+$ ]] && [ "$retained" -gt "$last" ]; then
     growth=$((${growth:-0} + 1))
   else
     growth=0
@@ -219,6 +226,23 @@ while IFS='|' read -r slot active wal_status retained; do
   status_m+=("{slot=\"$slot\",status=\"${wal_status:-unknown}\"}" 1)
 done <<<"$rows"
 
+orphan_m=() orphans=()
+for slot in "${idle[@]}"; do
+  if $any_active; then orphans+=("$slot"); fi
+done
+for slot in "${seen[@]}"; do
+  case " ${orphans[*]} " in
+    *" $slot "*) orphan_m+=("{slot=\"$slot\"}" 1) ;;
+    *) orphan_m+=("{slot=\"$slot\"}" 0) ;;
+  esac
+done
+if [ "${#orphans[@]}" -gt 0 ]; then
+  warn "slot(s) ${orphans[*]} inactive while another slot of ours replicates: orphaned, keeping WAL on the source; not restarting for them. Drop one once you know it is not in use: docs/runbook.md, \"Orphan slots\""
+fi
+if $live && ! $any_active && [ -n "$stalled_for" ] && [ "$stalled_for" -ge "$max_inactive" ]; then
+  reasons+=("every slot of ours (${idle[*]}) inactive for ${stalled_for}s while the container is live (limit ${max_inactive}s)")
+fi
+
 # Forget slots that are gone, so a slot of the same name later starts with a clean record.
 for file in "$STATE_DIR"/slot.*; do
   [ -e "$file" ] || continue
@@ -229,6 +253,7 @@ metric powersync_slot_present gauge "Whether a replication slot with the prefix 
 metric powersync_slot_active gauge "Whether the slot is being consumed (pg_replication_slots.active)." "${active_m[@]}"
 metric powersync_slot_retained_wal_bytes gauge "WAL the source keeps for the slot (behind confirmed_flush_lsn)." "${retained_m[@]}"
 metric powersync_slot_inactive_seconds gauge "How long the watchdog has seen the slot inactive." "${inactive_m[@]}"
+metric powersync_slot_orphaned gauge "Whether the slot is inactive while another slot with the prefix replicates (an orphan)." "${orphan_m[@]}"
 metric powersync_slot_wal_status gauge "The slot's wal_status on the source (1 for the current one)." "${status_m[@]}"
 
 if [ "${#seen[@]}" -eq 0 ]; then
