@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The slot watchdog: asks the source itself (with the service's own DSN) about the replication slots with our
-# prefix, exports what it sees as Prometheus metrics, and restarts the container when every slot of ours stays inactive or an active one's
-# its retained WAL keeps growing past the limit while the container claims to be live. Liveness and the lag
+# prefix, exports what it sees as Prometheus metrics, and restarts the container when every slot of ours stays
+# inactive, or an active one's retained WAL keeps growing past the limit, while the container claims to be
+# live. Orphans (inactive beside an active one) are reported, never restarted for. Liveness and the lag
 # gauge stay green in exactly these cases (a half-open source connection, powersync-service#700), while the
 # source keeps WAL for the slot without bound. It never prints the DSN or its password.
 #
