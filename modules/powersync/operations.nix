@@ -59,6 +59,11 @@
     )
     (lib.filterAttrs (key: value: builtins.elem key ["hostname" "port" "username" "database" "password"] && value != null) connection);
   containerEnvFiles = firstContainer.environmentFiles;
+  # The service's own default when the key is absent (or an `!env` value the host cannot read).
+  sourceSslmode =
+    if builtins.isString (connection.sslmode or null)
+    then connection.sslmode
+    else "verify-full";
 
   preflightDsn = script "preflight-dsn" [];
   preflightDsnCommand = pkgs.writeShellScript "powersync-preflight-dsn" ''
@@ -201,16 +206,33 @@ in {
 
       sourceCaCertificate = mkOption {
         type = types.nullOr types.path;
-        default = null;
+        default =
+          if builtins.isString (connection.cacert or null)
+          then pkgs.writeText "powersync-source-ca.pem" connection.cacert
+          else null;
+        defaultText = lib.literalMD "the source connection's `cacert`, when the settings give it literally; else `null`";
         example = lib.literalExpression "./supabase-ca.crt";
         description = ''
-          The CA certificate (PEM) that signed the source's server certificate; for Supabase, the one the
-          dashboard offers in the project's database SSL settings. It is public and goes to the Nix store.
-          With it, the watchdog verifies the source's certificate and name as the service does (the
-          connection's `sslmode`). Without it, the watchdog cannot verify (the service's bundled CAs are in
-          its image, not on the host): it encrypts, and refuses an endpoint that asks for the password in
-          clear text or lets it in without authentication, so no endpoint in the middle gets the password.
-          An active relay of a SCRAM or md5 exchange is stopped only by verification: give the CA.
+          The CA certificate (PEM) that signed the source's server certificate; for Supabase, the root
+          certificate the dashboard offers under Database → SSL (Supabase Root 2021 CA, the one the service
+          bundles). It is public and goes to the Nix store. With it, the watchdog verifies the source's
+          certificate and name as the service does (the connection's `sslmode`). Where the service verifies
+          (`sslmode` verify-full, the default, or verify-ca), a watchdog without it is an evaluation error
+          unless `allowUnverifiedSource` is set: the service's bundled CAs are in its image, not on the host.
+        '';
+      };
+
+      allowUnverifiedSource = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Let the watchdog reach a source the service verifies without verifying it itself (no
+          `sourceCaCertificate`). It still encrypts, and accepts only SCRAM-SHA-256 (libpq's `require_auth`):
+          an endpoint that asks for the password in clear text, for an md5 answer, or for nothing is refused
+          before anything is sent. What an endpoint in the path can still do: relay the SCRAM login to the
+          source and act as the replication role for that session (query, or drop the slot), or answer with
+          its own challenge (e.g. an iteration count of 1) and guess the password offline from the reply.
+          Only verification stops both: prefer `sourceCaCertificate`.
         '';
       };
 
@@ -266,24 +288,35 @@ in {
         })
         runners);
 
-      assertions = [
-        {
-          assertion = ops.preflight.jwks -> cfg.auth.jwksUri != null;
-          message = "services.powersync.operations.preflight.jwks needs services.powersync.auth.jwksUri.";
-        }
-        {
-          assertion = ops.watchdog.enable -> replicating != null;
-          message = "services.powersync.operations.watchdog.enable: an API-only host (runners.mode = \"api\") holds no slot to watch; the replicating host runs the watchdog.";
-        }
-        {
-          assertion = ops.teardown -> pure.tearsDown runners;
-          message = "services.powersync.operations.teardown: an API-only host (runners.mode = \"api\") must not tear down: it would drop the replicating host's slot and wipe the fleet's shared storage. Run powersync-teardown on the host that replicates, and set operations.teardown = false here.";
-        }
-        {
-          assertion = ops.alerts.enable -> cfg.metrics.enable;
-          message = "services.powersync.operations.alerts.enable needs services.powersync.metrics.enable.";
-        }
-      ];
+      assertions =
+        [
+          {
+            assertion = ops.preflight.jwks -> cfg.auth.jwksUri != null;
+            message = "services.powersync.operations.preflight.jwks needs services.powersync.auth.jwksUri.";
+          }
+          {
+            assertion = ops.watchdog.enable -> replicating != null;
+            message = "services.powersync.operations.watchdog.enable: an API-only host (runners.mode = \"api\") holds no slot to watch; the replicating host runs the watchdog.";
+          }
+        ]
+        ++ map (message: {
+          assertion = !ops.watchdog.enable;
+          inherit message;
+        }) (pure.watchdogTlsProblems {
+          sslmode = sourceSslmode;
+          caCertificate = ops.watchdog.sourceCaCertificate;
+          allowUnverified = ops.watchdog.allowUnverifiedSource;
+        })
+        ++ [
+          {
+            assertion = ops.teardown -> pure.tearsDown runners;
+            message = "services.powersync.operations.teardown: an API-only host (runners.mode = \"api\") must not tear down: it would drop the replicating host's slot and wipe the fleet's shared storage. Run powersync-teardown on the host that replicates, and set operations.teardown = false here.";
+          }
+          {
+            assertion = ops.alerts.enable -> cfg.metrics.enable;
+            message = "services.powersync.operations.alerts.enable needs services.powersync.metrics.enable.";
+          }
+        ];
 
       environment.systemPackages = lib.optional ops.teardown teardownCommand;
     }
@@ -299,10 +332,7 @@ in {
           sourceKeys
           // {
             POWERSYNC_ENV_FILES = lib.concatStringsSep " " containerEnvFiles;
-            SOURCE_SSLMODE =
-              if builtins.isString (connection.sslmode or null)
-              then connection.sslmode
-              else "verify-full";
+            SOURCE_SSLMODE = sourceSslmode;
             SLOT_PREFIX = cfg.replication.slotNamePrefix;
             STATE_DIR = "/var/lib/powersync-watchdog";
             TEXTFILE = ops.watchdog.textfile;

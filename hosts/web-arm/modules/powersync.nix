@@ -18,6 +18,10 @@ in {
       enable = true;
       syncConfig = ./powersync/sync-config.yaml;
       sourceEnvironmentFile = config.sops.templates."powersync-source.env".path;
+      # The slot watchdog logs in as the replication role: it verifies Supabase as the service does, against
+      # the root the service bundles (Supabase Root 2021 CA, until 2031-04-26; public, also offered by the
+      # dashboard under Database → SSL; SHA-256 80:70:25:AD:…:72:E6:CA:FA).
+      operations.watchdog.sourceCaCertificate = ./powersync/supabase-root-2021.crt;
       nginx = {
         enable = true;
         domain = "powersync.reptide.eu";

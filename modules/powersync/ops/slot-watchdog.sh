@@ -11,8 +11,8 @@
 #   SOURCE_HOSTNAME, SOURCE_PORT, … the connection's own keys, which win over PS_SOURCE_DSN
 #                                 (source-connection.sh); SOURCE_SSLMODE its sslmode key (verify-full)
 #   SOURCE_CA_FILE                optional: the CA that signed the source's certificate, to verify it as the
-#                                 service does; without it, TLS is unverified and clear-text and no
-#                                 authentication are refused (needs libpq >= 16)
+#                                 service does; without it, TLS is unverified and only SCRAM-SHA-256 is
+#                                 accepted (needs libpq >= 16)
 #   SLOT_PREFIX                   the slots' name prefix (slot_name_prefix), matched literally
 #   STATE_DIR                     where it remembers slots and restarts between runs (created if missing)
 #   TEXTFILE                      metrics file for the node exporter's textfile collector (replaced atomically)
@@ -59,11 +59,12 @@ statement_timeout=${STATEMENT_TIMEOUT_SECONDS:-20}
 whole PGCONNECT_TIMEOUT "$connect_timeout"
 whole STATEMENT_TIMEOUT_SECONDS "$statement_timeout"
 # The service verifies the source's certificate against CAs bundled in its image (Supabase's own root among
-# them). With that CA given (SOURCE_CA_FILE), the watchdog verifies as the service does. Without it, it
-# encrypts unverified, and libpq (>= 16) refuses an endpoint that asks for the password in clear text or lets
-# anyone in: whoever answers in the middle never gets the password itself. (Channel binding would also stop a
-# relay, but Supabase has been reported not to offer SCRAM-SHA-256-PLUS, porsager/postgres#1008, so the
-# watchdog cannot require it.)
+# them). With that CA given (SOURCE_CA_FILE), the watchdog verifies as the service does; the module refuses a
+# watchdog without it unless the operator allows it (allowUnverifiedSource). Unverified, it encrypts and libpq
+# (>= 16) accepts SCRAM-SHA-256 alone: an endpoint asking for the password in clear text, for an md5 answer to
+# its own salt, or for nothing is refused before anything is sent. A relay of the SCRAM exchange, or a weak
+# challenge, is stopped only by verification. (Channel binding would stop a relay too, but Supabase has been
+# reported not to offer SCRAM-SHA-256-PLUS, porsager/postgres#1008, so the watchdog cannot require it.)
 source_ca=${SOURCE_CA_FILE:-}
 pg_require_auth=
 case ${SOURCE_SSLMODE:-verify-full} in
@@ -73,7 +74,7 @@ case ${SOURCE_SSLMODE:-verify-full} in
       [ -r "$source_ca" ] || config_error "SOURCE_CA_FILE '$source_ca' is not a readable file"
       pg_sslmode=$SOURCE_SSLMODE
     else
-      pg_sslmode=require pg_require_auth='!password,!none'
+      pg_sslmode=require pg_require_auth=scram-sha-256
     fi
     ;;
   *) config_error "SOURCE_SSLMODE must be verify-full, verify-ca or disable (the service's sslmode values), not '${SOURCE_SSLMODE}'" ;;
