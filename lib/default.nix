@@ -20,7 +20,7 @@ in {
   inherit (network) gateway4 gateway6;
   inherit (instance) defaults instanceSettings;
   inherit (alerts) alertRules;
-  inherit (storage) remoteStorageSettings;
+  inherit (storage) remoteStorageSettings storageConnectionsPerProcess storageProxyLimit proxydConnectionsMaxFor;
   inherit (watchdog) watchdogTlsProblems;
   inherit (topology) runners unitOf replicatingRunner tearsDown decommissionedFile haltedWhenDecommissioned compactUnit servingRunners upstream workerConnectionsNeeded compactArguments checkTopology heapMiB nodeOptions;
   # The config file a host's instance (hosts/<host>/modules/powersync/instance.nix) runs with.

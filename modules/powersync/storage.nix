@@ -46,7 +46,6 @@
   stateDir = "/var/lib/powersync";
   pgSocket = "/run/postgresql/.s.PGSQL.${toString pg.settings.port}";
   # Shared with xtask/tests/storage.rs, which runs the proxy with this limit against a real PostgreSQL.
-  defaults = builtins.fromJSON (builtins.readFile ./storage/defaults.json);
 
   ownHbaLine = "local ${role} ${role} scram-sha-256";
   exposedHbaLines = exposedLocalHbaLines {
@@ -55,7 +54,7 @@
   };
 
   poolSize = cfg.finalSettings.storage.max_pool_size or null;
-  # Every runner holds its own pool, and so does the compaction container while it runs.
+  # Every runner holds its own pools, and so does the compaction container while it runs.
   pools =
     builtins.length cfg.runners.all
     + (
@@ -63,6 +62,22 @@
       then 1
       else 0
     );
+
+  poolSizeOrDefault =
+    if poolSize == null
+    then 8
+    else poolSize;
+  serviceConnections = pure.storageProxyLimit {
+    processes = pools;
+    maxPoolSize = poolSize;
+  };
+  # PostgreSQL's own default when the host does not set it.
+  pgMaxConnections = let
+    value = pg.settings.max_connections or 100;
+  in
+    if builtins.isInt value
+    then value
+    else lib.toInt (toString value);
 
   scramVerifier = pkgs.writers.writePython3 "powersync-scram-verifier" {flakeIgnore = ["E501"];} (
     lib.removePrefix "#!/usr/bin/env python3\n" (builtins.readFile ./storage/scram-verifier.py)
@@ -148,14 +163,18 @@ in {
     };
 
     maxConnections = mkOption {
-      type = types.ints.positive;
-      default = defaults.maxConnections;
+      # systemd-socket-proxyd takes one less (lib.proxydConnectionsMaxFor), and refuses 0.
+      type = types.ints.between 2 100000;
+      default = serviceConnections;
+      defaultText = lib.literalMD "what the service's processes can open: every runner and the compaction, each `2 × (settings.storage.max_pool_size + 5)` (52 for one runner and the compaction at the default pool size)";
       description = ''
         Most connections the storage proxy holds open to PostgreSQL at once (systemd-socket-proxyd
         `--connections-max`); further ones are refused. Without a limit, clients on the container network
         that stall in the handshake can take every connection slot of the host's PostgreSQL ("too many
-        clients") from every other service on it. Keep it above the service's storage pool
-        (`settings.storage.max_pool_size`) and below PostgreSQL's `max_connections`.
+        clients") from every other service on it. It must cover what the service's own processes may open
+        (an evaluation error otherwise: the proxy would refuse the service), and stay below PostgreSQL's
+        `max_connections` so others keep slots (a warning otherwise: lower `settings.storage.max_pool_size`
+        or raise `services.postgresql.settings.max_connections`).
       '';
     };
   };
@@ -209,10 +228,14 @@ in {
           '';
         }
         {
-          assertion = builtins.isInt poolSize -> cfg.storage.maxConnections > poolSize * pools;
-          message = "services.powersync.storage.maxConnections (${toString cfg.storage.maxConnections}) must exceed settings.storage.max_pool_size (${toString poolSize}) times the ${toString pools} processes with a pool (every runner, and the compaction): the proxy would refuse the service's own connections.";
+          assertion = cfg.storage.maxConnections >= serviceConnections;
+          message = "services.powersync.storage.maxConnections (${toString cfg.storage.maxConnections}) is below the ${toString serviceConnections} storage connections the service may open: ${toString pools} processes (every runner, and the compaction) × ${toString (pure.storageConnectionsPerProcess poolSize)} each (two pools of settings.storage.max_pool_size = ${toString poolSizeOrDefault}, plus 5 transaction connections each). The proxy would refuse the service's own connections: raise maxConnections (or leave it at its default) or lower settings.storage.max_pool_size.";
         }
       ];
+
+      warnings = lib.optional (cfg.storage.maxConnections > pgMaxConnections - 10) ''
+        services.powersync.storage.maxConnections (${toString cfg.storage.maxConnections}) leaves fewer than 10 of PostgreSQL's max_connections (${toString pgMaxConnections}) to everything else on the host: clients stalling in the handshake through the proxy could take them all. Lower settings.storage.max_pool_size (${toString poolSizeOrDefault}; each of the ${toString pools} processes opens up to 2 × (it + 5)) or raise services.postgresql.settings.max_connections.
+      '';
 
       services.postgresql = {
         enable = true;
@@ -272,7 +295,7 @@ in {
         after = ["postgresql.service"];
         requires = ["postgresql.service"];
         serviceConfig = {
-          ExecStart = "${config.systemd.package}/lib/systemd/systemd-socket-proxyd --connections-max=${toString cfg.storage.maxConnections} ${pgSocket}";
+          ExecStart = "${config.systemd.package}/lib/systemd/systemd-socket-proxyd --connections-max=${toString (pure.proxydConnectionsMaxFor cfg.storage.maxConnections)} ${pgSocket}";
           # Hardening: a throwaway user that is no PostgreSQL role, no network of its own (the listening socket
           # is inherited, and the socket unit's IP filter stays on it; the Unix socket is reached through the
           # file system), nothing else.

@@ -50,4 +50,27 @@ in {
       .errors;
     expected = [];
   };
+  # The service's own storage connections (libs/lib-postgres DatabaseClient): two clients, each a pool of
+  # max_pool_size (8 unless set) plus 5 transaction connections.
+  testStorageConnectionsPerProcessAtTheServiceDefault = {
+    expr = lib.storageConnectionsPerProcess null;
+    expected = 26;
+  };
+  testStorageConnectionsPerProcessFollowTheSetting = {
+    expr = lib.storageConnectionsPerProcess 4;
+    expected = 18;
+  };
+  # web-arm: one unified runner and the compaction; split: a sync runner, two API runners and the compaction.
+  testStorageProxyLimitCoversEveryProcess = {
+    expr = map (processes:
+      lib.storageProxyLimit {
+        inherit processes;
+        maxPoolSize = null;
+      }) [2 4];
+    expected = [52 104];
+  };
+  testStorageProxydIsToldOneLessThanItShouldAdmit = {
+    expr = lib.proxydConnectionsMaxFor 52;
+    expected = 51;
+  };
 }

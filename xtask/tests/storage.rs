@@ -186,11 +186,24 @@ mod password {
 mod proxy {
     use super::*;
 
-    /// The module's default limit (services.powersync.storage.maxConnections).
-    fn module_limit() -> u32 {
-        let defaults = fs::read_to_string(storage_dir().join("defaults.json")).unwrap();
-        let defaults: serde_json::Value = serde_json::from_str(&defaults).unwrap();
-        defaults["maxConnections"].as_u64().unwrap() as u32
+    /// What lib (the module's source of both) says, with real Nix: web-arm's default limit (one unified
+    /// runner and the compaction at the service's default pool size) and the `--connections-max` the proxy
+    /// unit passes for it.
+    fn module_limit() -> (u32, u32) {
+        require("nix-instantiate", "nix-bin");
+        let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lib");
+        let output = Command::new("nix-instantiate")
+            .args(["--eval", "--strict", "--json", "--expr"])
+            .arg(format!(
+                "let l = import {}; limit = l.storageProxyLimit {{ processes = 2; maxPoolSize = null; }}; \
+                 in [limit (l.proxydConnectionsMaxFor limit)]",
+                lib.display()
+            ))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        let [limit, flag]: [u32; 2] = serde_json::from_slice(&output.stdout).unwrap();
+        (limit, flag)
     }
 
     /// systemd-socket-proxyd, socket-activated on 127.0.0.1 and forwarding to PostgreSQL's Unix socket, as
@@ -273,16 +286,16 @@ mod proxy {
 
     #[test]
     fn stalled_handshakes_through_the_proxy_leave_postgresql_usable() {
-        let limit = module_limit();
+        let (limit, flag) = module_limit();
         assert!(
             limit < 100 - 3,
             "the limit must leave slots of a default max_connections = 100"
         );
-        let (held, login) = flood(Some(limit), 120);
-        // systemd-socket-proxyd admits one beyond its limit (observed with systemd 252).
-        assert!(
-            held <= limit as usize + 1,
-            "{held} handshakes got through a limit of {limit}"
+        let (held, login) = flood(Some(flag), 120);
+        // Exactly the limit: as many as the service may open (the module refuses less), and no more.
+        assert_eq!(
+            held, limit as usize,
+            "{held} handshakes got through a limit of {limit} (--connections-max={flag})"
         );
         assert!(
             login.status.success(),
