@@ -217,9 +217,14 @@ pub struct Bump {
     /// The pin file to update (default: modules/powersync/image.nix).
     #[arg(long, value_name = "FILE")]
     pub pin: Option<PathBuf>,
-    /// Also trust the CA certificates in this PEM file (a mirror with its own CA), beside the public roots.
-    #[arg(long, value_name = "FILE")]
-    pub ca_cert: Option<PathBuf>,
+    /// Also trust the CA certificates in this PEM file (a mirror's or a TLS-inspecting proxy's own CA), beside
+    /// the public roots and the system store (SSL_CERT_FILE, else the distribution's bundle).
+    #[arg(long, value_name = "FILE", alias = "ca-cert")]
+    pub ca_file: Option<PathBuf>,
+    /// Say how each registry host is reached (directly, or through which proxy from HTTPS_PROXY/HTTP_PROXY/
+    /// ALL_PROXY, minus NO_PROXY), what TLS trusts, and each retry, on stderr.
+    #[arg(long, short)]
+    pub verbose: bool,
     /// Seconds the whole bump may take; when they run out, the error names the request that stalled.
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
     pub timeout: f64,

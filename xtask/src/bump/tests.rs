@@ -79,7 +79,8 @@ impl World {
             registry: self.proxy.url.clone(),
             repository: Some(repository.to_string()),
             pin: Some(self.scratch.path("image.nix")),
-            ca_cert: None,
+            ca_file: None,
+            verbose: false,
             timeout: 60.0,
             page_size: None,
         };
@@ -153,7 +154,10 @@ fn at_the_newest_patch_it_says_so_and_changes_nothing() {
     assert_eq!(world.pin_file(), before);
     let pin = Pin::read(&world.scratch.path("image.nix")).unwrap();
     let mut registry = Registry::new(&world.proxy.url, REPO, Duration::from_secs(60));
-    match choose(&mut registry, &pin, None, Policy::default(), false).unwrap() {
+    match choose(&mut registry, &pin, None, Policy::default(), false)
+        .unwrap()
+        .0
+    {
         // The hint names the next step each flag allows, not only the newest tag.
         Choice::UpToDate(message) => assert_eq!(
             message,
@@ -213,14 +217,18 @@ fn a_refused_token_is_reported() {
 }
 
 #[test]
-fn rate_limiting_is_named() {
+fn rate_limiting_past_the_deadline_is_named_at_once() {
     let world = world();
     world.proxy.set_fault(Fault::RateLimit);
-    let err = world.refused(REPO, |_| {});
+    let started = Instant::now();
+    let err = world.refused(REPO, |f| f.timeout = 10.0);
     assert!(
-        err.contains("rate limited by the registry (429) (Retry-After: 30s)"),
+        err.contains(
+            "rate limited by the registry (429): it asks to retry after 30s; retried 0 times"
+        ),
         "{err}"
     );
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[test]
@@ -351,19 +359,41 @@ fn a_next_page_loop_is_detected() {
 }
 
 #[test]
-fn pages_are_capped() {
-    // 7 tags in pages of 1 take 7 pages, each new: the cap, not the loop check, has to stop it.
+fn five_thousand_tags_at_a_hundred_a_page_are_read() {
+    // Issue 19: a cap of 50 pages refused this; the cap is on tags, far above it.
     let world = world();
-    for n in 0..registry::MAX_PAGES {
-        world
-            .registry
-            .push_index(REPO, &format!("0.0.{n}"), "filler", BOTH);
-    }
-    let err = world.refused(REPO, |f| f.page_size = Some(1));
+    world.proxy.set_fault(Fault::ExtraTags(5_000));
+    world.bump(REPO, |f| f.page_size = Some(100)).unwrap();
+    assert_eq!(
+        world.pin_file(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
+    // 5,007 tags in pages of 100: 51 pages, plus the challenge, the token and the manifest.
+    assert_eq!(world.proxy.requests(), 54);
+}
+
+#[test]
+fn tags_are_capped_by_count() {
+    let world = world();
+    world.proxy.set_fault(Fault::ExtraTags(30));
+    let mut registry = Registry::new(&world.proxy.url, REPO, Duration::from_secs(60));
+    registry.page_size = 10;
+    registry.max_tags = 25;
+    let err = format!("{:#}", registry.tags().unwrap_err());
+    assert!(err.contains("more than 25 tags after 3 pages"), "{err}");
+}
+
+#[test]
+fn endless_empty_pages_run_into_the_deadline() {
+    let world = world();
+    world.proxy.set_fault(Fault::EndlessPages);
+    let started = Instant::now();
+    let err = world.refused(REPO, |f| f.timeout = 1.5);
     assert!(
-        err.contains(&format!("more than {} pages", registry::MAX_PAGES)),
+        err.contains("deadline of 1.5s ran out") && err.contains("list the tags (page"),
         "{err}"
     );
+    assert!(started.elapsed() < Duration::from_secs(4));
 }
 
 #[test]
@@ -605,8 +635,9 @@ fn a_keep_alive_front_without_nodelay_gets_a_connection_per_request_over_plain_h
     let front = Proxy::start_front(&registry.url, Front::KeepAliveNagle);
     let scratch = Scratch::new("keepalive");
     let digest = Registry::new(&registry.url, REPO, Duration::from_secs(10))
-        .digest_of("1.26.1")
-        .unwrap();
+        .manifest("1.26.1")
+        .unwrap()
+        .digest;
     scratch.write("image.nix", &pin_text("1.26.1", &digest));
     let flags = flags::Bump {
         tag: None,
@@ -619,7 +650,8 @@ fn a_keep_alive_front_without_nodelay_gets_a_connection_per_request_over_plain_h
         registry: front.url.clone(),
         repository: Some(REPO.into()),
         pin: Some(scratch.path("image.nix")),
-        ca_cert: None,
+        ca_file: None,
+        verbose: false,
         timeout: 60.0,
         page_size: None,
     };
@@ -659,8 +691,9 @@ fn a_keep_alive_tls_front_without_nodelay_keeps_one_connection_without_stalling(
     let front = Proxy::start_tls(&registry.url, &ca);
     let scratch = Scratch::new("tls");
     let digest = Registry::new(&registry.url, REPO, Duration::from_secs(10))
-        .digest_of("1.26.1")
-        .unwrap();
+        .manifest("1.26.1")
+        .unwrap()
+        .digest;
     scratch.write("image.nix", &pin_text("1.26.1", &digest));
     let run = || {
         let flags = flags::Bump {
@@ -674,7 +707,8 @@ fn a_keep_alive_tls_front_without_nodelay_keeps_one_connection_without_stalling(
             registry: front.url.clone(),
             repository: Some(REPO.into()),
             pin: Some(scratch.path("image.nix")),
-            ca_cert: Some(ca.ca.clone()),
+            ca_file: Some(ca.ca.clone()),
+            verbose: false,
             timeout: 60.0,
             page_size: None,
         };
