@@ -267,6 +267,8 @@ pub enum Fault {
 pub enum IndexEdit {
     /// Served with an image manifest's Content-Type, the document unchanged.
     LabelledAsImage,
+    /// Without its mediaType field, served as application/json.
+    Unlabelled,
     /// This field of the linux/arm64 entry set to this value.
     Arm64Entry(&'static str, Value),
 }
@@ -813,6 +815,11 @@ fn edit_manifest(fault: &Fault, headers: &mut Vec<(String, String)>, body: &mut 
                     "Content-Type",
                     "application/vnd.oci.image.manifest.v1+json".into(),
                 ),
+                IndexEdit::Unlabelled => {
+                    index.as_object_mut().unwrap().remove("mediaType");
+                    *body = serde_json::to_vec(&index).unwrap();
+                    set(headers, "Content-Type", "application/json".into());
+                }
                 IndexEdit::Arm64Entry(field, value) => {
                     for entry in index["manifests"].as_array_mut().unwrap() {
                         if entry["platform"]["architecture"] == "arm64" {

@@ -5,13 +5,15 @@
 
 use std::{
     collections::HashMap,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
+
+use serde_json::json;
 
 use xshell::{cmd, Shell};
 
 use super::{
-    local_registry::{Collector, Fault, Front, LocalRegistry, Proxy, TestCa},
+    local_registry::{Collector, Fault, Front, IndexEdit, LocalRegistry, Proxy, TestCa},
     *,
 };
 use crate::util::testing::Scratch;
@@ -723,4 +725,254 @@ fn a_keep_alive_tls_front_without_nodelay_keeps_one_connection_without_stalling(
     assert_eq!(front.connections(), 1);
     // Three reused-connection responses would each wait ~40 ms for a delayed ACK without TCP_QUICKACK.
     assert!(fastest < Duration::from_millis(100), "{fastest:?}");
+}
+
+// Issue 19: what gets pinned.
+
+#[test]
+fn index_entries_that_are_not_plain_image_manifests_are_refused_by_name() {
+    let world = world();
+    let oci_index = json!("application/vnd.oci.image.index.v1+json");
+    let cases = [
+        (
+            IndexEdit::Arm64Entry("mediaType", oci_index),
+            "its linux/arm64 entry (manifests[1]) is a nested index (application/vnd.oci.image.index.v1+json)",
+        ),
+        (
+            IndexEdit::Arm64Entry("mediaType", json!("application/vnd.oci.image.config.v1+json")),
+            "its linux/arm64 entry (manifests[1]) has media type application/vnd.oci.image.config.v1+json, \
+             not an image manifest",
+        ),
+        (
+            IndexEdit::Arm64Entry("digest", json!("md5:0123456789abcdef")),
+            "its linux/arm64 entry (manifests[1]) has digest `md5:0123456789abcdef`, not sha256",
+        ),
+        (
+            IndexEdit::Arm64Entry("digest", json!(format!("sha256:{}", "A".repeat(64)))),
+            "not sha256:<64 hex> or sha512:<128 hex>",
+        ),
+        (
+            IndexEdit::Arm64Entry("size", json!(-1)),
+            "its linux/arm64 entry (manifests[1]) has size -1, not a manifest's byte count",
+        ),
+        (
+            IndexEdit::Arm64Entry("size", json!("512")),
+            "has size \"512\"",
+        ),
+        (
+            IndexEdit::LabelledAsImage,
+            "1.26.3 is not a usable index: the registry labels it application/vnd.oci.image.manifest.v1+json \
+             but the document says application/vnd.oci.image.index.v1+json",
+        ),
+    ];
+    for (edit, expected) in cases {
+        world.proxy.set_fault(Fault::EditIndex(edit.clone()));
+        let err = world.refused(REPO, |_| {});
+        assert!(
+            err.contains(expected) && err.contains("Nothing was pinned"),
+            "{edit:?}: {err}"
+        );
+        // The explicit-tag path checks the same.
+        let err = world.refused(REPO, |f| f.tag = Some("1.26.2".into()));
+        assert!(err.contains("1.26.2"), "{edit:?}: {err}");
+    }
+}
+
+#[test]
+fn an_index_without_a_media_type_anywhere_is_refused() {
+    let world = world();
+    world
+        .proxy
+        .set_fault(Fault::EditIndex(IndexEdit::Unlabelled));
+    let err = world.refused(REPO, |_| {});
+    assert!(
+        err.contains("1.26.3 is not a usable index: it declares no media type (no mediaType field; served as \
+             application/json)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn latest_is_resolved_from_fetched_bytes_not_from_head_answers() {
+    let world = world();
+    // latest moves to 1.26.2's index; the front's HEAD answers claim every tag is latest.
+    let latest = world.registry.push_index(REPO, "latest", "1.26.2", BOTH);
+    assert_eq!(latest, world.digests["1.26.2"]);
+    world.proxy.set_fault(Fault::LyingHead(latest.clone()));
+    world
+        .bump(REPO, |f| {
+            f.tag = Some("latest".into());
+            f.allow_major = true;
+        })
+        .unwrap();
+    // Before issue 19 this was tag 2.0.0 with 1.26.2's digest.
+    assert_eq!(world.pin_file(), pin_text("1.26.2", &latest));
+}
+
+#[test]
+fn the_re_push_check_does_not_trust_head_either() {
+    let world = world();
+    world.pin("1.26.3", "1.26.3");
+    world
+        .proxy
+        .set_fault(Fault::LyingHead(world.digests["1.26.3"].clone()));
+    let repushed = world
+        .registry
+        .push_index(REPO, "1.26.3", "1.26.3 rebuilt", BOTH);
+    let err = world.refused(REPO, |_| {});
+    assert!(
+        err.contains("RE-PUSHED TAG") && err.contains(&repushed),
+        "{err}"
+    );
+}
+
+#[test]
+fn odd_tags_are_skipped_and_counted_never_fatal_nor_aliased() {
+    let world = world();
+    for tag in ["1.26.05", "1.26.1234567890"] {
+        world.registry.push_index(REPO, tag, tag, BOTH);
+    }
+    let pin = Pin::read(&world.scratch.path("image.nix")).unwrap();
+    let mut registry = Registry::new(&world.proxy.url, REPO, Duration::from_secs(60));
+    let (choice, odd) = choose(&mut registry, &pin, None, Policy::default(), false).unwrap();
+    assert_eq!(odd, ["1.26.05", "1.26.1234567890"]);
+    match choice {
+        Choice::Target(target) => assert_eq!(target.tag, "1.26.3"),
+        Choice::UpToDate(message) => panic!("{message}"),
+    }
+    // Before issue 19: 1.26.1234567890 was chosen and its pin refused (while --dry-run said it was fine), or
+    // 1.26.05 was pinned as if it were 1.26.5.
+    world.bump(REPO, |_| {}).unwrap();
+    assert_eq!(
+        world.pin_file(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
+    let err = world.refused(REPO, |f| f.tag = Some("1.26.05".into()));
+    assert!(err.contains("1.26.05 is not a stable X.Y.Z tag"), "{err}");
+}
+
+// Issue 19: what a registry may send.
+
+#[test]
+fn a_manifest_without_docker_content_digest_is_pinned_by_the_hash_of_its_bytes() {
+    let world = world();
+    world.proxy.set_fault(Fault::NoDigestHeader);
+    world.bump(REPO, |_| {}).unwrap();
+    assert_eq!(
+        world.pin_file(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
+}
+
+#[test]
+fn a_sha512_docker_content_digest_is_checked_and_the_sha256_pinned() {
+    let world = world();
+    world.proxy.set_fault(Fault::Sha512Digest);
+    world.bump(REPO, |_| {}).unwrap();
+    assert_eq!(
+        world.pin_file(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
+}
+
+#[test]
+fn an_unasked_gzip_body_is_decoded_before_it_is_hashed() {
+    let world = world();
+    world.proxy.set_fault(Fault::GzipManifests);
+    world.bump(REPO, |_| {}).unwrap();
+    assert_eq!(
+        world.pin_file(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
+}
+
+#[test]
+fn a_429_is_retried_after_its_retry_after_in_seconds() {
+    let world = world();
+    world.proxy.set_fault(Fault::RateLimitUntil(
+        Instant::now() + Duration::from_secs(1),
+        "1".into(),
+    ));
+    let started = Instant::now();
+    world.bump(REPO, |f| f.timeout = 20.0).unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(
+        world.pin_file(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
+}
+
+#[test]
+fn a_429_is_retried_after_its_retry_after_as_an_http_date() {
+    let world = world();
+    let at = SystemTime::now() + Duration::from_secs(2);
+    world.proxy.set_fault(Fault::RateLimitUntil(
+        Instant::now() + Duration::from_secs(1),
+        http_date(at),
+    ));
+    let started = Instant::now();
+    world.bump(REPO, |f| f.timeout = 20.0).unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(
+        world.pin_file(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
+}
+
+#[test]
+fn a_retry_after_date_past_the_deadline_is_printed_as_a_date() {
+    let world = world();
+    let date = http_date(SystemTime::now() + Duration::from_secs(120));
+    world.proxy.set_fault(Fault::RateLimitUntil(
+        Instant::now() + Duration::from_secs(60),
+        date.clone(),
+    ));
+    let err = world.refused(REPO, |f| f.timeout = 10.0);
+    assert!(
+        err.contains(&format!("it asks to retry at {date} (in 1")) && !err.contains("GMTs"),
+        "{err}"
+    );
+}
+
+/// IMF-fixdate, as a registry sends it.
+fn http_date(at: SystemTime) -> String {
+    let output = std::process::Command::new("date")
+        .args([
+            "-u",
+            "-d",
+            &format!(
+                "@{}",
+                at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+            ),
+            "+%a, %d %b %Y %H:%M:%S GMT",
+        ])
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+// Issue 19: the pin file.
+
+#[test]
+fn a_symlinked_pin_stays_a_symlink_and_its_target_is_rewritten() {
+    let world = world();
+    let target = world.scratch.path("pins/image.nix");
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    std::fs::rename(world.scratch.path("image.nix"), &target).unwrap();
+    std::os::unix::fs::symlink("pins/image.nix", world.scratch.path("image.nix")).unwrap();
+    world.bump(REPO, |_| {}).unwrap();
+    let link = world.scratch.path("image.nix");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        std::path::Path::new("pins/image.nix")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
 }
