@@ -275,13 +275,19 @@ impl Registry {
 
     fn transport_error(&self, what: &str, url: &str, error: impl std::fmt::Display) -> String {
         if Instant::now() >= self.deadline {
-            self.deadline_error(what, url)
-        } else {
-            format!(
-                "{what}: cannot reach the registry at {}: {error}",
-                self.base
-            )
+            return self.deadline_error(what, url);
         }
+        let through = match self.net.proxies.route(url) {
+            Route::Via(proxy) => format!(
+                " through the proxy {} (from {})",
+                proxy.shown, proxy.variable
+            ),
+            Route::Direct(_) => String::new(),
+        };
+        format!(
+            "{what}: cannot reach the registry at {}{through}: {error}",
+            self.base
+        )
     }
 
     /// A response body up to `limit` bytes, read within the run's deadline and decompressed if it came

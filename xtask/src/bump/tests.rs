@@ -16,7 +16,7 @@ use super::{
     local_registry::{Collector, Fault, Front, IndexEdit, LocalRegistry, Proxy, TestCa},
     *,
 };
-use crate::util::testing::Scratch;
+use crate::{tools::Tool, util::testing::Scratch};
 
 const REPO: &str = "test/powersync-service";
 const BOTH: &[&str] = &["amd64", "arm64"];
@@ -973,6 +973,399 @@ fn a_symlinked_pin_stays_a_symlink_and_its_target_is_rewritten() {
     );
     assert_eq!(
         std::fs::read_to_string(&target).unwrap(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
+}
+
+// Issue 19: the command as an operator runs it, in its own process: its environment, its stderr, its syscalls.
+
+const TINYPROXY: Tool = Tool {
+    program: "tinyproxy",
+    install: "`apt-get install tinyproxy` (in `nix develop` it is there)",
+};
+const STRACE: Tool = Tool {
+    program: "strace",
+    install: "`apt-get install strace` (in `nix develop` it is there)",
+};
+
+/// Variables a bump reads from its environment, removed from the child's unless a test sets them.
+const NETWORK_VARIABLES: [&str; 9] = [
+    "https_proxy",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "HTTP_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "SSL_CERT_FILE",
+];
+
+/// `cargo xtask bump ARGS` in a child process with exactly the network variables in `env`: this test binary
+/// again, running only [`bump_child`], so the child reads its environment as the real command does and its
+/// stderr is its own. `wrapper` runs it under another program (strace).
+fn bump_process(args: &[&str], env: &[(&str, &str)], wrapper: &[&str]) -> std::process::Output {
+    let exe = std::env::current_exe().unwrap();
+    let mut command = match wrapper {
+        [] => std::process::Command::new(&exe),
+        [program, rest @ ..] => {
+            let mut command = std::process::Command::new(program);
+            command.args(rest).arg(&exe);
+            command
+        }
+    };
+    command.args([
+        "bump::tests::bump_child",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+        "--quiet",
+    ]);
+    for variable in NETWORK_VARIABLES {
+        command.env_remove(variable);
+    }
+    command
+        .envs(env.iter().copied())
+        .env(
+            "XTASK_BUMP_CHILD_ARGS",
+            serde_json::to_string(args).unwrap(),
+        )
+        .output()
+        .unwrap()
+}
+
+/// Not a test of its own: the child process of [`bump_process`], which runs it with `--ignored`.
+#[test]
+#[ignore = "the child process of bump_process, run only by it"]
+fn bump_child() {
+    use clap::Parser;
+    let args: Vec<String> =
+        serde_json::from_str(&std::env::var("XTASK_BUMP_CHILD_ARGS").expect("run by bump_process"))
+            .unwrap();
+    let flags = flags::Bump::try_parse_from(std::iter::once("bump".to_string()).chain(args))
+        .unwrap_or_else(|e| e.exit());
+    match flags.run(&Shell::new().unwrap()) {
+        Ok(()) => std::process::exit(0),
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            std::process::exit(1)
+        }
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// tinyproxy on 127.0.0.1 that connects onwards from 127.0.0.2, so a server can tell a proxied connection
+/// from a direct one by its source address.
+struct ForwardProxy {
+    child: std::process::Child,
+    url: String,
+    log: std::path::PathBuf,
+    _scratch: Scratch,
+}
+
+impl ForwardProxy {
+    const SOURCE: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+
+    fn start() -> ForwardProxy {
+        TINYPROXY.require().unwrap();
+        let scratch = Scratch::new("tinyproxy");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = scratch.path("tinyproxy.log");
+        scratch.write(
+            "tinyproxy.conf",
+            &format!(
+                "Port {port}\nListen 127.0.0.1\nBind {}\nTimeout 30\nMaxClients 20\nAllow 127.0.0.1\n\
+                 LogLevel Connect\nLogFile \"{}\"\n",
+                ForwardProxy::SOURCE,
+                log.display()
+            ),
+        );
+        let child = std::process::Command::new("tinyproxy")
+            .arg("-d")
+            .arg("-c")
+            .arg(scratch.path("tinyproxy.conf"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tinyproxy did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ForwardProxy {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+            _scratch: scratch,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ForwardProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn commit_does_not_echo_its_git_command_line() {
+    let world = world();
+    let sh = Shell::new().unwrap();
+    let _dir = sh.push_dir(&world.scratch.root);
+    cmd!(sh, "git add image.nix").run().unwrap();
+    cmd!(
+        sh,
+        "git -c user.name=t -c user.email=t@example.invalid commit --quiet -m initial"
+    )
+    .run()
+    .unwrap();
+    let pin = world.scratch.path("image.nix");
+    let output = bump_process(
+        &[
+            "--commit",
+            "--registry",
+            &world.proxy.url,
+            "--repository",
+            REPO,
+            "--pin",
+            pin.to_str().unwrap(),
+        ],
+        &[
+            ("GIT_AUTHOR_NAME", "test"),
+            ("GIT_AUTHOR_EMAIL", "test@example.invalid"),
+            ("GIT_COMMITTER_NAME", "test"),
+            ("GIT_COMMITTER_EMAIL", "test@example.invalid"),
+        ],
+        &[],
+    );
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("committed: chore(web-arm): bump powersync-service to 1.26.3"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("git commit"), "{stderr}");
+}
+
+#[test]
+fn bump_goes_through_the_environments_proxy_and_no_proxy_skips_it() {
+    let world = world();
+    let forward = ForwardProxy::start();
+    let ca = TestCa::generate();
+    let tls = Proxy::start_tls(&world.registry.url, &ca);
+    let pin = world.scratch.path("image.nix");
+    let args = |registry: &str| -> Vec<String> {
+        [
+            "--dry-run",
+            "--verbose",
+            "--registry",
+            registry,
+            "--repository",
+            REPO,
+            "--pin",
+            pin.to_str().unwrap(),
+            "--ca-file",
+            ca.ca.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let run = |registry: &str, env: &[(&str, &str)]| {
+        let args = args(registry);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = bump_process(&args, env, &[]);
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert!(output.status.success(), "{env:?}\n{stdout}\n{stderr}");
+        assert!(stdout.contains("1.26.1 -> 1.26.3"), "{stdout}");
+        stderr
+    };
+
+    // HTTPS through the proxy (a CONNECT tunnel): every connection reaches the registry from the proxy.
+    let stderr = run(&tls.url, &[("HTTPS_PROXY", &forward.url)]);
+    assert!(
+        stderr.contains(&format!(
+            "bump: {}: via proxy {} (from HTTPS_PROXY)",
+            tls.url, forward.url
+        )),
+        "{stderr}"
+    );
+    let peers = tls.peers();
+    assert!(
+        !peers.is_empty() && peers.iter().all(|p| *p == ForwardProxy::SOURCE),
+        "{peers:?}"
+    );
+    let port = tls.url.rsplit(':').next().unwrap();
+    assert!(
+        forward.log().contains(&format!("CONNECT 127.0.0.1:{port}")),
+        "{}",
+        forward.log()
+    );
+
+    // NO_PROXY names the registry's host: straight there.
+    tls.reset_requests();
+    let stderr = run(
+        &tls.url,
+        &[
+            ("HTTPS_PROXY", &forward.url),
+            ("NO_PROXY", "localhost,127.0.0.1"),
+        ],
+    );
+    assert!(
+        stderr.contains("direct (NO_PROXY entry `127.0.0.1` matches 127.0.0.1)"),
+        "{stderr}"
+    );
+    let peers = tls.peers();
+    assert!(
+        !peers.is_empty()
+            && peers
+                .iter()
+                .all(|p| p.is_loopback() && *p != ForwardProxy::SOURCE),
+        "{peers:?}"
+    );
+
+    // Plain HTTP takes HTTP_PROXY; HTTPS_PROXY is not for it.
+    world.proxy.reset_requests();
+    let stderr = run(
+        &world.proxy.url,
+        &[
+            ("HTTP_PROXY", &forward.url),
+            ("HTTPS_PROXY", "http://127.0.0.1:9"),
+        ],
+    );
+    assert!(stderr.contains("(from HTTP_PROXY)"), "{stderr}");
+    let peers = world.proxy.peers();
+    assert!(
+        !peers.is_empty() && peers.iter().all(|p| *p == ForwardProxy::SOURCE),
+        "{peers:?}"
+    );
+}
+
+#[test]
+fn a_proxy_that_is_down_is_named_in_the_error() {
+    let world = world();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let pin = world.scratch.path("image.nix");
+    let before = world.pin_file();
+    let output = bump_process(
+        &[
+            "--registry",
+            &world.proxy.url,
+            "--repository",
+            REPO,
+            "--pin",
+            pin.to_str().unwrap(),
+        ],
+        &[("http_proxy", &format!("http://user:secret@{closed}"))],
+        &[],
+    );
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "through the proxy http://{closed} (from http_proxy)"
+        )) && !stderr.contains("secret"),
+        "{stderr}"
+    );
+    assert_eq!(world.pin_file(), before);
+    assert_eq!(world.proxy.requests(), 0);
+}
+
+#[test]
+fn tls_trusts_the_system_store_that_ssl_cert_file_names() {
+    let world = world();
+    let ca = TestCa::generate();
+    let tls = Proxy::start_tls(&world.registry.url, &ca);
+    let pin = world.scratch.path("image.nix");
+    let args = [
+        "--dry-run",
+        "--registry",
+        &tls.url,
+        "--repository",
+        REPO,
+        "--pin",
+        pin.to_str().unwrap(),
+    ];
+    let output = bump_process(&args, &[("SSL_CERT_FILE", ca.ca.to_str().unwrap())], &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // Without it, the test CA is in no store bump reads.
+    let output = bump_process(&args, &[], &[]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("UnknownIssuer"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn the_new_pin_reaches_the_disk_before_the_rename_makes_it_the_pin() {
+    STRACE.require().unwrap();
+    let world = world();
+    let pin = world.scratch.path("image.nix");
+    let trace = world.scratch.path("strace.log");
+    let output = bump_process(
+        &[
+            "--registry",
+            &world.proxy.url,
+            "--repository",
+            REPO,
+            "--pin",
+            pin.to_str().unwrap(),
+        ],
+        &[],
+        &[
+            "strace",
+            "-f",
+            "-qq",
+            "-y",
+            "-e",
+            "trace=fsync,fdatasync,rename,renameat,renameat2",
+            "-o",
+            trace.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let position = |needle: &str| {
+        trace
+            .lines()
+            .position(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle} in:\n{trace}"))
+    };
+    let dir = world.scratch.root.canonicalize().unwrap();
+    let file_synced = position(&format!("{}/.image.nix.xtask-tmp>)", dir.display()));
+    let renamed = position(".image.nix.xtask-tmp\", ");
+    let dir_synced = trace
+        .lines()
+        .skip(renamed)
+        .any(|line| line.contains("fsync(") && line.contains(&format!("<{}>)", dir.display())));
+    assert!(file_synced < renamed, "{trace}");
+    assert!(
+        dir_synced,
+        "no fsync of the directory after the rename:\n{trace}"
+    );
+    assert_eq!(
+        world.pin_file(),
         pin_text("1.26.3", &world.digests["1.26.3"])
     );
 }
