@@ -34,6 +34,11 @@ pub const VM_HASHES: &str = "tests/vm/image.nix";
 
 impl flags::Bump {
     pub fn run(self, sh: &Shell) -> Result<()> {
+        self.run_in(sh, &Env::from_process())
+    }
+
+    /// The bump in the network `env` describes (proxies, the system CA store).
+    fn run_in(self, sh: &Shell, env: &Env) -> Result<()> {
         let pin_path = self
             .pin
             .clone()
@@ -52,15 +57,14 @@ impl flags::Bump {
             .repository
             .clone()
             .unwrap_or_else(|| pin.repository().to_string());
-        let env = Env::from_process();
         let extra_roots = match &self.ca_file {
             Some(file) => network::read_ca_file(file)?,
             None => Vec::new(),
         };
         let net = Net {
-            proxies: Proxies::from_env(&env)?,
+            proxies: Proxies::from_env(env)?,
             trust: Arc::new(Trust::new(
-                network::system_bundle(&env)?,
+                network::system_bundle(env)?,
                 extra_roots,
                 self.verbose,
             )),
@@ -401,7 +405,9 @@ fn index_problems(target: &Target) -> Vec<String> {
 }
 
 /// --commit needs a work tree that tracks the pin; checked before any request, so a refusal changes nothing.
+/// Through a symlink, it is the file the link points to that changes and is committed.
 fn check_git(sh: &Shell, pin: &Path) -> Result<()> {
+    let pin = &std::fs::canonicalize(pin).with_context(|| format!("resolve {}", pin.display()))?;
     let dir = pin.parent().context("the pin file has no directory")?;
     let file = pin.file_name().context("the pin file has no name")?;
     let _dir = sh.push_dir(dir);
@@ -420,6 +426,7 @@ fn check_git(sh: &Shell, pin: &Path) -> Result<()> {
 }
 
 fn commit(sh: &Shell, pin: &Path, message: &str) -> Result<()> {
+    let pin = &std::fs::canonicalize(pin).with_context(|| format!("resolve {}", pin.display()))?;
     let dir = pin.parent().context("the pin file has no directory")?;
     let _dir = sh.push_dir(dir);
     // Quiet: the command line would only repeat the message printed after it.

@@ -14,6 +14,7 @@ use xshell::{cmd, Shell};
 
 use super::{
     local_registry::{Collector, Fault, Front, IndexEdit, LocalRegistry, Proxy, TestCa},
+    network::Env,
     *,
 };
 use crate::{tools::Tool, util::testing::Scratch};
@@ -87,7 +88,8 @@ impl World {
             page_size: None,
         };
         configure(&mut flags);
-        flags.run(&Shell::new().unwrap())
+        // No proxy and no system store from the machine running the tests: those have their own tests.
+        flags.run_in(&Shell::new().unwrap(), &Env::default())
     }
 
     /// Runs a bump that must fail, and checks it left the pin untouched.
@@ -975,6 +977,32 @@ fn a_symlinked_pin_stays_a_symlink_and_its_target_is_rewritten() {
         std::fs::read_to_string(&target).unwrap(),
         pin_text("1.26.3", &world.digests["1.26.3"])
     );
+}
+
+#[test]
+fn commit_through_a_symlinked_pin_commits_the_file_it_points_to() {
+    let world = world();
+    let sh = Shell::new().unwrap();
+    let _dir = sh.push_dir(&world.scratch.root);
+    std::fs::create_dir_all(world.scratch.path("pins")).unwrap();
+    std::fs::rename(
+        world.scratch.path("image.nix"),
+        world.scratch.path("pins/image.nix"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("pins/image.nix", world.scratch.path("image.nix")).unwrap();
+    cmd!(sh, "git add image.nix pins/image.nix").run().unwrap();
+    let _name = sh.push_env("GIT_AUTHOR_NAME", "test");
+    let _mail = sh.push_env("GIT_AUTHOR_EMAIL", "test@example.invalid");
+    let _cname = sh.push_env("GIT_COMMITTER_NAME", "test");
+    let _cmail = sh.push_env("GIT_COMMITTER_EMAIL", "test@example.invalid");
+    cmd!(sh, "git commit --quiet -m initial").run().unwrap();
+    world.bump(REPO, |f| f.commit = true).unwrap();
+    let changed = cmd!(sh, "git show --format= --numstat HEAD")
+        .read()
+        .unwrap();
+    assert_eq!(changed, "2\t2\tpins/image.nix");
+    assert_eq!(cmd!(sh, "git status --porcelain").read().unwrap(), "");
 }
 
 // Issue 19: the command as an operator runs it, in its own process: its environment, its stderr, its syscalls.
