@@ -277,7 +277,7 @@ impl Trust {
         }
     }
 
-    fn config(&self) -> Result<Arc<rustls::ClientConfig>, ureq::Error> {
+    fn config(&self) -> std::io::Result<Arc<rustls::ClientConfig>> {
         if let Some(config) = self.config.get() {
             return Ok(config.clone());
         }

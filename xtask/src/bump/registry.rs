@@ -174,11 +174,10 @@ impl Registry {
                     "list the tags: the registry's next-page links loop back to {url}; refusing to follow them"
                 );
             }
-            let what = format!(
-                "list the tags (page {}, {} tags so far)",
-                seen.len(),
-                tags.len()
-            );
+            let what = match seen.len() {
+                1 => "list the tags".to_string(),
+                page => format!("list the tags (page {page}, {} tags so far)", tags.len()),
+            };
             let response = self.get(&url, "application/json", &what)?;
             let next = response.header("link").and_then(next_link);
             let bytes = self.body(response, MAX_BODY_BYTES, &what, &url)?;
