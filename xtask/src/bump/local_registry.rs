@@ -3,7 +3,10 @@
 //! and, in front of it, a small proxy that demands an anonymous bearer token the way Docker Hub does, counts
 //! requests and connections, and can misbehave on demand: refuse the token, rate-limit, fail, alter manifest
 //! bytes, send tag-list pages to another host or round in a loop, redirect manifests to another host, stall
-//! (slow-loris), send an oversize body. It runs in two shapes: one request per connection (Connection: close),
+//! (slow-loris), send an oversize body; and, for issue 19, serve edited index entries, lie in HEAD answers, drop
+//! or change the digest header, gzip unasked, rate-limit with a Retry-After, serve thousands of tags or endless
+//! empty pages. It records each connection's source address, so a test can tell a forward proxy's connections
+//! from direct ones. It runs in two shapes: one request per connection (Connection: close),
 //! or a keep-alive server that writes the head and the body of each response separately without TCP_NODELAY,
 //! the shape whose Nagle delay meets a client's delayed ACK; the latter also over TLS, with a throwaway CA made
 //! by `openssl`.

@@ -1,6 +1,7 @@
 //! `cargo xtask bump`: move the image pin to another stable tag, verified, as a reviewable two-line diff.
-//! It speaks the OCI distribution API itself (registry.rs), checks the index serves web-arm's arm64 and
-//! amd64, applies the version policy (version.rs: newer patches by default; minor, major and downgrades only
+//! It speaks the OCI distribution API itself (registry.rs), through the proxies and CA store the environment
+//! names, as curl reads them (network.rs), checks the index serves web-arm's arm64 and amd64 as plain image
+//! manifests, applies the version policy (version.rs: newer patches by default; minor, major and downgrades only
 //! when asked), then rewrites the one pin file (pin.rs) with a single rename. The VM tests' archive hashes
 //! (tests/vm/image.nix) are keyed by index digest, so there is no second file to keep in step: a moved pin
 //! misses its hash there, and the VM tests say how to compute it. Every failure leaves the pin byte for byte
@@ -62,7 +63,7 @@ impl flags::Bump {
             None => Vec::new(),
         };
         let net = Net {
-            proxies: Proxies::from_env(env)?,
+            proxies: Proxies::from_env(env),
             trust: Arc::new(Trust::new(
                 network::system_bundle(env)?,
                 extra_roots,

@@ -103,49 +103,55 @@ impl Route {
     }
 }
 
-/// The proxy settings of the environment, checked once so a bad one fails before any request.
+/// The proxy settings of the environment. A setting bump cannot use fails the requests it would carry, not
+/// the others (an ALL_PROXY for SOCKS does not stop a bump that HTTPS_PROXY covers).
 #[derive(Clone, Debug, Default)]
 pub struct Proxies {
-    https: Option<Proxy>,
-    http: Option<Proxy>,
-    all: Option<Proxy>,
+    https: Option<Result<Proxy, String>>,
+    http: Option<Result<Proxy, String>>,
+    all: Option<Result<Proxy, String>>,
     no_proxy: Option<(&'static str, String)>,
 }
 
 impl Proxies {
-    pub fn from_env(env: &Env) -> Result<Proxies> {
-        let proxy = |names: &[&'static str]| -> Result<Option<Proxy>> {
-            env.first(names)
-                .map(|(variable, value)| parse_proxy(variable, value))
-                .transpose()
+    pub fn from_env(env: &Env) -> Proxies {
+        let proxy = |names: &[&'static str]| {
+            env.first(names).map(|(variable, value)| {
+                parse_proxy(variable, value).map_err(|error| format!("{error:#}"))
+            })
         };
-        Ok(Proxies {
-            https: proxy(&["https_proxy", "HTTPS_PROXY"])?,
-            http: proxy(&["http_proxy", "HTTP_PROXY"])?,
-            all: proxy(&["all_proxy", "ALL_PROXY"])?,
+        Proxies {
+            https: proxy(&["https_proxy", "HTTPS_PROXY"]),
+            http: proxy(&["http_proxy", "HTTP_PROXY"]),
+            all: proxy(&["all_proxy", "ALL_PROXY"]),
             no_proxy: env
                 .first(&["no_proxy", "NO_PROXY"])
                 .map(|(name, value)| (name, value.to_string())),
-        })
+        }
     }
 
     /// How `url` is reached: its scheme's proxy (else all_proxy), unless no_proxy names its host.
-    pub fn route(&self, url: &str) -> Route {
+    pub fn route(&self, url: &str) -> Result<Route> {
         let scheme_proxy = if url.starts_with("https://") {
             self.https.as_ref()
         } else {
             self.http.as_ref()
         };
         let Some(proxy) = scheme_proxy.or(self.all.as_ref()) else {
-            return Route::Direct("no proxy set for it".into());
+            return Ok(Route::Direct("no proxy set for it".into()));
         };
         let host = host_of(url).unwrap_or_default();
         if let Some((variable, list)) = &self.no_proxy {
             if let Some(entry) = no_proxy_match(list, &host) {
-                return Route::Direct(format!("{variable} entry `{entry}` matches {host}"));
+                return Ok(Route::Direct(format!(
+                    "{variable} entry `{entry}` matches {host}"
+                )));
             }
         }
-        Route::Via(proxy.clone())
+        match proxy {
+            Ok(proxy) => Ok(Route::Via(proxy.clone())),
+            Err(error) => bail!("{error}"),
+        }
     }
 }
 
@@ -386,8 +392,8 @@ mod tests {
 
     fn route(pairs: &[(&str, &str)], url: &str) -> String {
         Proxies::from_env(&Env::from_pairs(pairs))
-            .unwrap()
             .route(url)
+            .unwrap()
             .describe()
     }
 
@@ -456,7 +462,9 @@ mod tests {
         ] {
             let err = format!(
                 "{:#}",
-                Proxies::from_env(&Env::from_pairs(&[("HTTPS_PROXY", value)])).unwrap_err()
+                Proxies::from_env(&Env::from_pairs(&[("HTTPS_PROXY", value)]))
+                    .route("https://x/")
+                    .unwrap_err()
             );
             assert!(
                 err.contains(why) && !err.contains("s3cret"),

@@ -125,19 +125,19 @@ impl Registry {
     }
 
     /// The agent for `url`'s route, said once per origin with --verbose.
-    fn agent(&mut self, url: &str) -> ureq::Agent {
-        let route = self.net.proxies.route(url);
+    fn agent(&mut self, url: &str) -> Result<ureq::Agent> {
+        let route = self.net.proxies.route(url)?;
         let origin = origin(url).unwrap_or(url).to_string();
         if self.net.verbose && self.routed.insert(origin.clone()) {
             eprintln!("bump: {origin}: {}", route.describe());
         }
         let key = route.key().map(str::to_owned);
         if let Some((_, agent)) = self.agents.iter().find(|(k, _)| *k == key) {
-            return agent.clone();
+            return Ok(agent.clone());
         }
         let agent = self.build_agent(&route);
         self.agents.push((key, agent.clone()));
-        agent
+        Ok(agent)
     }
 
     fn build_agent(&self, route: &Route) -> ureq::Agent {
@@ -277,11 +277,11 @@ impl Registry {
             return self.deadline_error(what, url);
         }
         let through = match self.net.proxies.route(url) {
-            Route::Via(proxy) => format!(
+            Ok(Route::Via(proxy)) => format!(
                 " through the proxy {} (from {})",
                 proxy.shown, proxy.variable
             ),
-            Route::Direct(_) => String::new(),
+            _ => String::new(),
         };
         format!(
             "{what}: cannot reach the registry at {}{through}: {error}",
@@ -332,6 +332,7 @@ impl Registry {
             let timeout = self.remaining(what, url)?;
             let mut request = self
                 .agent(url)
+                .with_context(|| format!("{what}: reach {url}"))?
                 .request(method, url)
                 .timeout(timeout)
                 .set("Accept", accept);
@@ -414,6 +415,7 @@ impl Registry {
         let what = "get a token";
         let mut request = self
             .agent(&realm)
+            .with_context(|| format!("reach the token endpoint {realm}"))?
             .get(&realm)
             .timeout(self.remaining(what, &realm)?);
         for (key, value) in params

@@ -1,7 +1,8 @@
 //! `bump` against a real registry (see local_registry.rs): each policy case and each failure, and that a
 //! failure leaves the pin file byte for byte as it was; the hostile fronts of issue 13 (another host's Link,
 //! a Link loop, a redirect, a slow-loris, an oversize body, a re-pushed tag, a keep-alive front without
-//! TCP_NODELAY).
+//! TCP_NODELAY); and the cases of issue 19 (index entries, HEAD answers, odd tags, what a registry may send,
+//! pages, the pin file), with the network cases in their own process (a real tinyproxy, SSL_CERT_FILE, strace).
 
 use std::{
     collections::HashMap,
