@@ -817,6 +817,35 @@ mod tests {
     }
 
     #[test]
+    fn a_reported_digest_is_checked_by_its_own_algorithm() {
+        let bytes = b"{\"schemaVersion\":2}";
+        let sha512 = format!("sha512:{:x}", Sha512::digest(bytes));
+        assert!(check_reported("t", &sha512, bytes).is_ok());
+        let err = check_reported("t", &sha512, b"{}").unwrap_err().to_string();
+        assert!(err.contains("digest mismatch for t"), "{err}");
+        assert!(check_reported("t", "blake3:abcd", bytes).is_ok());
+        let err = check_reported("t", "sha256", bytes)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("malformed Docker-Content-Digest"), "{err}");
+    }
+
+    #[test]
+    fn a_compressed_body_is_decoded_up_to_the_limit() {
+        use std::io::Write;
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gzip.write_all(&vec![b' '; 1 << 20]).unwrap();
+        let bomb = gzip.finish().unwrap();
+        assert!(bomb.len() < 10_000);
+        assert_eq!(decode("gzip", &bomb, 100).unwrap().len(), 101);
+        let err = format!("{:#}", decode("br", &bomb, 100).unwrap_err());
+        assert!(
+            err.contains("Content-Encoding: br, which bump did not ask for"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn digests_follow_the_oci_grammar() {
         let sha256 = format!("sha256:{}", "a".repeat(64));
         let sha512 = format!("sha512:{}", "b".repeat(128));
