@@ -103,6 +103,8 @@
           pkgs.python3
           pkgs.shellcheck
           pkgs.prometheus # promtool
+          pkgs.tinyproxy # a forward proxy for bump's proxy test
+          pkgs.strace # bump's test that the pin is flushed before its rename
         ];
       };
     });

@@ -13,8 +13,9 @@ let
   fields = ["name" "tag" "digest"];
   patterns = {
     name = "[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+";
-    # At most nine digits a part, so every reader holds the numbers exactly.
-    tag = "[0-9]{1,9}\\.[0-9]{1,9}\\.[0-9]{1,9}";
+    # At most nine digits a part, so every reader holds the numbers exactly, and no leading zero, so no two
+    # spellings name one version (bump reads registry tags with the same grammar: xtask/src/bump/version.rs).
+    tag = "(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})";
     digest = "sha256:[0-9a-f]{64}";
   };
   hints = {

@@ -88,7 +88,7 @@ impl flags::Bench {
                         "--pin",
                     ])
                     .arg(&pin)
-                    .arg("--ca-cert")
+                    .arg("--ca-file")
                     .arg(&ca.ca)
                     .output()
             })?;

@@ -55,10 +55,11 @@ pub enum Command {
     /// bearer token, paginated tag list, manifest by tag), follows no redirects and sends the token to the
     /// registry's own host only. By default only a newer patch of the pinned X.Y; never a `-next`
     /// pre-release; an older version only with --allow-downgrade; a pinned tag that moved (re-pushed) only
-    /// with --allow-repush; `--tag latest` pins the X.Y.Z that has latest's digest. The manifest's bytes must
-    /// hash to the registry's digest and the index must serve linux/arm64 and linux/amd64; its index digest is
-    /// pinned. Any failure leaves the pin as it was. Needs the network (Docker Hub) unless --registry points
-    /// elsewhere.
+    /// with --allow-repush; `--tag latest` pins the X.Y.Z that has latest's digest. The pinned digest is the
+    /// sha256 of the index bytes bump fetched (a Docker-Content-Digest, when sent, must match), and the index's
+    /// linux/arm64 and linux/amd64 entries must be plain image manifests. Proxies come from HTTPS_PROXY,
+    /// HTTP_PROXY, ALL_PROXY and NO_PROXY as curl reads them; TLS trusts the system CA store too. Any failure
+    /// leaves the pin as it was. Needs the network (Docker Hub) unless --registry points elsewhere.
     ///
     /// Example: `cargo xtask bump --dry-run`, then `cargo xtask bump --commit`;
     /// `cargo xtask bump --tag 1.27.0 --allow-minor`.
@@ -217,9 +218,14 @@ pub struct Bump {
     /// The pin file to update (default: modules/powersync/image.nix).
     #[arg(long, value_name = "FILE")]
     pub pin: Option<PathBuf>,
-    /// Also trust the CA certificates in this PEM file (a mirror with its own CA), beside the public roots.
-    #[arg(long, value_name = "FILE")]
-    pub ca_cert: Option<PathBuf>,
+    /// Also trust the CA certificates in this PEM file (a mirror's or a TLS-inspecting proxy's own CA), beside
+    /// the public roots and the system store (SSL_CERT_FILE, else the distribution's bundle).
+    #[arg(long, value_name = "FILE", alias = "ca-cert")]
+    pub ca_file: Option<PathBuf>,
+    /// Say how each registry host is reached (directly, or through which proxy from HTTPS_PROXY/HTTP_PROXY/
+    /// ALL_PROXY, minus NO_PROXY), what TLS trusts, and each retry, on stderr.
+    #[arg(long, short)]
+    pub verbose: bool,
     /// Seconds the whole bump may take; when they run out, the error names the request that stalled.
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
     pub timeout: f64,

@@ -40,7 +40,7 @@ fn main() -> anyhow::Result<()> {
         flags::Command::Bench(cmd) => cmd.run(&sh),
         flags::Command::Bump(mut cmd) => {
             cmd.pin = cmd.pin.map(|file| caller_dir.join(file));
-            cmd.ca_cert = cmd.ca_cert.map(|file| caller_dir.join(file));
+            cmd.ca_file = cmd.ca_file.map(|file| caller_dir.join(file));
             cmd.run(&sh)
         }
         flags::Command::Render(mut cmd) => {

@@ -38,19 +38,44 @@ pub fn nix_files(sh: &Shell, root: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Replace `path`'s content in one step: write a sibling temporary file, then rename it over the original,
-/// so a reader never sees half a file and a failure leaves the original as it was.
+/// Replace `path`'s content in one step: write a sibling temporary file, flush it to disk, then rename it over
+/// the original, so a reader (or a crash) never sees half a file and a failure leaves the original as it was.
+/// A symlink stays one: the file it points to is what gets replaced, in its own directory.
 pub fn write_atomically(path: &Path, content: &str) -> Result<()> {
+    let path = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(path)
+            .with_context(|| format!("follow the symlink {}", path.display()))?,
+        _ => path.to_path_buf(),
+    };
     let file_name = path
         .file_name()
         .with_context(|| format!("{} has no file name", path.display()))?;
     let tmp = path.with_file_name(format!(".{}.xtask-tmp", file_name.to_string_lossy()));
-    fs::write(&tmp, content).with_context(|| format!("write {}", tmp.display()))?;
-    if let Ok(meta) = fs::metadata(path) {
-        fs::set_permissions(&tmp, meta.permissions())
-            .with_context(|| format!("copy permissions onto {}", tmp.display()))?;
+    let written = (|| -> Result<()> {
+        let mut file =
+            fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+        std::io::Write::write_all(&mut file, content.as_bytes())
+            .with_context(|| format!("write {}", tmp.display()))?;
+        if let Ok(meta) = fs::metadata(&path) {
+            file.set_permissions(meta.permissions())
+                .with_context(|| format!("copy permissions onto {}", tmp.display()))?;
+        }
+        // The data reaches the disk before the rename makes it the file, or a crash could leave it empty.
+        file.sync_all()
+            .with_context(|| format!("flush {} to disk", tmp.display()))
+    })();
+    if let Err(error) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(error);
     }
-    fs::rename(&tmp, path).with_context(|| format!("replace {}", path.display()))
+    fs::rename(&tmp, &path).with_context(|| format!("replace {}", path.display()))?;
+    // And the rename itself, an entry in the directory.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::File::open(dir)
+            .and_then(|dir| dir.sync_all())
+            .with_context(|| format!("flush {} to disk", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// A new, empty directory under the system temporary directory, unique per call (tests run several steps at

@@ -3,7 +3,10 @@
 //! and, in front of it, a small proxy that demands an anonymous bearer token the way Docker Hub does, counts
 //! requests and connections, and can misbehave on demand: refuse the token, rate-limit, fail, alter manifest
 //! bytes, send tag-list pages to another host or round in a loop, redirect manifests to another host, stall
-//! (slow-loris), send an oversize body. It runs in two shapes: one request per connection (Connection: close),
+//! (slow-loris), send an oversize body; and, for issue 19, serve edited index entries, lie in HEAD answers, drop
+//! or change the digest header, gzip unasked, rate-limit with a Retry-After, serve thousands of tags or endless
+//! empty pages. It records each connection's source address, so a test can tell a forward proxy's connections
+//! from direct ones. It runs in two shapes: one request per connection (Connection: close),
 //! or a keep-alive server that writes the head and the body of each response separately without TCP_NODELAY,
 //! the shape whose Nagle delay meets a client's delayed ACK; the latter also over TLS, with a throwaway CA made
 //! by `openssl`.
@@ -244,6 +247,33 @@ pub enum Fault {
     SlowBody,
     /// Manifest GETs get a 5 MiB body (with its own correct digest).
     OversizeManifests,
+    /// Index manifests are served edited, with the digest of the edited bytes.
+    EditIndex(IndexEdit),
+    /// Manifest HEADs answer with this digest whatever the tag (GETs stay honest).
+    LyingHead(String),
+    /// Manifests come without a Docker-Content-Digest.
+    NoDigestHeader,
+    /// Manifests come with a sha512 Docker-Content-Digest.
+    Sha512Digest,
+    /// Manifests come gzip-compressed (Content-Encoding: gzip) though the client asked for no encoding.
+    GzipManifests,
+    /// Authorized requests get 429 with this Retry-After until the instant passes.
+    RateLimitUntil(Instant, String),
+    /// The tag list also holds this many old tags (0.1.N).
+    ExtraTags(usize),
+    /// Every tag-list page is empty and links to a new next page.
+    EndlessPages,
+}
+
+/// How [`Fault::EditIndex`] changes an index.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IndexEdit {
+    /// Served with an image manifest's Content-Type, the document unchanged.
+    LabelledAsImage,
+    /// Without its mediaType field, served as application/json.
+    Unlabelled,
+    /// This field of the linux/arm64 entry set to this value.
+    Arm64Entry(&'static str, Value),
 }
 
 /// How the front holds connections.
@@ -384,6 +414,7 @@ pub struct Proxy {
     pub url: String,
     requests: Arc<AtomicUsize>,
     connections: Arc<AtomicUsize>,
+    peers: Arc<Mutex<Vec<std::net::IpAddr>>>,
     fault: Arc<Mutex<Fault>>,
 }
 
@@ -409,17 +440,22 @@ impl Proxy {
         let requests = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
         let fault = Arc::new(Mutex::new(Fault::None));
-        let (upstream, own, count, opened, mode) = (
+        let peers = Arc::new(Mutex::new(Vec::new()));
+        let (upstream, own, count, opened, mode, seen) = (
             upstream.to_string(),
             url.clone(),
             requests.clone(),
             connections.clone(),
             fault.clone(),
+            peers.clone(),
         );
         // The threads end with the test process; one per connection, so a stalled one holds no other.
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 opened.fetch_add(1, Ordering::SeqCst);
+                if let Ok(peer) = stream.peer_addr() {
+                    seen.lock().unwrap().push(peer.ip());
+                }
                 let (upstream, own, count, mode, tls) = (
                     upstream.clone(),
                     own.clone(),
@@ -462,8 +498,14 @@ impl Proxy {
             url,
             requests,
             connections,
+            peers,
             fault,
         }
+    }
+
+    /// The source address of every connection so far (a forward proxy bound elsewhere shows here).
+    pub fn peers(&self) -> Vec<std::net::IpAddr> {
+        self.peers.lock().unwrap().clone()
     }
 
     pub fn set_fault(&self, fault: Fault) {
@@ -481,6 +523,7 @@ impl Proxy {
     pub fn reset_requests(&self) {
         self.requests.store(0, Ordering::SeqCst);
         self.connections.store(0, Ordering::SeqCst);
+        self.peers.lock().unwrap().clear();
     }
 }
 
@@ -543,7 +586,14 @@ fn read_request<R: Read>(reader: &mut BufReader<R>) -> std::io::Result<Option<Re
     }
     let mut parts = line.split_whitespace();
     let method = parts.next().unwrap_or_default().to_string();
-    let target = parts.next().unwrap_or_default().to_string();
+    let target = parts.next().unwrap_or_default();
+    // A client inside a proxy's CONNECT tunnel may send the absolute form (RFC 9112 §3.2.2), which a server
+    // must accept: keep the path and query.
+    let target = match target.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => target,
+    }
+    .to_string();
     let mut headers = Vec::new();
     loop {
         let mut header = String::new();
@@ -675,6 +725,18 @@ fn serve(
         Fault::RateLimit => {
             return out.respond(429, &[("Retry-After".into(), "30".into())], b"{}", head)
         }
+        Fault::RateLimitUntil(until, retry_after) if Instant::now() < *until => {
+            return out.respond(
+                429,
+                &[("Retry-After".into(), retry_after.clone())],
+                b"{}",
+                head,
+            )
+        }
+        Fault::LyingHead(digest) if head && request.target.contains("/manifests/") => {
+            let headers = [("Docker-Content-Digest".to_string(), digest.clone())];
+            return out.respond(200, &headers, b"", true);
+        }
         Fault::ServerError => return out.respond(503, &[], b"{}", head),
         Fault::SlowLoris => return out.trickle(),
         Fault::SlowBody => return out.trickle_body(),
@@ -699,7 +761,7 @@ fn serve(
         Err(error) => return out.respond(502, &[], error.to_string().as_bytes(), head),
     };
     let status = response.status();
-    let headers: Vec<(String, String)> = ["Content-Type", "Docker-Content-Digest", "Link"]
+    let mut headers: Vec<(String, String)> = ["Content-Type", "Docker-Content-Digest", "Link"]
         .iter()
         .filter_map(|name| {
             response
@@ -713,15 +775,79 @@ fn serve(
         let next = match fault {
             Fault::LinkLoop => Some(request.target.clone()),
             Fault::CrossHostLink(other) => Some(format!("{other}{}", request.target)),
+            Fault::EndlessPages => {
+                let empty = json!({ "name": "endless", "tags": [] }).to_string();
+                let next = format!("<{}x>; rel=\"next\"", request.target);
+                return out.respond(200, &[("Link".into(), next)], empty.as_bytes(), head);
+            }
             _ => None,
         };
+        if let Fault::ExtraTags(count) = fault {
+            let mut list: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let tags = list["tags"].as_array_mut().expect("a tag list");
+            tags.extend((0..*count).map(|n| json!(format!("0.1.{n}"))));
+            body = list.to_string().into_bytes();
+        }
         return respond_page(out, &request.target, &body, head, next);
     }
     if *fault == Fault::TamperManifests && manifest_get {
         // Still valid JSON, different bytes: only the digest check can tell.
         body.extend_from_slice(b"\n");
     }
+    if status == 200 && manifest_get {
+        edit_manifest(fault, &mut headers, &mut body);
+    }
     out.respond(status, &headers, &body, head)
+}
+
+/// The manifest faults that change what a GET returns.
+fn edit_manifest(fault: &Fault, headers: &mut Vec<(String, String)>, body: &mut Vec<u8>) {
+    let set = |headers: &mut Vec<(String, String)>, name: &str, value: String| {
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        headers.push((name.to_string(), value));
+    };
+    match fault {
+        Fault::EditIndex(edit) => {
+            let mut index: Value = serde_json::from_slice(body).unwrap();
+            if !index["manifests"].is_array() {
+                return;
+            }
+            match edit {
+                IndexEdit::LabelledAsImage => set(
+                    headers,
+                    "Content-Type",
+                    "application/vnd.oci.image.manifest.v1+json".into(),
+                ),
+                IndexEdit::Unlabelled => {
+                    index.as_object_mut().unwrap().remove("mediaType");
+                    *body = serde_json::to_vec(&index).unwrap();
+                    set(headers, "Content-Type", "application/json".into());
+                }
+                IndexEdit::Arm64Entry(field, value) => {
+                    for entry in index["manifests"].as_array_mut().unwrap() {
+                        if entry["platform"]["architecture"] == "arm64" {
+                            entry[*field] = value.clone();
+                        }
+                    }
+                    *body = serde_json::to_vec(&index).unwrap();
+                }
+            }
+            set(headers, "Docker-Content-Digest", sha256(body));
+        }
+        Fault::NoDigestHeader => headers.retain(|(k, _)| k != "Docker-Content-Digest"),
+        Fault::Sha512Digest => set(
+            headers,
+            "Docker-Content-Digest",
+            format!("sha512:{:x}", sha2::Sha512::digest(&body[..])),
+        ),
+        Fault::GzipManifests => {
+            let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gzip.write_all(body).unwrap();
+            *body = gzip.finish().unwrap();
+            set(headers, "Content-Encoding", "gzip".into());
+        }
+        _ => {}
+    }
 }
 
 /// Distribution 2.8 ignores `n` on tag lists (paging arrived in v3); Docker Hub pages them. So the proxy pages

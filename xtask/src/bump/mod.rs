@@ -1,12 +1,14 @@
 //! `cargo xtask bump`: move the image pin to another stable tag, verified, as a reviewable two-line diff.
-//! It speaks the OCI distribution API itself (registry.rs), checks the index serves web-arm's arm64 and
-//! amd64, applies the version policy (version.rs: newer patches by default; minor, major and downgrades only
+//! It speaks the OCI distribution API itself (registry.rs), through the proxies and CA store the environment
+//! names, as curl reads them (network.rs), checks the index serves web-arm's arm64 and amd64 as plain image
+//! manifests, applies the version policy (version.rs: newer patches by default; minor, major and downgrades only
 //! when asked), then rewrites the one pin file (pin.rs) with a single rename. The VM tests' archive hashes
 //! (tests/vm/image.nix) are keyed by index digest, so there is no second file to keep in step: a moved pin
 //! misses its hash there, and the VM tests say how to compute it. Every failure leaves the pin byte for byte
 //! as it was; with --commit, git is checked before anything is written.
 
 pub mod local_registry;
+mod network;
 mod pin;
 mod registry;
 mod version;
@@ -14,14 +16,15 @@ mod version;
 #[cfg(test)]
 mod tests;
 
-use std::{path::Path, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::{flags, util};
+use network::{Env, Proxies, Trust};
 use pin::Pin;
-use registry::{Manifest, Registry};
+use registry::{Manifest, Net, Registry};
 use version::{Policy, Version};
 
 /// Platforms the index must serve: web-arm is aarch64, CI and most VM test runners x86_64.
@@ -32,6 +35,11 @@ pub const VM_HASHES: &str = "tests/vm/image.nix";
 
 impl flags::Bump {
     pub fn run(self, sh: &Shell) -> Result<()> {
+        self.run_in(sh, &Env::from_process())
+    }
+
+    /// The bump in the network `env` describes (proxies, the system CA store).
+    fn run_in(self, sh: &Shell, env: &Env) -> Result<()> {
         let pin_path = self
             .pin
             .clone()
@@ -50,15 +58,24 @@ impl flags::Bump {
             .repository
             .clone()
             .unwrap_or_else(|| pin.repository().to_string());
-        let extra_roots = match &self.ca_cert {
-            Some(file) => registry::read_ca_file(file)?,
+        let extra_roots = match &self.ca_file {
+            Some(file) => network::read_ca_file(file)?,
             None => Vec::new(),
         };
-        let mut registry = Registry::with_roots(
+        let net = Net {
+            proxies: Proxies::from_env(env),
+            trust: Arc::new(Trust::new(
+                network::system_bundle(env)?,
+                extra_roots,
+                self.verbose,
+            )),
+            verbose: self.verbose,
+        };
+        let mut registry = Registry::with_net(
             &self.registry,
             &repository,
             Duration::from_secs_f64(self.timeout),
-            extra_roots,
+            net,
         );
         if let Some(page_size) = self.page_size {
             registry.page_size = page_size;
@@ -76,7 +93,16 @@ impl flags::Bump {
             self.allow_repush,
         );
         let requests = registry.requests;
-        let target = match outcome? {
+        let (outcome, odd) = outcome?;
+        if !odd.is_empty() {
+            println!(
+                "skipped {} odd tag(s), shaped like versions but not X.Y.Z as a pin allows (no leading zero, at \
+                 most nine digits a part): {}",
+                odd.len(),
+                odd.join(", ")
+            );
+        }
+        let target = match outcome {
             Choice::UpToDate(message) => {
                 println!("{message} ({requests} registry requests)");
                 return Ok(());
@@ -185,21 +211,23 @@ enum Choice {
     Target(Target),
 }
 
+/// The choice, and the odd tags skipped on the way (version-shaped, refused by the grammar).
 fn choose(
     registry: &mut Registry,
     pin: &Pin,
     tag: Option<&str>,
     policy: Policy,
     allow_repush: bool,
-) -> Result<Choice> {
+) -> Result<(Choice, Vec<String>)> {
+    let mut odd = Vec::new();
     let target = match tag {
-        Some("latest") => match resolve_latest(registry, pin)? {
+        Some("latest") => match resolve_latest(registry, pin, &mut odd)? {
             Some(target) => target,
             None => {
-                return Ok(Choice::UpToDate(format!(
-                    "latest is the pinned {}@{}",
-                    pin.tag, pin.digest
-                )))
+                return Ok((
+                    Choice::UpToDate(format!("latest is the pinned {}@{}", pin.tag, pin.digest)),
+                    odd,
+                ))
             }
         },
         Some(tag) => {
@@ -214,13 +242,8 @@ fn choose(
                 manifest,
             };
             // Both reasons at once: a flag would not help an index that lacks arm64.
-            let problems: Vec<String> = [
-                platform_problem(&target),
-                policy.refusal(pin.version, version),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
+            let mut problems = index_problems(&target);
+            problems.extend(policy.refusal(pin.version, version));
             if !problems.is_empty() {
                 bail!("{}. Nothing was pinned.", problems.join("; and "));
             }
@@ -228,14 +251,15 @@ fn choose(
         }
         None => {
             let tags = registry.tags()?;
+            odd = version::odd_tags(&tags);
             let Some((tag, _)) = policy.newest(pin.version, &tags) else {
                 let pinned = registry
-                    .digest_of(&pin.tag)
+                    .manifest(&pin.tag)
                     .with_context(|| format!("check the pinned tag {} is unchanged", pin.tag))?;
-                if pinned != pin.digest {
-                    bail!("{}", repushed(pin, &pinned));
+                if pinned.digest != pin.digest {
+                    bail!("{}", repushed(pin, &pinned.digest));
                 }
-                return Ok(Choice::UpToDate(up_to_date(pin.version, &tags)));
+                return Ok((Choice::UpToDate(up_to_date(pin.version, &tags)), odd));
             };
             let manifest = registry
                 .manifest(tag)
@@ -246,8 +270,9 @@ fn choose(
             }
         }
     };
-    if let Some(problem) = platform_problem(&target) {
-        bail!("{problem}. Nothing was pinned.");
+    let problems = index_problems(&target);
+    if !problems.is_empty() {
+        bail!("{}. Nothing was pinned.", problems.join("; and "));
     }
     if tag == Some("latest") {
         let version = Version::parse_stable(&target.tag).expect("a stable tag");
@@ -258,7 +283,7 @@ fn choose(
     if target.tag == pin.tag && target.manifest.digest != pin.digest && !allow_repush {
         bail!("{}", repushed(pin, &target.manifest.digest));
     }
-    Ok(Choice::Target(target))
+    Ok((Choice::Target(target), odd))
 }
 
 fn repushed(pin: &Pin, served: &str) -> String {
@@ -300,22 +325,35 @@ fn up_to_date(current: Version, tags: &[String]) -> String {
 }
 
 /// `latest` is an alias that moves: pin the concrete X.Y.Z with the same digest instead. None when latest is
-/// the pinned image. The floor: the challenge, the token, latest's manifest, then (only when it moved) the
-/// tag list and one HEAD per stable tag from the newest down, which is one when latest is the newest release.
-fn resolve_latest(registry: &mut Registry, pin: &Pin) -> Result<Option<Target>> {
+/// the pinned image. Each candidate's manifest is fetched and hashed, newest first, never taken from a HEAD
+/// answer: the tag pinned must carry exactly the bytes pinned. The floor: the challenge, the token, latest's
+/// manifest, then (only when it moved) the tag list and the newest stable tag's manifest, the one match when
+/// latest is the newest release.
+fn resolve_latest(
+    registry: &mut Registry,
+    pin: &Pin,
+    odd: &mut Vec<String>,
+) -> Result<Option<Target>> {
     let manifest = registry.manifest("latest").context("tag latest")?;
     if manifest.digest == pin.digest {
         return Ok(None);
     }
-    let mut stable: Vec<(Version, String)> = registry
-        .tags()?
+    let tags = registry.tags()?;
+    *odd = version::odd_tags(&tags);
+    let mut stable: Vec<(Version, String)> = tags
         .into_iter()
         .filter_map(|tag| Version::parse_stable(&tag).map(|version| (version, tag)))
         .collect();
     stable.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
     for (_, tag) in stable {
-        if registry.digest_of(&tag)? == manifest.digest {
-            return Ok(Some(Target { tag, manifest }));
+        let candidate = registry
+            .manifest(&tag)
+            .with_context(|| format!("tag {tag}"))?;
+        if candidate.digest == manifest.digest {
+            return Ok(Some(Target {
+                tag,
+                manifest: candidate,
+            }));
         }
     }
     bail!(
@@ -324,13 +362,24 @@ fn resolve_latest(registry: &mut Registry, pin: &Pin) -> Result<Option<Target>> 
     )
 }
 
-/// Why `target` cannot run on web-arm and CI, if it cannot.
-fn platform_problem(target: &Target) -> Option<String> {
-    if !registry::is_index(&target.manifest.json) {
-        return Some(format!(
-            "{} is a single-platform manifest, not a multi-arch index; web-arm (arm64) needs the index",
-            target.tag
-        ));
+/// Why `target` cannot be pinned for web-arm and CI: it is not an index, or an entry for a platform the pin
+/// promises is missing or not a plain image manifest with a well-formed digest and size.
+fn index_problems(target: &Target) -> Vec<String> {
+    let tag = &target.tag;
+    let media_type = match registry::media_type(&target.manifest) {
+        Ok(media_type) => media_type,
+        Err(why) => return vec![format!("{tag} is not a usable index: {why}")],
+    };
+    if !registry::INDEX_TYPES.contains(&media_type.as_str()) {
+        return vec![format!(
+            "{tag} is a single-platform manifest ({media_type}), not a multi-arch index; web-arm (arm64) \
+             needs the index"
+        )];
+    }
+    if !target.manifest.json["manifests"].is_array() || target.manifest.json["schemaVersion"] != 2 {
+        return vec![format!(
+            "{tag} is labelled {media_type} but is not one (schemaVersion 2 and a `manifests` list)"
+        )];
     }
     let served = registry::platforms(&target.manifest.json);
     let missing: Vec<&str> = REQUIRED_PLATFORMS
@@ -338,18 +387,28 @@ fn platform_problem(target: &Target) -> Option<String> {
         .copied()
         .filter(|p| !served.iter().any(|s| s == p))
         .collect();
-    (!missing.is_empty()).then(|| {
-        format!(
-            "{} does not serve {} (it serves {}); web-arm is aarch64",
-            target.tag,
+    let mut problems = Vec::new();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "{tag} does not serve {} (it serves {}); web-arm is aarch64",
             missing.join(" and "),
             served.join(", ")
-        )
-    })
+        ));
+    }
+    for platform in REQUIRED_PLATFORMS {
+        problems.extend(
+            registry::entry_problems(&target.manifest.json, platform)
+                .into_iter()
+                .map(|problem| format!("{tag}: {problem}")),
+        );
+    }
+    problems
 }
 
 /// --commit needs a work tree that tracks the pin; checked before any request, so a refusal changes nothing.
+/// Through a symlink, it is the file the link points to that changes and is committed.
 fn check_git(sh: &Shell, pin: &Path) -> Result<()> {
+    let pin = &std::fs::canonicalize(pin).with_context(|| format!("resolve {}", pin.display()))?;
     let dir = pin.parent().context("the pin file has no directory")?;
     let file = pin.file_name().context("the pin file has no name")?;
     let _dir = sh.push_dir(dir);
@@ -368,9 +427,12 @@ fn check_git(sh: &Shell, pin: &Path) -> Result<()> {
 }
 
 fn commit(sh: &Shell, pin: &Path, message: &str) -> Result<()> {
+    let pin = &std::fs::canonicalize(pin).with_context(|| format!("resolve {}", pin.display()))?;
     let dir = pin.parent().context("the pin file has no directory")?;
     let _dir = sh.push_dir(dir);
+    // Quiet: the command line would only repeat the message printed after it.
     cmd!(sh, "git commit --quiet -m {message} -- {pin}")
+        .quiet()
         .run()
         .with_context(|| {
             format!(

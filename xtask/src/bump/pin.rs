@@ -53,7 +53,7 @@ impl Pin {
         if !is_name(&name) {
             bail!("`name` = \"{name}\" is not a repository like docker.io/journeyapps/powersync-service");
         }
-        let version = parse_tag(&tag)
+        let version = Version::parse_stable(&tag)
             .with_context(|| format!("`tag` = \"{tag}\" is not a stable X.Y.Z tag"))?;
         if !is_digest(&digest) {
             bail!("`digest` = \"{digest}\" is not a sha256 digest (sha256: and 64 lowercase hex digits)");
@@ -137,17 +137,6 @@ fn assignment(line: &str) -> Option<(&str, &str)> {
     let value = rest.strip_suffix("\";")?;
     let key_ok = !key.is_empty() && key.bytes().all(|b| b.is_ascii_lowercase());
     (key_ok && !value.contains('"')).then_some((key, value))
-}
-
-/// `[0-9]{1,9}\.[0-9]{1,9}\.[0-9]{1,9}`, the same pattern lib/image.nix checks.
-fn parse_tag(tag: &str) -> Option<Version> {
-    let parts: Vec<&str> = tag.split('.').collect();
-    let numeric =
-        |part: &&str| (1..=9).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit());
-    if parts.len() != 3 || !parts.iter().all(numeric) {
-        return None;
-    }
-    Version::parse_stable(tag)
 }
 
 /// `[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+`, the pattern lib/image.nix checks.

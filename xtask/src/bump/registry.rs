@@ -15,29 +15,27 @@
 //!   gets none.
 //! - No redirect is followed. Manifests and tag lists come from the registry itself (Docker Hub redirects
 //!   only blob downloads, and a bump fetches no blob), so a 3xx is reported, never obeyed.
-//! - Tag-list pages are followed on the registry's own origin only, each URL once, at most MAX_PAGES.
-//! - The whole run has one deadline; when it runs out the error names the request that stalled.
-//! - Every body is read up to a limit and a larger one is called "response too large".
+//! - Tag-list pages are followed on the registry's own origin only, each URL once, up to MAX_TAGS tags; the
+//!   run's deadline bounds pages that bring none.
+//! - Every digest handed out is the sha256 of bytes this client received and hashed; a Docker-Content-Digest
+//!   (optional in the spec) must match them when sent (sha256 or sha512). No HEAD answer is trusted.
+//! - The whole run has one deadline; when it runs out the error names the request that stalled. A 429 is
+//!   retried after its Retry-After (seconds or an HTTP date) when that fits in the deadline.
+//! - Every body is read up to a limit (decompressed, if a registry or proxy compressed it unasked) and a
+//!   larger one is called "response too large".
 
 use std::{
     collections::HashSet,
-    io::{Read, Write},
-    net::TcpStream,
-    path::Path,
+    io::Read,
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use ureq::{
-    rustls::{
-        self,
-        pki_types::{pem::PemObject, CertificateDer},
-    },
-    ReadWrite, TlsConnector,
-};
+use sha2::{Digest, Sha256, Sha512};
+
+use super::network::{Proxies, QuickAckTls, Route, Trust};
 
 /// What we accept for a tag: multi-arch indexes first; single manifests only so the error can say so.
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -45,69 +43,121 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
      application/vnd.oci.image.manifest.v1+json, \
      application/vnd.docker.distribution.manifest.v2+json";
 
-/// Manifests are kilobytes and a tag list page of 1000 tags is tens of them; anything this large is not one.
-const MAX_BODY_BYTES: u64 = 4 << 20;
+pub const INDEX_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+pub const IMAGE_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
 
-/// With pages of 1000 tags, 50 pages is 50,000 tags: far beyond any real repository.
-pub const MAX_PAGES: usize = 50;
+/// Manifests are kilobytes and a tag list page of 1000 tags is tens of them; anything this large is not one.
+pub const MAX_BODY_BYTES: u64 = 4 << 20;
+
+/// Far beyond any real repository (Docker Hub's largest hold tens of thousands), small enough to hold.
+pub const MAX_TAGS: usize = 100_000;
+
+/// Retries of a 429, each after the wait it asks for (or 1 s, doubling), and all within the deadline.
+const MAX_RATE_LIMIT_RETRIES: usize = 5;
+
+/// How a registry is reached: the proxies, what TLS trusts, and whether to say so.
+pub struct Net {
+    pub proxies: Proxies,
+    pub trust: Arc<Trust>,
+    pub verbose: bool,
+}
 
 pub struct Registry {
     base: String,
     origin: String,
     repository: String,
-    agent: ureq::Agent,
+    net: Net,
+    /// One agent per route (direct, or through one proxy), each with its own connection pool.
+    agents: Vec<(Option<String>, ureq::Agent)>,
+    /// Origins whose route was already told (--verbose).
+    routed: HashSet<String>,
     token: Option<String>,
     deadline: Instant,
     budget: Duration,
     pub page_size: usize,
+    pub max_tags: usize,
     pub requests: usize,
 }
 
-/// A manifest as served, verified against the digest the registry reported for it.
+/// A manifest as served: the sha256 of its bytes (checked against the registry's digest when it sent one), the
+/// document, and the media type the registry labelled it with.
 pub struct Manifest {
     pub digest: String,
     pub json: Value,
+    pub content_type: Option<String>,
 }
 
 impl Registry {
-    /// A client for `repository` on `base` that gives up once `budget` (the whole run's) has passed.
+    /// A client for `repository` on `base`, direct, trusting the public roots, that gives up once `budget`
+    /// (the whole run's) has passed.
     #[cfg(test)]
     pub fn new(base: &str, repository: &str, budget: Duration) -> Registry {
-        Registry::with_roots(base, repository, budget, Vec::new())
+        let net = Net {
+            proxies: Proxies::default(),
+            trust: Arc::new(Trust::new(None, Vec::new(), false)),
+            verbose: false,
+        };
+        Registry::with_net(base, repository, budget, net)
     }
 
-    /// The same, also trusting `extra_roots` (a mirror's own CA) beside the public web PKI.
-    pub fn with_roots(
-        base: &str,
-        repository: &str,
-        budget: Duration,
-        extra_roots: Vec<CertificateDer<'static>>,
-    ) -> Registry {
+    pub fn with_net(base: &str, repository: &str, budget: Duration, net: Net) -> Registry {
         let base = base.trim_end_matches('/').to_string();
+        Registry {
+            origin: origin(&base).unwrap_or_default().to_string(),
+            base,
+            repository: repository.to_string(),
+            net,
+            agents: Vec::new(),
+            routed: HashSet::new(),
+            token: None,
+            deadline: Instant::now() + budget,
+            budget,
+            page_size: 1000,
+            max_tags: MAX_TAGS,
+            requests: 0,
+        }
+    }
+
+    /// The agent for `url`'s route, said once per origin with --verbose.
+    fn agent(&mut self, url: &str) -> Result<ureq::Agent> {
+        let route = self.net.proxies.route(url)?;
+        let origin = origin(url).unwrap_or(url).to_string();
+        if self.net.verbose && self.routed.insert(origin.clone()) {
+            eprintln!("bump: {origin}: {}", route.describe());
+        }
+        let key = route.key().map(str::to_owned);
+        if let Some((_, agent)) = self.agents.iter().find(|(k, _)| *k == key) {
+            return Ok(agent.clone());
+        }
+        let agent = self.build_agent(&route);
+        self.agents.push((key, agent.clone()));
+        Ok(agent)
+    }
+
+    fn build_agent(&self, route: &Route) -> ureq::Agent {
         let mut agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(10))
             .redirects(0)
             .no_delay(true)
-            .tls_connector(Arc::new(QuickAckTls(tls_config(extra_roots))))
+            .tls_connector(Arc::new(QuickAckTls(self.net.trust.clone())))
             .user_agent("powersync-nix-xtask-bump");
-        if base.starts_with("http://") {
+        if let Some(proxy) = route.proxy() {
+            agent = agent.proxy(proxy);
+        }
+        if self.base.starts_with("http://") {
             // A keep-alive front without TCP_NODELAY holds each response's body until our delayed ACK (about
             // 40 ms a request). ureq gives no hook on a plain socket, so plain HTTP (a local mirror, where a
             // connection costs a fraction of a millisecond and starts in quick-ACK mode) gets a fresh
             // connection per request; TLS connections are kept alive and ACK at once (QuickAckTls).
             agent = agent.max_idle_connections(0);
         }
-        Registry {
-            origin: origin(&base).unwrap_or_default().to_string(),
-            base,
-            repository: repository.to_string(),
-            agent: agent.build(),
-            token: None,
-            deadline: Instant::now() + budget,
-            budget,
-            page_size: 1000,
-            requests: 0,
-        }
+        agent.build()
     }
 
     /// Every tag of the repository, following `Link: <…>; rel="next"` pages on the registry's own origin.
@@ -124,12 +174,13 @@ impl Registry {
                     "list the tags: the registry's next-page links loop back to {url}; refusing to follow them"
                 );
             }
-            if seen.len() > MAX_PAGES {
-                bail!("list the tags: more than {MAX_PAGES} pages; refusing to follow more");
-            }
-            let response = self.get(&url, "application/json", "list the tags")?;
+            let what = match seen.len() {
+                1 => "list the tags".to_string(),
+                page => format!("list the tags (page {page}, {} tags so far)", tags.len()),
+            };
+            let response = self.get(&url, "application/json", &what)?;
             let next = response.header("link").and_then(next_link);
-            let bytes = self.body(response, MAX_BODY_BYTES, "list the tags", &url)?;
+            let bytes = self.body(response, MAX_BODY_BYTES, &what, &url)?;
             let body: Value = serde_json::from_slice(&bytes)
                 .with_context(|| format!("the tag list at {url} is not JSON"))?;
             tags.extend(
@@ -139,6 +190,14 @@ impl Registry {
                     .flatten()
                     .filter_map(|tag| tag.as_str().map(str::to_owned)),
             );
+            if tags.len() > self.max_tags {
+                bail!(
+                    "list the tags: more than {} tags after {} pages; no real repository has that many, so \
+                     refusing to read more",
+                    self.max_tags,
+                    seen.len()
+                );
+            }
             match next {
                 None => return Ok(tags),
                 Some(next) => url = self.same_origin(&next)?,
@@ -163,46 +222,33 @@ impl Registry {
         Ok(absolute)
     }
 
-    /// The manifest `reference` (tag or digest) names, its bytes checked against the registry's digest.
+    /// The manifest a tag names. Its digest is the sha256 of the bytes received; a Docker-Content-Digest, when
+    /// sent, must name the same bytes.
     pub fn manifest(&mut self, reference: &str) -> Result<Manifest> {
         let url = format!("{}/v2/{}/manifests/{reference}", self.base, self.repository);
         let what = format!("fetch the manifest of {reference}");
         let response = self.get(&url, MANIFEST_ACCEPT, &what)?;
-        let reported = response
-            .header("docker-content-digest")
-            .map(str::to_owned)
-            .with_context(|| {
-                format!("the registry sent no Docker-Content-Digest for {reference}")
-            })?;
+        let reported = response.header("docker-content-digest").map(str::to_owned);
+        let content_type = response
+            .header("content-type")
+            .map(|value| value.split(';').next().unwrap_or("").trim().to_string());
         let bytes = self.body(response, MAX_BODY_BYTES, &what, &url)?;
-        let actual = format!("sha256:{:x}", Sha256::digest(&bytes));
-        if actual != reported {
-            bail!(
-                "digest mismatch for {reference}: the registry says {reported} but the bytes received hash to \
-                 {actual}; the manifest was altered in transit or by a mirror. Nothing was pinned."
-            );
+        let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
+        match reported {
+            Some(reported) => check_reported(reference, &reported, &bytes)?,
+            None if self.net.verbose => eprintln!(
+                "bump: the registry sent no Docker-Content-Digest for {reference} (the spec makes it \
+                 optional); its bytes hash to {digest}"
+            ),
+            None => {}
         }
         let json = serde_json::from_slice(&bytes)
             .with_context(|| format!("the manifest of {reference} is not JSON"))?;
         Ok(Manifest {
-            digest: actual,
+            digest,
             json,
+            content_type,
         })
-    }
-
-    /// The digest a tag points at, from a HEAD request (no body to verify: used only to compare digests).
-    pub fn digest_of(&mut self, tag: &str) -> Result<String> {
-        let url = format!("{}/v2/{}/manifests/{tag}", self.base, self.repository);
-        let response = self.send(
-            "HEAD",
-            &url,
-            MANIFEST_ACCEPT,
-            &format!("look up the digest of {tag}"),
-        )?;
-        response
-            .header("docker-content-digest")
-            .map(str::to_owned)
-            .with_context(|| format!("the registry sent no Docker-Content-Digest for {tag}"))
     }
 
     fn get(&mut self, url: &str, accept: &str, what: &str) -> Result<ureq::Response> {
@@ -228,17 +274,28 @@ impl Registry {
 
     fn transport_error(&self, what: &str, url: &str, error: impl std::fmt::Display) -> String {
         if Instant::now() >= self.deadline {
-            self.deadline_error(what, url)
-        } else {
-            format!(
-                "{what}: cannot reach the registry at {}: {error}",
-                self.base
-            )
+            return self.deadline_error(what, url);
         }
+        let through = match self.net.proxies.route(url) {
+            Ok(Route::Via(proxy)) => format!(
+                " through the proxy {} (from {})",
+                proxy.shown, proxy.variable
+            ),
+            _ => String::new(),
+        };
+        format!(
+            "{what}: cannot reach the registry at {}{through}: {error}",
+            self.base
+        )
     }
 
-    /// A response body up to `limit` bytes, read within the run's deadline.
+    /// A response body up to `limit` bytes, read within the run's deadline and decompressed if it came
+    /// compressed (bump asks for no encoding, but a registry or a proxy may compress anyway).
     fn body(&self, response: ureq::Response, limit: u64, what: &str, url: &str) -> Result<Vec<u8>> {
+        let encoding = response
+            .header("content-encoding")
+            .map(|e| e.trim().to_ascii_lowercase())
+            .filter(|e| !e.is_empty() && e != "identity");
         let mut bytes = Vec::new();
         if let Err(error) = response
             .into_reader()
@@ -246,6 +303,10 @@ impl Registry {
             .read_to_end(&mut bytes)
         {
             bail!("{}", self.transport_error(what, url, error));
+        }
+        if let Some(encoding) = encoding {
+            bytes = decode(&encoding, &bytes, limit)
+                .with_context(|| format!("{what}: decode the {encoding} body from {url}"))?;
         }
         if bytes.len() as u64 > limit {
             bail!(
@@ -256,7 +317,8 @@ impl Registry {
         Ok(bytes)
     }
 
-    /// One request, answering a bearer challenge once (anonymous token), with errors that say what happened.
+    /// One request, answering a bearer challenge once (anonymous token) and a 429 after the wait it asks for
+    /// (within the deadline), with errors that say what happened.
     fn send(
         &mut self,
         method: &str,
@@ -265,10 +327,12 @@ impl Registry {
         what: &str,
     ) -> Result<ureq::Response> {
         let mut challenged = false;
+        let mut rate_limited = 0;
         loop {
             let timeout = self.remaining(what, url)?;
             let mut request = self
-                .agent
+                .agent(url)
+                .with_context(|| format!("{what}: reach {url}"))?
                 .request(method, url)
                 .timeout(timeout)
                 .set("Accept", accept);
@@ -307,8 +371,31 @@ impl Registry {
                     );
                     challenged = true;
                 }
-                Err(ureq::Error::Status(code, response)) => {
-                    bail!("{what}: {}", status_error(code, &response, url))
+                Err(ureq::Error::Status(429, response)) => {
+                    let asked =
+                        RetryAfter::parse(response.header("retry-after"), SystemTime::now());
+                    let _ = self.body(response, 64 << 10, what, url);
+                    let wait = asked
+                        .as_ref()
+                        .map_or(Duration::from_secs(1 << rate_limited), |a| a.wait);
+                    let left = self.deadline.saturating_duration_since(Instant::now());
+                    if rate_limited == MAX_RATE_LIMIT_RETRIES || wait >= left {
+                        bail!(
+                            "{what}: {}",
+                            rate_limited_error(asked.as_ref(), rate_limited, left)
+                        );
+                    }
+                    rate_limited += 1;
+                    if self.net.verbose {
+                        eprintln!(
+                            "bump: rate limited (429); retrying in {:.1}s",
+                            wait.as_secs_f64()
+                        );
+                    }
+                    std::thread::sleep(wait);
+                }
+                Err(ureq::Error::Status(code, _)) => {
+                    bail!("{what}: {}", status_error(code, url))
                 }
                 Err(ureq::Error::Transport(transport)) => {
                     bail!("{}", self.transport_error(what, url, transport))
@@ -327,7 +414,8 @@ impl Registry {
             .context("no realm")?;
         let what = "get a token";
         let mut request = self
-            .agent
+            .agent(&realm)
+            .with_context(|| format!("reach the token endpoint {realm}"))?
             .get(&realm)
             .timeout(self.remaining(what, &realm)?);
         for (key, value) in params
@@ -345,8 +433,8 @@ impl Registry {
                 )
             }
             Ok(response) => response,
-            Err(ureq::Error::Status(code, response)) => {
-                bail!("token endpoint: {}", status_error(code, &response, &realm))
+            Err(ureq::Error::Status(code, _)) => {
+                bail!("token endpoint: {}", status_error(code, &realm))
             }
             Err(ureq::Error::Transport(transport)) => {
                 if Instant::now() >= self.deadline {
@@ -365,97 +453,169 @@ impl Registry {
     }
 }
 
-/// The certificates of a PEM file, for --ca-cert.
-pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
-    let certificates = CertificateDer::pem_file_iter(path)
-        .with_context(|| format!("read {}", path.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("{} is not a PEM certificate file", path.display()))?;
-    if certificates.is_empty() {
-        bail!("{} holds no PEM certificate", path.display());
-    }
-    Ok(certificates)
-}
-
-/// ureq's own rustls setup (ring, TLS 1.2 and 1.3, the webpki roots), plus any extra roots.
-fn tls_config(extra_roots: Vec<CertificateDer<'static>>) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+/// A Docker-Content-Digest against the bytes it names: sha256 and sha512 are checked; another well-formed
+/// algorithm cannot be, and counts as no header (the bytes' own sha256 is what gets pinned).
+fn check_reported(reference: &str, reported: &str, bytes: &[u8]) -> Result<()> {
+    let Some((algorithm, encoded)) = parse_digest(reported) else {
+        bail!(
+            "the registry sent a malformed Docker-Content-Digest for {reference}: `{reported}` is not \
+             algorithm:hex. Nothing was pinned."
+        );
     };
-    roots.add_parsable_certificates(extra_roots);
-    let config = rustls::ClientConfig::builder_with_provider(
-        rustls::crypto::ring::default_provider().into(),
-    )
-    .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
-    .expect("ring supports TLS 1.2 and 1.3")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Arc::new(config)
-}
-
-/// rustls over a socket that asks for an immediate ACK before every read. A server that writes a response's
-/// head and body separately without TCP_NODELAY holds the body (Nagle) until the head is acknowledged, and on
-/// a kept-alive connection Linux delays that ACK by about 40 ms; TCP_QUICKACK is not sticky, hence every read.
-struct QuickAckTls(Arc<rustls::ClientConfig>);
-
-impl TlsConnector for QuickAckTls {
-    fn connect(
-        &self,
-        dns_name: &str,
-        io: Box<dyn ReadWrite>,
-    ) -> Result<Box<dyn ReadWrite>, ureq::Error> {
-        self.0.connect(dns_name, Box::new(QuickAck(io)))
-    }
-}
-
-#[derive(Debug)]
-struct QuickAck(Box<dyn ReadWrite>);
-
-impl Read for QuickAck {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if let Some(socket) = self.0.socket() {
-            quick_ack(socket);
-        }
-        self.0.read(buf)
-    }
-}
-
-impl Write for QuickAck {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl ReadWrite for QuickAck {
-    fn socket(&self) -> Option<&TcpStream> {
-        self.0.socket()
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn quick_ack(socket: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    let on: libc::c_int = 1;
-    // SAFETY: a valid socket descriptor, a pointer to a c_int and its size, as setsockopt(2) asks. A failure
-    // only costs the delay this avoids, so it is ignored.
-    unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_QUICKACK,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+    let actual = match algorithm {
+        "sha256" => format!("{:x}", Sha256::digest(bytes)),
+        "sha512" => format!("{:x}", Sha512::digest(bytes)),
+        _ => return Ok(()),
+    };
+    if actual != encoded {
+        bail!(
+            "digest mismatch for {reference}: the registry says {reported} but the bytes received hash to \
+             {algorithm}:{actual}; the manifest was altered in transit or by a mirror. Nothing was pinned."
         );
     }
+    Ok(())
 }
 
-/// Only Linux has TCP_QUICKACK; elsewhere the delayed-ACK stall stays possible.
-#[cfg(not(target_os = "linux"))]
-fn quick_ack(_socket: &TcpStream) {}
+/// `algorithm:encoded` per the OCI descriptor grammar; sha256 and sha512 must be lowercase hex of their length.
+pub fn parse_digest(digest: &str) -> Option<(&str, &str)> {
+    let (algorithm, encoded) = digest.split_once(':')?;
+    let component = |c: &str| {
+        !c.is_empty()
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    let algorithm_ok = algorithm.split(['+', '.', '_', '-']).all(component);
+    let encoded_ok = !encoded.is_empty()
+        && encoded
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'_' | b'-'));
+    let hex = |len: usize| {
+        encoded.len() == len
+            && encoded
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let known_ok = match algorithm {
+        "sha256" => hex(64),
+        "sha512" => hex(128),
+        _ => true,
+    };
+    (algorithm_ok && encoded_ok && known_ok).then_some((algorithm, encoded))
+}
+
+/// A body's bytes under its Content-Encoding, at most `limit` + 1 of them (so a bomb is "too large").
+fn decode(encoding: &str, bytes: &[u8], limit: u64) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let read = match encoding {
+        "gzip" | "x-gzip" => flate2::read::MultiGzDecoder::new(bytes)
+            .take(limit + 1)
+            .read_to_end(&mut out),
+        // HTTP's "deflate" is zlib-wrapped; some servers send it raw.
+        "deflate" => flate2::read::ZlibDecoder::new(bytes)
+            .take(limit + 1)
+            .read_to_end(&mut out)
+            .or_else(|_| {
+                out.clear();
+                flate2::read::DeflateDecoder::new(bytes)
+                    .take(limit + 1)
+                    .read_to_end(&mut out)
+            }),
+        other => bail!(
+            "it came as Content-Encoding: {other}, which bump did not ask for and cannot decode (only gzip \
+             and deflate)"
+        ),
+    };
+    read.context("the compressed body is corrupt")?;
+    Ok(out)
+}
+
+/// A 429's Retry-After: how long to wait, and how the registry put it.
+#[derive(Debug, PartialEq)]
+pub struct RetryAfter {
+    wait: Duration,
+    shown: String,
+}
+
+impl RetryAfter {
+    /// Delay-seconds or an HTTP date (RFC 9110 §10.2.3), relative to `now`; None if absent or unreadable.
+    pub fn parse(header: Option<&str>, now: SystemTime) -> Option<RetryAfter> {
+        let value = header?.trim();
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+            let seconds: u64 = value.parse().ok()?;
+            return Some(RetryAfter {
+                wait: Duration::from_secs(seconds),
+                shown: format!("after {seconds}s"),
+            });
+        }
+        let at = parse_http_date(value)?;
+        let wait = at.duration_since(now).unwrap_or_default();
+        Some(RetryAfter {
+            wait,
+            shown: format!("at {value} (in {}s)", wait.as_secs_f64().ceil()),
+        })
+    }
+}
+
+fn rate_limited_error(asked: Option<&RetryAfter>, retried: usize, left: Duration) -> String {
+    let asked = asked.map_or("gave no Retry-After".to_string(), |a| {
+        format!("asks to retry {}", a.shown)
+    });
+    format!(
+        "rate limited by the registry (429): it {asked}; retried {retried} times, and {:.1}s of the bump's \
+         deadline are left. Docker Hub limits anonymous requests per IP: wait and try again, raise --timeout, \
+         or use a mirror with --registry",
+        left.as_secs_f64()
+    )
+}
+
+/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), and the obsolete RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`)
+/// and asctime (`Sun Nov  6 08:49:37 1994`) forms a recipient must also read.
+pub fn parse_http_date(value: &str) -> Option<SystemTime> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = |m: &str| MONTHS.iter().position(|x| *x == m).map(|i| i as u64 + 1);
+    let words: Vec<&str> = value.split_whitespace().collect();
+    let (day, month, year, time) = match words.as_slice() {
+        [_, day, mon, year, time, "GMT"] => {
+            (day.parse().ok()?, month(mon)?, year.parse().ok()?, *time)
+        }
+        [_, date, time, "GMT"] => {
+            let mut parts = date.split('-');
+            let (day, mon, year) = (parts.next()?, parts.next()?, parts.next()?);
+            let year: u64 = year.parse().ok()?;
+            // RFC 9110: a two-digit year more than 50 years in the future is in the past century.
+            let year = if year < 70 {
+                2000 + year
+            } else if year < 100 {
+                1900 + year
+            } else {
+                year
+            };
+            (day.parse().ok()?, month(mon)?, year, *time)
+        }
+        [_, mon, day, time, year] => (day.parse().ok()?, month(mon)?, year.parse().ok()?, *time),
+        _ => return None,
+    };
+    let mut clock = time.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 || year < 1970 {
+        return None;
+    }
+    let seconds = days_since_epoch(year, month, day) * 86_400 + h * 3600 + m * 60 + s;
+    Some(UNIX_EPOCH + Duration::from_secs(seconds))
+}
+
+/// Days from 1970-01-01 to a civil date (Howard Hinnant's days_from_civil, for years from 1970).
+fn days_since_epoch(year: u64, month: u64, day: u64) -> u64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year / 400;
+    let year_of_era = year - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
 
 /// `scheme://host[:port]` of an absolute http(s) URL, lowercased host; None for anything else.
 fn origin(url: &str) -> Option<&str> {
@@ -470,22 +630,13 @@ fn origin(url: &str) -> Option<&str> {
     Some(&url[..url.len() - rest.len() + authority_end])
 }
 
-fn status_error(code: u16, response: &ureq::Response, url: &str) -> String {
+fn status_error(code: u16, url: &str) -> String {
     match code {
         401 | 403 => format!(
             "the registry refused access ({code}) to {url}; the anonymous token was not accepted"
         ),
         404 => format!("not found (404): {url}"),
-        429 => {
-            let retry = response
-                .header("retry-after")
-                .map(|s| format!(" (Retry-After: {s}s)"))
-                .unwrap_or_default();
-            format!(
-                "rate limited by the registry (429){retry}: Docker Hub limits anonymous requests per IP; \
-                 wait and try again, or use a mirror with --registry"
-            )
-        }
+        429 => rate_limited_error(None, 0, Duration::ZERO),
         500..=599 => format!("the registry failed with {code} at {url}; try again later"),
         _ => format!("unexpected HTTP {code} from {url}"),
     }
@@ -535,18 +686,78 @@ pub fn platforms(index: &Value) -> Vec<String> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|m| {
-            Some(format!(
-                "{}/{}",
-                m["platform"]["os"].as_str()?,
-                m["platform"]["architecture"].as_str()?
-            ))
-        })
+        .filter_map(platform_of)
         .collect()
 }
 
-pub fn is_index(manifest: &Value) -> bool {
-    manifest["manifests"].is_array()
+fn platform_of(entry: &Value) -> Option<String> {
+    Some(format!(
+        "{}/{}",
+        entry["platform"]["os"].as_str()?,
+        entry["platform"]["architecture"].as_str()?
+    ))
+}
+
+/// The media type a manifest declares: its `mediaType` field, else the Content-Type it was served with; an
+/// error when the two disagree (an index labelled as a single manifest, or the reverse).
+pub fn media_type(manifest: &Manifest) -> Result<String, String> {
+    let field = manifest.json["mediaType"].as_str();
+    let header = manifest
+        .content_type
+        .as_deref()
+        .filter(|t| INDEX_TYPES.contains(t) || IMAGE_TYPES.contains(t));
+    match (field, header) {
+        (Some(field), Some(header)) if field != header => Err(format!(
+            "the registry labels it {header} but the document says {field}"
+        )),
+        (Some(field), _) => Ok(field.to_string()),
+        (None, Some(header)) => Ok(header.to_string()),
+        (None, None) => Err(format!(
+            "it declares no media type (no mediaType field; served as {})",
+            manifest
+                .content_type
+                .as_deref()
+                .unwrap_or("no Content-Type")
+        )),
+    }
+}
+
+/// What is wrong with the index entries for `platform`: none listed, or one that is not a plain image manifest
+/// with a sha256/sha512 digest and a plausible size. Each problem names the entry.
+pub fn entry_problems(index: &Value, platform: &str) -> Vec<String> {
+    let entries: Vec<(usize, &Value)> = index["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, entry)| platform_of(entry).as_deref() == Some(platform))
+        .collect();
+    let mut problems = Vec::new();
+    for (position, entry) in entries {
+        let name = format!("its {platform} entry (manifests[{position}])");
+        match entry["mediaType"].as_str() {
+            Some(t) if IMAGE_TYPES.contains(&t) => {}
+            Some(t) if INDEX_TYPES.contains(&t) => problems.push(format!(
+                "{name} is a nested index ({t}), not an image manifest"
+            )),
+            Some(t) => problems.push(format!("{name} has media type {t}, not an image manifest")),
+            None => problems.push(format!("{name} has no media type")),
+        }
+        let digest = entry["digest"].as_str().unwrap_or("");
+        if !matches!(parse_digest(digest), Some(("sha256" | "sha512", _))) {
+            problems.push(format!(
+                "{name} has digest `{digest}`, not sha256:<64 hex> or sha512:<128 hex>"
+            ));
+        }
+        match entry["size"].as_u64() {
+            Some(size) if size > 0 && size <= MAX_BODY_BYTES => {}
+            _ => problems.push(format!(
+                "{name} has size {}, not a manifest's byte count (1 to {MAX_BODY_BYTES})",
+                entry["size"]
+            )),
+        }
+    }
+    problems
 }
 
 #[cfg(test)]
@@ -577,5 +788,79 @@ mod tests {
             Some("/v2/a/b/tags/list?last=1.2.3&n=2")
         );
         assert_eq!(next_link(r#"<https://x/y>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn http_dates_parse_in_all_three_forms() {
+        let expected = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        for date in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(parse_http_date(date), Some(expected), "{date}");
+        }
+        assert_eq!(parse_http_date("06 Nov 1994"), None);
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_767);
+        assert_eq!(
+            RetryAfter::parse(Some("Sun, 06 Nov 1994 08:49:37 GMT"), now),
+            Some(RetryAfter {
+                wait: Duration::from_secs(10),
+                shown: "at Sun, 06 Nov 1994 08:49:37 GMT (in 10s)".into()
+            })
+        );
+        assert_eq!(
+            RetryAfter::parse(Some("30"), now).unwrap().shown,
+            "after 30s"
+        );
+        assert_eq!(RetryAfter::parse(Some("soon"), now), None);
+    }
+
+    #[test]
+    fn a_reported_digest_is_checked_by_its_own_algorithm() {
+        let bytes = b"{\"schemaVersion\":2}";
+        let sha512 = format!("sha512:{:x}", Sha512::digest(bytes));
+        assert!(check_reported("t", &sha512, bytes).is_ok());
+        let err = check_reported("t", &sha512, b"{}").unwrap_err().to_string();
+        assert!(err.contains("digest mismatch for t"), "{err}");
+        assert!(check_reported("t", "blake3:abcd", bytes).is_ok());
+        let err = check_reported("t", "sha256", bytes)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("malformed Docker-Content-Digest"), "{err}");
+    }
+
+    #[test]
+    fn a_compressed_body_is_decoded_up_to_the_limit() {
+        use std::io::Write;
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gzip.write_all(&vec![b' '; 1 << 20]).unwrap();
+        let bomb = gzip.finish().unwrap();
+        assert!(bomb.len() < 10_000);
+        assert_eq!(decode("gzip", &bomb, 100).unwrap().len(), 101);
+        let err = format!("{:#}", decode("br", &bomb, 100).unwrap_err());
+        assert!(
+            err.contains("Content-Encoding: br, which bump did not ask for"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn digests_follow_the_oci_grammar() {
+        let sha256 = format!("sha256:{}", "a".repeat(64));
+        let sha512 = format!("sha512:{}", "b".repeat(128));
+        assert!(parse_digest(&sha256).is_some());
+        assert!(parse_digest(&sha512).is_some());
+        assert!(parse_digest("blake3:abc").is_some());
+        for bad in [
+            format!("sha256:{}", "A".repeat(64)),
+            format!("sha256:{}", "a".repeat(63)),
+            format!("sha512:{}", "b".repeat(64)),
+            "sha256".to_string(),
+            "SHA256:ab".to_string(),
+            ":ab".to_string(),
+        ] {
+            assert_eq!(parse_digest(&bad), None, "{bad}");
+        }
     }
 }

@@ -1,20 +1,24 @@
 //! `bump` against a real registry (see local_registry.rs): each policy case and each failure, and that a
 //! failure leaves the pin file byte for byte as it was; the hostile fronts of issue 13 (another host's Link,
 //! a Link loop, a redirect, a slow-loris, an oversize body, a re-pushed tag, a keep-alive front without
-//! TCP_NODELAY).
+//! TCP_NODELAY); and the cases of issue 19 (index entries, HEAD answers, odd tags, what a registry may send,
+//! pages, the pin file), with the network cases in their own process (a real tinyproxy, SSL_CERT_FILE, strace).
 
 use std::{
     collections::HashMap,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
+
+use serde_json::json;
 
 use xshell::{cmd, Shell};
 
 use super::{
-    local_registry::{Collector, Fault, Front, LocalRegistry, Proxy, TestCa},
+    local_registry::{Collector, Fault, Front, IndexEdit, LocalRegistry, Proxy, TestCa},
+    network::Env,
     *,
 };
-use crate::util::testing::Scratch;
+use crate::{tools::Tool, util::testing::Scratch};
 
 const REPO: &str = "test/powersync-service";
 const BOTH: &[&str] = &["amd64", "arm64"];
@@ -79,12 +83,14 @@ impl World {
             registry: self.proxy.url.clone(),
             repository: Some(repository.to_string()),
             pin: Some(self.scratch.path("image.nix")),
-            ca_cert: None,
+            ca_file: None,
+            verbose: false,
             timeout: 60.0,
             page_size: None,
         };
         configure(&mut flags);
-        flags.run(&Shell::new().unwrap())
+        // No proxy and no system store from the machine running the tests: those have their own tests.
+        flags.run_in(&Shell::new().unwrap(), &Env::default())
     }
 
     /// Runs a bump that must fail, and checks it left the pin untouched.
@@ -153,7 +159,10 @@ fn at_the_newest_patch_it_says_so_and_changes_nothing() {
     assert_eq!(world.pin_file(), before);
     let pin = Pin::read(&world.scratch.path("image.nix")).unwrap();
     let mut registry = Registry::new(&world.proxy.url, REPO, Duration::from_secs(60));
-    match choose(&mut registry, &pin, None, Policy::default(), false).unwrap() {
+    match choose(&mut registry, &pin, None, Policy::default(), false)
+        .unwrap()
+        .0
+    {
         // The hint names the next step each flag allows, not only the newest tag.
         Choice::UpToDate(message) => assert_eq!(
             message,
@@ -213,14 +222,18 @@ fn a_refused_token_is_reported() {
 }
 
 #[test]
-fn rate_limiting_is_named() {
+fn rate_limiting_past_the_deadline_is_named_at_once() {
     let world = world();
     world.proxy.set_fault(Fault::RateLimit);
-    let err = world.refused(REPO, |_| {});
+    let started = Instant::now();
+    let err = world.refused(REPO, |f| f.timeout = 10.0);
     assert!(
-        err.contains("rate limited by the registry (429) (Retry-After: 30s)"),
+        err.contains(
+            "rate limited by the registry (429): it asks to retry after 30s; retried 0 times"
+        ),
         "{err}"
     );
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[test]
@@ -351,19 +364,41 @@ fn a_next_page_loop_is_detected() {
 }
 
 #[test]
-fn pages_are_capped() {
-    // 7 tags in pages of 1 take 7 pages, each new: the cap, not the loop check, has to stop it.
+fn five_thousand_tags_at_a_hundred_a_page_are_read() {
+    // Issue 19: a cap of 50 pages refused this; the cap is on tags, far above it.
     let world = world();
-    for n in 0..registry::MAX_PAGES {
-        world
-            .registry
-            .push_index(REPO, &format!("0.0.{n}"), "filler", BOTH);
-    }
-    let err = world.refused(REPO, |f| f.page_size = Some(1));
+    world.proxy.set_fault(Fault::ExtraTags(5_000));
+    world.bump(REPO, |f| f.page_size = Some(100)).unwrap();
+    assert_eq!(
+        world.pin_file(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
+    // 5,007 tags in pages of 100: 51 pages, plus the challenge, the token and the manifest.
+    assert_eq!(world.proxy.requests(), 54);
+}
+
+#[test]
+fn tags_are_capped_by_count() {
+    let world = world();
+    world.proxy.set_fault(Fault::ExtraTags(30));
+    let mut registry = Registry::new(&world.proxy.url, REPO, Duration::from_secs(60));
+    registry.page_size = 10;
+    registry.max_tags = 25;
+    let err = format!("{:#}", registry.tags().unwrap_err());
+    assert!(err.contains("more than 25 tags after 3 pages"), "{err}");
+}
+
+#[test]
+fn endless_empty_pages_run_into_the_deadline() {
+    let world = world();
+    world.proxy.set_fault(Fault::EndlessPages);
+    let started = Instant::now();
+    let err = world.refused(REPO, |f| f.timeout = 1.5);
     assert!(
-        err.contains(&format!("more than {} pages", registry::MAX_PAGES)),
+        err.contains("deadline of 1.5s ran out") && err.contains("list the tags (page"),
         "{err}"
     );
+    assert!(started.elapsed() < Duration::from_secs(4));
 }
 
 #[test]
@@ -605,8 +640,9 @@ fn a_keep_alive_front_without_nodelay_gets_a_connection_per_request_over_plain_h
     let front = Proxy::start_front(&registry.url, Front::KeepAliveNagle);
     let scratch = Scratch::new("keepalive");
     let digest = Registry::new(&registry.url, REPO, Duration::from_secs(10))
-        .digest_of("1.26.1")
-        .unwrap();
+        .manifest("1.26.1")
+        .unwrap()
+        .digest;
     scratch.write("image.nix", &pin_text("1.26.1", &digest));
     let flags = flags::Bump {
         tag: None,
@@ -619,7 +655,8 @@ fn a_keep_alive_front_without_nodelay_gets_a_connection_per_request_over_plain_h
         registry: front.url.clone(),
         repository: Some(REPO.into()),
         pin: Some(scratch.path("image.nix")),
-        ca_cert: None,
+        ca_file: None,
+        verbose: false,
         timeout: 60.0,
         page_size: None,
     };
@@ -659,8 +696,9 @@ fn a_keep_alive_tls_front_without_nodelay_keeps_one_connection_without_stalling(
     let front = Proxy::start_tls(&registry.url, &ca);
     let scratch = Scratch::new("tls");
     let digest = Registry::new(&registry.url, REPO, Duration::from_secs(10))
-        .digest_of("1.26.1")
-        .unwrap();
+        .manifest("1.26.1")
+        .unwrap()
+        .digest;
     scratch.write("image.nix", &pin_text("1.26.1", &digest));
     let run = || {
         let flags = flags::Bump {
@@ -674,7 +712,8 @@ fn a_keep_alive_tls_front_without_nodelay_keeps_one_connection_without_stalling(
             registry: front.url.clone(),
             repository: Some(REPO.into()),
             pin: Some(scratch.path("image.nix")),
-            ca_cert: Some(ca.ca.clone()),
+            ca_file: Some(ca.ca.clone()),
+            verbose: false,
             timeout: 60.0,
             page_size: None,
         };
@@ -689,4 +728,673 @@ fn a_keep_alive_tls_front_without_nodelay_keeps_one_connection_without_stalling(
     assert_eq!(front.connections(), 1);
     // Three reused-connection responses would each wait ~40 ms for a delayed ACK without TCP_QUICKACK.
     assert!(fastest < Duration::from_millis(100), "{fastest:?}");
+}
+
+// Issue 19: what gets pinned.
+
+#[test]
+fn index_entries_that_are_not_plain_image_manifests_are_refused_by_name() {
+    let world = world();
+    let oci_index = json!("application/vnd.oci.image.index.v1+json");
+    let cases = [
+        (
+            IndexEdit::Arm64Entry("mediaType", oci_index),
+            "its linux/arm64 entry (manifests[1]) is a nested index (application/vnd.oci.image.index.v1+json)",
+        ),
+        (
+            IndexEdit::Arm64Entry("mediaType", json!("application/vnd.oci.image.config.v1+json")),
+            "its linux/arm64 entry (manifests[1]) has media type application/vnd.oci.image.config.v1+json, \
+             not an image manifest",
+        ),
+        (
+            IndexEdit::Arm64Entry("digest", json!("md5:0123456789abcdef")),
+            "its linux/arm64 entry (manifests[1]) has digest `md5:0123456789abcdef`, not sha256",
+        ),
+        (
+            IndexEdit::Arm64Entry("digest", json!(format!("sha256:{}", "A".repeat(64)))),
+            "not sha256:<64 hex> or sha512:<128 hex>",
+        ),
+        (
+            IndexEdit::Arm64Entry("size", json!(-1)),
+            "its linux/arm64 entry (manifests[1]) has size -1, not a manifest's byte count",
+        ),
+        (
+            IndexEdit::Arm64Entry("size", json!("512")),
+            "has size \"512\"",
+        ),
+        (
+            IndexEdit::LabelledAsImage,
+            "1.26.3 is not a usable index: the registry labels it application/vnd.oci.image.manifest.v1+json \
+             but the document says application/vnd.oci.image.index.v1+json",
+        ),
+    ];
+    for (edit, expected) in cases {
+        world.proxy.set_fault(Fault::EditIndex(edit.clone()));
+        let err = world.refused(REPO, |_| {});
+        assert!(
+            err.contains(expected) && err.contains("Nothing was pinned"),
+            "{edit:?}: {err}"
+        );
+        // The explicit-tag path checks the same.
+        let err = world.refused(REPO, |f| f.tag = Some("1.26.2".into()));
+        assert!(err.contains("1.26.2"), "{edit:?}: {err}");
+    }
+}
+
+#[test]
+fn an_index_without_a_media_type_anywhere_is_refused() {
+    let world = world();
+    world
+        .proxy
+        .set_fault(Fault::EditIndex(IndexEdit::Unlabelled));
+    let err = world.refused(REPO, |_| {});
+    assert!(
+        err.contains("1.26.3 is not a usable index: it declares no media type (no mediaType field; served as \
+             application/json)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn latest_is_resolved_from_fetched_bytes_not_from_head_answers() {
+    let world = world();
+    // latest moves to 1.26.2's index; the front's HEAD answers claim every tag is latest.
+    let latest = world.registry.push_index(REPO, "latest", "1.26.2", BOTH);
+    assert_eq!(latest, world.digests["1.26.2"]);
+    world.proxy.set_fault(Fault::LyingHead(latest.clone()));
+    world
+        .bump(REPO, |f| {
+            f.tag = Some("latest".into());
+            f.allow_major = true;
+        })
+        .unwrap();
+    // Before issue 19 this was tag 2.0.0 with 1.26.2's digest.
+    assert_eq!(world.pin_file(), pin_text("1.26.2", &latest));
+}
+
+#[test]
+fn the_re_push_check_does_not_trust_head_either() {
+    let world = world();
+    world.pin("1.26.3", "1.26.3");
+    world
+        .proxy
+        .set_fault(Fault::LyingHead(world.digests["1.26.3"].clone()));
+    let repushed = world
+        .registry
+        .push_index(REPO, "1.26.3", "1.26.3 rebuilt", BOTH);
+    let err = world.refused(REPO, |_| {});
+    assert!(
+        err.contains("RE-PUSHED TAG") && err.contains(&repushed),
+        "{err}"
+    );
+}
+
+#[test]
+fn odd_tags_are_skipped_and_counted_never_fatal_nor_aliased() {
+    let world = world();
+    for tag in ["1.26.05", "1.26.1234567890"] {
+        world.registry.push_index(REPO, tag, tag, BOTH);
+    }
+    let pin = Pin::read(&world.scratch.path("image.nix")).unwrap();
+    let mut registry = Registry::new(&world.proxy.url, REPO, Duration::from_secs(60));
+    let (choice, odd) = choose(&mut registry, &pin, None, Policy::default(), false).unwrap();
+    assert_eq!(odd, ["1.26.05", "1.26.1234567890"]);
+    match choice {
+        Choice::Target(target) => assert_eq!(target.tag, "1.26.3"),
+        Choice::UpToDate(message) => panic!("{message}"),
+    }
+    // Before issue 19: 1.26.1234567890 was chosen and its pin refused (while --dry-run said it was fine), or
+    // 1.26.05 was pinned as if it were 1.26.5.
+    world.bump(REPO, |_| {}).unwrap();
+    assert_eq!(
+        world.pin_file(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
+    let err = world.refused(REPO, |f| f.tag = Some("1.26.05".into()));
+    assert!(err.contains("1.26.05 is not a stable X.Y.Z tag"), "{err}");
+}
+
+// Issue 19: what a registry may send.
+
+#[test]
+fn a_manifest_without_docker_content_digest_is_pinned_by_the_hash_of_its_bytes() {
+    let world = world();
+    world.proxy.set_fault(Fault::NoDigestHeader);
+    world.bump(REPO, |_| {}).unwrap();
+    assert_eq!(
+        world.pin_file(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
+}
+
+#[test]
+fn a_sha512_docker_content_digest_is_checked_and_the_sha256_pinned() {
+    let world = world();
+    world.proxy.set_fault(Fault::Sha512Digest);
+    world.bump(REPO, |_| {}).unwrap();
+    assert_eq!(
+        world.pin_file(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
+}
+
+#[test]
+fn an_unasked_gzip_body_is_decoded_before_it_is_hashed() {
+    let world = world();
+    world.proxy.set_fault(Fault::GzipManifests);
+    world.bump(REPO, |_| {}).unwrap();
+    assert_eq!(
+        world.pin_file(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
+}
+
+#[test]
+fn a_429_is_retried_after_its_retry_after_in_seconds() {
+    let world = world();
+    world.proxy.set_fault(Fault::RateLimitUntil(
+        Instant::now() + Duration::from_secs(1),
+        "1".into(),
+    ));
+    let started = Instant::now();
+    world.bump(REPO, |f| f.timeout = 20.0).unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(
+        world.pin_file(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
+}
+
+#[test]
+fn a_429_is_retried_after_its_retry_after_as_an_http_date() {
+    let world = world();
+    let at = SystemTime::now() + Duration::from_secs(2);
+    world.proxy.set_fault(Fault::RateLimitUntil(
+        Instant::now() + Duration::from_secs(1),
+        http_date(at),
+    ));
+    let started = Instant::now();
+    world.bump(REPO, |f| f.timeout = 20.0).unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(
+        world.pin_file(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
+}
+
+#[test]
+fn a_retry_after_date_past_the_deadline_is_printed_as_a_date() {
+    let world = world();
+    let date = http_date(SystemTime::now() + Duration::from_secs(120));
+    world.proxy.set_fault(Fault::RateLimitUntil(
+        Instant::now() + Duration::from_secs(60),
+        date.clone(),
+    ));
+    let err = world.refused(REPO, |f| f.timeout = 10.0);
+    assert!(
+        err.contains(&format!("it asks to retry at {date} (in 1")) && !err.contains("GMTs"),
+        "{err}"
+    );
+}
+
+/// IMF-fixdate, as a registry sends it.
+fn http_date(at: SystemTime) -> String {
+    let output = std::process::Command::new("date")
+        .args([
+            "-u",
+            "-d",
+            &format!(
+                "@{}",
+                at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+            ),
+            "+%a, %d %b %Y %H:%M:%S GMT",
+        ])
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+// Issue 19: the pin file.
+
+#[test]
+fn a_symlinked_pin_stays_a_symlink_and_its_target_is_rewritten() {
+    let world = world();
+    let target = world.scratch.path("pins/image.nix");
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    std::fs::rename(world.scratch.path("image.nix"), &target).unwrap();
+    std::os::unix::fs::symlink("pins/image.nix", world.scratch.path("image.nix")).unwrap();
+    world.bump(REPO, |_| {}).unwrap();
+    let link = world.scratch.path("image.nix");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        std::path::Path::new("pins/image.nix")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
+}
+
+#[test]
+fn commit_through_a_symlinked_pin_commits_the_file_it_points_to() {
+    let world = world();
+    let sh = Shell::new().unwrap();
+    let _dir = sh.push_dir(&world.scratch.root);
+    std::fs::create_dir_all(world.scratch.path("pins")).unwrap();
+    std::fs::rename(
+        world.scratch.path("image.nix"),
+        world.scratch.path("pins/image.nix"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("pins/image.nix", world.scratch.path("image.nix")).unwrap();
+    cmd!(sh, "git add image.nix pins/image.nix").run().unwrap();
+    let _name = sh.push_env("GIT_AUTHOR_NAME", "test");
+    let _mail = sh.push_env("GIT_AUTHOR_EMAIL", "test@example.invalid");
+    let _cname = sh.push_env("GIT_COMMITTER_NAME", "test");
+    let _cmail = sh.push_env("GIT_COMMITTER_EMAIL", "test@example.invalid");
+    cmd!(sh, "git commit --quiet -m initial").run().unwrap();
+    world.bump(REPO, |f| f.commit = true).unwrap();
+    let changed = cmd!(sh, "git show --format= --numstat HEAD")
+        .read()
+        .unwrap();
+    assert_eq!(changed, "2\t2\tpins/image.nix");
+    assert_eq!(cmd!(sh, "git status --porcelain").read().unwrap(), "");
+}
+
+// Issue 19: the command as an operator runs it, in its own process: its environment, its stderr, its syscalls.
+
+const TINYPROXY: Tool = Tool {
+    program: "tinyproxy",
+    install: "`apt-get install tinyproxy` (in `nix develop` it is there)",
+};
+const STRACE: Tool = Tool {
+    program: "strace",
+    install: "`apt-get install strace` (in `nix develop` it is there)",
+};
+
+/// Variables a bump reads from its environment, removed from the child's unless a test sets them.
+const NETWORK_VARIABLES: [&str; 9] = [
+    "https_proxy",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "HTTP_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "SSL_CERT_FILE",
+];
+
+/// `cargo xtask bump ARGS` in a child process with exactly the network variables in `env`: this test binary
+/// again, running only [`bump_child`], so the child reads its environment as the real command does and its
+/// stderr is its own. `wrapper` runs it under another program (strace).
+fn bump_process(args: &[&str], env: &[(&str, &str)], wrapper: &[&str]) -> std::process::Output {
+    let exe = std::env::current_exe().unwrap();
+    let mut command = match wrapper {
+        [] => std::process::Command::new(&exe),
+        [program, rest @ ..] => {
+            let mut command = std::process::Command::new(program);
+            command.args(rest).arg(&exe);
+            command
+        }
+    };
+    command.args([
+        "bump::tests::bump_child",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+        "--quiet",
+    ]);
+    for variable in NETWORK_VARIABLES {
+        command.env_remove(variable);
+    }
+    command
+        .envs(env.iter().copied())
+        .env(
+            "XTASK_BUMP_CHILD_ARGS",
+            serde_json::to_string(args).unwrap(),
+        )
+        .output()
+        .unwrap()
+}
+
+/// Not a test of its own: the child process of [`bump_process`], which runs it with `--ignored`.
+#[test]
+#[ignore = "the child process of bump_process, run only by it"]
+fn bump_child() {
+    use clap::Parser;
+    let args: Vec<String> =
+        serde_json::from_str(&std::env::var("XTASK_BUMP_CHILD_ARGS").expect("run by bump_process"))
+            .unwrap();
+    let flags = flags::Bump::try_parse_from(std::iter::once("bump".to_string()).chain(args))
+        .unwrap_or_else(|e| e.exit());
+    match flags.run(&Shell::new().unwrap()) {
+        Ok(()) => std::process::exit(0),
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            std::process::exit(1)
+        }
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// tinyproxy on 127.0.0.1 that connects onwards from 127.0.0.2, so a server can tell a proxied connection
+/// from a direct one by its source address.
+struct ForwardProxy {
+    child: std::process::Child,
+    url: String,
+    log: std::path::PathBuf,
+    _scratch: Scratch,
+}
+
+impl ForwardProxy {
+    const SOURCE: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+
+    fn start() -> ForwardProxy {
+        TINYPROXY.require().unwrap();
+        let scratch = Scratch::new("tinyproxy");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = scratch.path("tinyproxy.log");
+        scratch.write(
+            "tinyproxy.conf",
+            &format!(
+                "Port {port}\nListen 127.0.0.1\nBind {}\nTimeout 30\nMaxClients 20\nAllow 127.0.0.1\n\
+                 LogLevel Connect\nLogFile \"{}\"\n",
+                ForwardProxy::SOURCE,
+                log.display()
+            ),
+        );
+        let child = std::process::Command::new("tinyproxy")
+            .arg("-d")
+            .arg("-c")
+            .arg(scratch.path("tinyproxy.conf"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tinyproxy did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ForwardProxy {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+            _scratch: scratch,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ForwardProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn commit_does_not_echo_its_git_command_line() {
+    let world = world();
+    let sh = Shell::new().unwrap();
+    let _dir = sh.push_dir(&world.scratch.root);
+    cmd!(sh, "git add image.nix").run().unwrap();
+    cmd!(
+        sh,
+        "git -c user.name=t -c user.email=t@example.invalid commit --quiet -m initial"
+    )
+    .run()
+    .unwrap();
+    let pin = world.scratch.path("image.nix");
+    let output = bump_process(
+        &[
+            "--commit",
+            "--registry",
+            &world.proxy.url,
+            "--repository",
+            REPO,
+            "--pin",
+            pin.to_str().unwrap(),
+        ],
+        &[
+            ("GIT_AUTHOR_NAME", "test"),
+            ("GIT_AUTHOR_EMAIL", "test@example.invalid"),
+            ("GIT_COMMITTER_NAME", "test"),
+            ("GIT_COMMITTER_EMAIL", "test@example.invalid"),
+        ],
+        &[],
+    );
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("committed: chore(web-arm): bump powersync-service to 1.26.3"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("git commit"), "{stderr}");
+}
+
+#[test]
+fn bump_goes_through_the_environments_proxy_and_no_proxy_skips_it() {
+    let world = world();
+    let forward = ForwardProxy::start();
+    let ca = TestCa::generate();
+    let tls = Proxy::start_tls(&world.registry.url, &ca);
+    let pin = world.scratch.path("image.nix");
+    let args = |registry: &str| -> Vec<String> {
+        [
+            "--dry-run",
+            "--verbose",
+            "--registry",
+            registry,
+            "--repository",
+            REPO,
+            "--pin",
+            pin.to_str().unwrap(),
+            "--ca-file",
+            ca.ca.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let run = |registry: &str, env: &[(&str, &str)]| {
+        let args = args(registry);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = bump_process(&args, env, &[]);
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert!(output.status.success(), "{env:?}\n{stdout}\n{stderr}");
+        assert!(stdout.contains("1.26.1 -> 1.26.3"), "{stdout}");
+        stderr
+    };
+
+    // HTTPS through the proxy (a CONNECT tunnel): every connection reaches the registry from the proxy.
+    let stderr = run(&tls.url, &[("HTTPS_PROXY", &forward.url)]);
+    assert!(
+        stderr.contains(&format!(
+            "bump: {}: via proxy {} (from HTTPS_PROXY)",
+            tls.url, forward.url
+        )),
+        "{stderr}"
+    );
+    let peers = tls.peers();
+    assert!(
+        !peers.is_empty() && peers.iter().all(|p| *p == ForwardProxy::SOURCE),
+        "{peers:?}"
+    );
+    let port = tls.url.rsplit(':').next().unwrap();
+    assert!(
+        forward.log().contains(&format!("CONNECT 127.0.0.1:{port}")),
+        "{}",
+        forward.log()
+    );
+
+    // NO_PROXY names the registry's host: straight there.
+    tls.reset_requests();
+    let stderr = run(
+        &tls.url,
+        &[
+            ("HTTPS_PROXY", &forward.url),
+            ("NO_PROXY", "localhost,127.0.0.1"),
+        ],
+    );
+    assert!(
+        stderr.contains("direct (NO_PROXY entry `127.0.0.1` matches 127.0.0.1)"),
+        "{stderr}"
+    );
+    let peers = tls.peers();
+    assert!(
+        !peers.is_empty()
+            && peers
+                .iter()
+                .all(|p| p.is_loopback() && *p != ForwardProxy::SOURCE),
+        "{peers:?}"
+    );
+
+    // Plain HTTP takes HTTP_PROXY; HTTPS_PROXY is not for it.
+    world.proxy.reset_requests();
+    let stderr = run(
+        &world.proxy.url,
+        &[
+            ("HTTP_PROXY", &forward.url),
+            ("HTTPS_PROXY", "http://127.0.0.1:9"),
+        ],
+    );
+    assert!(stderr.contains("(from HTTP_PROXY)"), "{stderr}");
+    let peers = world.proxy.peers();
+    assert!(
+        !peers.is_empty() && peers.iter().all(|p| *p == ForwardProxy::SOURCE),
+        "{peers:?}"
+    );
+}
+
+#[test]
+fn a_proxy_that_is_down_is_named_in_the_error() {
+    let world = world();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let pin = world.scratch.path("image.nix");
+    let before = world.pin_file();
+    let output = bump_process(
+        &[
+            "--registry",
+            &world.proxy.url,
+            "--repository",
+            REPO,
+            "--pin",
+            pin.to_str().unwrap(),
+        ],
+        &[("http_proxy", &format!("http://user:secret@{closed}"))],
+        &[],
+    );
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "through the proxy http://{closed} (from http_proxy)"
+        )) && !stderr.contains("secret"),
+        "{stderr}"
+    );
+    assert_eq!(world.pin_file(), before);
+    assert_eq!(world.proxy.requests(), 0);
+}
+
+#[test]
+fn tls_trusts_the_system_store_that_ssl_cert_file_names() {
+    let world = world();
+    let ca = TestCa::generate();
+    let tls = Proxy::start_tls(&world.registry.url, &ca);
+    let pin = world.scratch.path("image.nix");
+    let args = [
+        "--dry-run",
+        "--registry",
+        &tls.url,
+        "--repository",
+        REPO,
+        "--pin",
+        pin.to_str().unwrap(),
+    ];
+    let output = bump_process(&args, &[("SSL_CERT_FILE", ca.ca.to_str().unwrap())], &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // Without it, the test CA is in no store bump reads.
+    let output = bump_process(&args, &[], &[]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("UnknownIssuer"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn the_new_pin_reaches_the_disk_before_the_rename_makes_it_the_pin() {
+    STRACE.require().unwrap();
+    let world = world();
+    let pin = world.scratch.path("image.nix");
+    let trace = world.scratch.path("strace.log");
+    let output = bump_process(
+        &[
+            "--registry",
+            &world.proxy.url,
+            "--repository",
+            REPO,
+            "--pin",
+            pin.to_str().unwrap(),
+        ],
+        &[],
+        &[
+            "strace",
+            "-f",
+            "-qq",
+            "-y",
+            "-e",
+            "trace=fsync,fdatasync,rename,renameat,renameat2",
+            "-o",
+            trace.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let position = |needle: &str| {
+        trace
+            .lines()
+            .position(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle} in:\n{trace}"))
+    };
+    let dir = world.scratch.root.canonicalize().unwrap();
+    let file_synced = position(&format!("{}/.image.nix.xtask-tmp>)", dir.display()));
+    let renamed = position(".image.nix.xtask-tmp\", ");
+    let dir_synced = trace
+        .lines()
+        .skip(renamed)
+        .any(|line| line.contains("fsync(") && line.contains(&format!("<{}>)", dir.display())));
+    assert!(file_synced < renamed, "{trace}");
+    assert!(
+        dir_synced,
+        "no fsync of the directory after the rename:\n{trace}"
+    );
+    assert_eq!(
+        world.pin_file(),
+        pin_text("1.26.3", &world.digests["1.26.3"])
+    );
 }

@@ -10,15 +10,18 @@ pub struct Version {
 }
 
 impl Version {
-    /// `X.Y.Z` only: `-next` pre-releases, `latest`, `X.Y` and `X` aliases are not stable versions.
+    /// The one grammar of a stable tag, for the registry's tags and the pin's alike (pin.rs reads the pin's
+    /// tag with it; lib/image.nix checks the same pattern, and the pin corpus proves the two agree):
+    /// `N.N.N`, each N `0` or one to nine digits without a leading zero. Nine digits keep every reader exact,
+    /// and no leading zeros means no two spellings name one version (`1.26.05` is not `1.26.5`).
+    /// `-next` pre-releases, `latest`, `X.Y` and `X` aliases are not stable versions.
     pub fn parse_stable(tag: &str) -> Option<Version> {
         let mut parts = tag.split('.');
         let mut number = || -> Option<u64> {
             let part = parts.next()?;
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            part.parse().ok()
+            let digits = part.bytes().all(|b| b.is_ascii_digit());
+            let canonical = part == "0" || (1..=9).contains(&part.len()) && !part.starts_with('0');
+            (digits && canonical).then(|| part.parse().ok())?
         };
         let version = Version {
             major: number()?,
@@ -27,6 +30,22 @@ impl Version {
         };
         parts.next().is_none().then_some(version)
     }
+}
+
+/// A tag shaped like a version, three dot-separated runs of digits, that the grammar refuses (a leading zero,
+/// more than nine digits): skipped and counted, never read as the version it resembles.
+pub fn is_odd(tag: &str) -> bool {
+    let parts: Vec<&str> = tag.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && Version::parse_stable(tag).is_none()
+}
+
+/// The odd tags of a tag list, in its order.
+pub fn odd_tags(tags: &[String]) -> Vec<String> {
+    tags.iter().filter(|tag| is_odd(tag)).cloned().collect()
 }
 
 impl fmt::Display for Version {
@@ -116,9 +135,36 @@ mod tests {
             "v1.26.1",
             "1..1",
             "1.26.x",
+            "1.26.05",
+            "01.26.5",
+            "1.26.1234567890",
+            "1.26.+5",
         ] {
             assert_eq!(Version::parse_stable(tag), None, "{tag}");
         }
+        assert_eq!(v("0.0.0").patch, 0);
+        assert_eq!(v("1.26.999999999").patch, 999_999_999);
+    }
+
+    #[test]
+    fn odd_tags_are_version_shaped_tags_the_grammar_refuses() {
+        let tags: Vec<String> = [
+            "1.26.05",
+            "1.26.1234567890",
+            "1.26.5",
+            "latest",
+            "1.26.4-next",
+            "1.26",
+        ]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+        assert_eq!(odd_tags(&tags), ["1.26.05", "1.26.1234567890"]);
+        // Never aliased: the policy sees neither, so 1.26.5 is the newest patch.
+        assert_eq!(
+            Policy::default().newest(v("1.26.1"), &tags),
+            Some(("1.26.5", v("1.26.5")))
+        );
     }
 
     #[test]
