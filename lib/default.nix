@@ -17,7 +17,7 @@ in {
   inherit (contract) checkSettings;
   inherit (image) imagePin;
   inherit (network) gateway4 gateway6;
-  inherit (instance) defaults instanceSettings;
+  inherit (instance) defaults instanceSettings publicUrl;
   inherit (alerts) alertRules;
   inherit (storage) remoteStorageSettings;
   inherit (topology) runners unitOf replicatingRunner servingRunners upstream workerConnectionsNeeded compactArguments checkTopology heapMiB nodeOptions;

@@ -19,8 +19,8 @@ in {
       syncConfig = ./powersync/sync-config.yaml;
       sourceEnvironmentFile = config.sops.templates."powersync-source.env".path;
       nginx = {
+        # The domain is the instance's (./powersync/instance.nix), where `cargo xtask verify` reads it too.
         enable = true;
-        domain = "powersync.reptide.eu";
         # 443 for clients; 80 only redirects to it.
         openFirewall = true;
       };
