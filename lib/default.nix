@@ -11,6 +11,7 @@ let
   alerts = import ./alerts.nix;
   topology = import ./topology.nix;
   storage = import ./storage.nix;
+  systemd = import ./systemd.nix;
 in {
   inherit (yaml) toYAML env envNumber envBoolean isEnv;
   inherit (settings) generatedSettings mergeSettings renderConfig configPath syncConfigPath prometheusPort;
@@ -20,6 +21,7 @@ in {
   inherit (instance) defaults instanceSettings publicUrl;
   inherit (alerts) alertRules;
   inherit (storage) remoteStorageSettings;
+  inherit (systemd) escapeSystemdExecArg escapeSystemdExecArgs escapeSystemdEnvironmentValue isHttpUrl;
   inherit (topology) runners unitOf replicatingRunner servingRunners upstream workerConnectionsNeeded compactArguments checkTopology heapMiB nodeOptions;
   # The config file a host's instance (hosts/<host>/modules/powersync/instance.nix) runs with.
   renderInstance = i: settings.renderConfig (instance.instanceSettings i);
