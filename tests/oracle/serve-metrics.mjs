@@ -2,10 +2,11 @@
 // (xtask/tests/verify/host.rs). Set up as the service does (packages/service-core/src/metrics/open-telemetry/
 // util.ts and OpenTelemetryMetricsFactory.ts, service 1.25.0): a MeterProvider with the Resource
 // {service: 'PowerSync'}, a PrometheusExporter reader, the meter 'powersync', and the lag as an observable
-// gauge whose callback observes only when there is a value. @opentelemetry/exporter-prometheus 0.51.1 and
-// @opentelemetry/sdk-metrics 1.24.1 are the versions service-core declares (pinned in package-lock.json).
-//   node serve-metrics.mjs PORT [LAG]   LAG a JavaScript number (0, 20, 1.5e-7); without it nothing is
-//                                       observed, as while replication has not connected
+// gauge. @opentelemetry/exporter-prometheus 0.51.1 and @opentelemetry/sdk-metrics 1.24.1 are the versions
+// service-core declares (pinned in package-lock.json).
+//   node serve-metrics.mjs PORT [LAG]   LAG a JavaScript number (0, 20, 1.5e-7), observed as given (a running
+//                                       service was seen printing 0); without it nothing is observed and the
+//                                       gauge is missing from the text, as while replication has not connected
 // Prints `listening` once http://127.0.0.1:PORT/metrics answers, then serves until it is killed.
 import { ValueType } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
