@@ -170,6 +170,14 @@ in {
   in
     postgresPort == proxyPort && builtins.any (entry: elem entry wildcards || entry == proxyAddress) entries;
 
+  # What the final settings of a host on shared storage (services.powersync.storage.remote) must not do: the
+  # storage is reached over the network, its TLS comes from storage.remote.sslmode, and the operator's
+  # `settings` win over that key by key, so `settings.storage.sslmode = "disable"` would send the storage
+  # role's password and every bucket in plain text, silently.
+  remoteStorageErrors = settings:
+    when (isAttrs (settings.storage or null) && (settings.storage.sslmode or null) == "disable")
+    "services.powersync.settings.storage.sslmode = \"disable\" turns off TLS to the shared storage (storage.remote, ${builtins.toJSON (settings.storage.hostname or null)}): the storage password and every bucket would cross the network in plain text. Remove it; storage.remote.sslmode sets the TLS mode (verify-full, or verify-ca with storage.remote.caCertificate).";
+
   checkSettings = settings: {
     errors =
       when ((settings.api or {}) ? port)

@@ -12,16 +12,18 @@ let
   topology = import ./topology.nix;
   storage = import ./storage.nix;
   watchdog = import ./watchdog.nix;
+  systemd = import ./systemd.nix;
 in {
   inherit (yaml) toYAML env envNumber envBoolean isEnv;
   inherit (settings) generatedSettings mergeSettings renderConfig configPath syncConfigPath prometheusPort;
   inherit (contract) checkSettings;
   inherit (image) imagePin;
   inherit (network) gateway4 gateway6;
-  inherit (instance) defaults instanceSettings;
+  inherit (instance) defaults instanceSettings publicUrl;
   inherit (alerts) alertRules;
   inherit (storage) remoteStorageSettings storageConnectionsPerProcess storageProxyLimit proxydConnectionsMaxFor;
   inherit (watchdog) watchdogTlsProblems;
+  inherit (systemd) escapeSystemdExecArg escapeSystemdExecArgs escapeSystemdEnvironmentValue isHttpUrl;
   inherit (topology) runners unitOf replicatingRunner tearsDown decommissionedFile haltedWhenDecommissioned compactUnit servingRunners upstream workerConnectionsNeeded compactArguments checkTopology heapMiB nodeOptions;
   # The config file a host's instance (hosts/<host>/modules/powersync/instance.nix) runs with.
   renderInstance = i: settings.renderConfig (instance.instanceSettings i);

@@ -47,12 +47,15 @@ let
   # A typo in a data file would otherwise vanish silently here while the module refuses it: refuse it too.
   known = {
     "" = ["powersync" "v6egress"];
-    powersync = ["replication" "auth" "metrics" "storage" "listen" "settings"];
+    powersync = ["replication" "auth" "metrics" "storage" "listen" "nginx" "settings"];
     "powersync.replication" = attrNames defaults.replication;
     "powersync.auth" = attrNames defaults.auth;
     "powersync.metrics" = attrNames defaults.metrics;
     "powersync.storage" = attrNames defaults.storage;
     "powersync.listen" = attrNames defaults.listen;
+    # The public vhost's name; it shapes no service config, but `cargo xtask verify` takes the URL it checks
+    # (and sends a client token to) from here, never from what the host reports.
+    "powersync.nginx" = ["domain"];
     v6egress = attrNames defaults.v6egress;
   };
   checked = path: value: let
@@ -71,6 +74,14 @@ let
     }${name}" (value.${name} or {});
 in {
   inherit defaults;
+
+  # The public URL nginx serves a host's instance at (`services.powersync.nginx.domain`), or null.
+  publicUrl = instance: let
+    nginx = section "powersync" "nginx" (section "" "powersync" (checked "" instance));
+  in
+    if (nginx.domain or null) == null
+    then null
+    else "https://${nginx.domain}";
 
   instanceSettings = instance: let
     top = checked "" instance;

@@ -120,7 +120,8 @@ in {
 
     auth = {
       jwksUri = mkOption {
-        type = types.nullOr types.str;
+        # nixpkgs' lib.types has no URL type: a string that must be an http(s) URL (lib/systemd.nix).
+        type = types.nullOr (types.addCheck types.str pure.isHttpUrl // {description = "http(s) URL";});
         default = defaults.auth.jwksUri;
         example = "https://<project>.supabase.co/auth/v1/.well-known/jwks.json";
         description = "JWKS URI whose keys verify client JWTs (`client_auth.jwks_uri`). Supabase publishes its asymmetric signing keys here.";

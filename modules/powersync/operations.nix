@@ -282,8 +282,10 @@ in {
       systemd.services = lib.listToAttrs (map (runner: {
           name = "podman-${runner.name}";
           value.serviceConfig.ExecStartPre = lib.mkBefore (
-            lib.optional (ops.preflight.dsn && runner.role != "api") "${preflightDsnCommand}"
-            ++ lib.optional (ops.preflight.jwks && runner.apiPort != null) "${lib.getExe preflightJwks} ${cfg.auth.jwksUri}"
+            # Escaped for systemd's command-line syntax: a `%` in the URI would otherwise be a specifier
+            # (the unit fails to load) and a space would split the argument.
+            lib.optional (ops.preflight.dsn && runner.role != "api") (pure.escapeSystemdExecArg preflightDsnCommand)
+            ++ lib.optional (ops.preflight.jwks && runner.apiPort != null) (pure.escapeSystemdExecArgs [(lib.getExe preflightJwks) cfg.auth.jwksUri])
           );
         })
         runners);
@@ -328,7 +330,9 @@ in {
         unitConfig = pure.haltedWhenDecommissioned;
         after = ["network-online.target"];
         wants = ["network-online.target"];
-        environment =
+        # NixOS writes these as Environment= lines, where systemd expands `%` specifiers (and drops an
+        # assignment whose `%` is none): a `%` in a database name or the JWKS URI must stay a `%`.
+        environment = lib.mapAttrs (_: pure.escapeSystemdEnvironmentValue) (
           sourceKeys
           // {
             POWERSYNC_ENV_FILES = lib.concatStringsSep " " containerEnvFiles;
@@ -352,7 +356,8 @@ in {
           // lib.optionalAttrs ops.preflight.jwks {
             JWKS_URI = cfg.auth.jwksUri;
             JWKS_CHECK = lib.getExe preflightJwks;
-          };
+          }
+        );
         serviceConfig = {
           Type = "oneshot";
           ExecStart = lib.getExe watchdog;

@@ -36,7 +36,7 @@
   ...
 }: let
   inherit (lib) mkIf mkOption types;
-  inherit (import ../../lib/contract.nix) exposedLocalHbaLines storageProxyCollides;
+  inherit (import ../../lib/contract.nix) exposedLocalHbaLines remoteStorageErrors storageProxyCollides;
   pure = import ../../lib;
   cfg = config.services.powersync;
   inherit (cfg.storage) remote;
@@ -190,12 +190,17 @@ in {
           then null
           else builtins.readFile remote.caCertificate;
       });
-      assertions = [
-        {
-          assertion = remote.sslmode == "verify-ca" -> remote.caCertificate != null;
-          message = "services.powersync.storage.remote.sslmode = \"verify-ca\" needs storage.remote.caCertificate (the service exits 150 without a cacert).";
-        }
-      ];
+      assertions =
+        [
+          {
+            assertion = remote.sslmode == "verify-ca" -> remote.caCertificate != null;
+            message = "services.powersync.storage.remote.sslmode = \"verify-ca\" needs storage.remote.caCertificate (the service exits 150 without a cacert).";
+          }
+        ]
+        ++ map (message: {
+          assertion = false;
+          inherit message;
+        }) (remoteStorageErrors cfg.finalSettings);
     })
     (mkIf (cfg.enable && remote == null) {
       assertions = [

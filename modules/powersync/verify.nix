@@ -75,7 +75,6 @@
     OUR_PORTS = concatStringsSep " " (map toString (ports ++ optional localStorage cfg.storage.proxyPort));
     ALLOWED_ADDRESSES = "127.0.0.1 ::1 ${v6egress.gateway4}";
     SECRET_FILES = concatStringsSep " " [cfg.sourceEnvironmentFile cfg.storage.environmentFile];
-    PUBLIC_URL = optionalString cfg.nginx.enable "https://${cfg.nginx.domain}";
     PRIVATE_PORTS = concatStringsSep " " (map toString ports);
   };
 

@@ -1,7 +1,7 @@
 # lib.checkSettings: each mistake in powersync-facts' "Mistakes the service does not catch" is refused with a
 # message that names the key and the fix, and a good config passes untouched.
 {lib}: let
-  inherit (import ../../lib/contract.nix) exposedLocalHbaLines storageProxyCollides;
+  inherit (import ../../lib/contract.nix) exposedLocalHbaLines remoteStorageErrors storageProxyCollides;
   own = ["local" "powersync_storage" "powersync_storage" "scram-sha-256"];
   exposed = authentication: exposedLocalHbaLines {inherit authentication own;};
   # What services.postgresql.authentication holds with the module's line and NixOS's defaults.
@@ -28,6 +28,20 @@
     audience = "authenticated";
   };
   with' = overrides: lib.mergeSettings good overrides;
+  # A host on shared storage as the module renders it: storage.remote's keys over the generated storage
+  # block, then the operator's settings.storage over those.
+  remote = storage:
+    with' {
+      storage =
+        lib.remoteStorageSettings {
+          hostname = "storage.internal.example.com";
+          port = 5432;
+          database = "powersync_storage";
+          username = "powersync_storage";
+          sslmode = "verify-full";
+        }
+        // storage;
+    };
   source = overrides: with' {replication.connections = [((builtins.head good.replication.connections) // overrides)];};
 
   # The one error a config produces, reduced to whether it mentions `phrase` (a regex); a config that has no
@@ -266,5 +280,22 @@ in {
       proxyPort = 6432;
     };
     expected = false;
+  };
+  testContractRemoteStorageKeepsItsTls = {
+    expr = remoteStorageErrors (remote {});
+    expected = [];
+  };
+  testContractRemoteStorageVerifyCaOverridePasses = {
+    expr = remoteStorageErrors (remote {sslmode = "verify-ca";});
+    expected = [];
+  };
+  testContractRemoteStorageSslmodeRemovedPasses = {
+    # `null` removes the key: the service's default, verify-full.
+    expr = remoteStorageErrors (remote {sslmode = null;});
+    expected = [];
+  };
+  testContractRemoteStorageSslmodeDisableIsRefused = {
+    expr = map (message: builtins.match ".*sslmode = \"disable\" turns off TLS to the shared storage.*storage.internal.example.com.*" message != null) (remoteStorageErrors (remote {sslmode = "disable";}));
+    expected = [true];
   };
 }

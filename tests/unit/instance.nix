@@ -1,4 +1,5 @@
-# lib.instanceSettings / lib.renderInstance: a host's plain-data instance to the config the module mounts.
+# lib.instanceSettings / lib.renderInstance / lib.publicUrl: a host's plain-data instance to the config the
+# module mounts, and to the public URL `cargo xtask verify` checks.
 {lib}: let
   connection = instance: builtins.head (lib.instanceSettings instance).replication.connections;
 in {
@@ -36,6 +37,22 @@ in {
   };
   testInstanceRenderIsRenderConfigOfTheSettings = {
     expr = lib.renderInstance {powersync.auth.jwksUri = "https://x/jwks.json";} == lib.renderConfig (lib.instanceSettings {powersync.auth.jwksUri = "https://x/jwks.json";});
+    expected = true;
+  };
+  testInstancePublicUrlIsHttpsOnTheDomain = {
+    expr = lib.publicUrl {powersync.nginx.domain = "powersync.example.org";};
+    expected = "https://powersync.example.org";
+  };
+  testInstancePublicUrlWithoutDomainIsNull = {
+    expr = lib.publicUrl {powersync.auth.audience = "authenticated";};
+    expected = null;
+  };
+  testInstancePublicUrlUnknownNginxKeyThrows = {
+    expr = lib.publicUrl {powersync.nginx.domian = "x";};
+    expectThrow = true;
+  };
+  testInstanceNginxShapesNoSettings = {
+    expr = lib.instanceSettings {powersync.nginx.domain = "powersync.example.org";} == lib.instanceSettings {};
     expected = true;
   };
 }

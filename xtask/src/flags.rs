@@ -76,7 +76,8 @@ pub enum Command {
     /// Check a deployed host: its own checks over SSH, plus those only the outside can make.
     ///
     /// Runs `powersync-verify --json` on the host (SSH to --target, default root@<host>; keys from your agent
-    /// or ~/.ssh/config) and, at the same time, checks the public endpoint: /probes/liveness answers 200
+    /// or ~/.ssh/config) and, at the same time, checks the public endpoint (--url, or https://<domain> from
+    /// the host's instance.nix; never what the host reports): /probes/liveness answers 200
     /// over TLS, the certificate chain is valid (issuer and days to expiry; a warning under 14 days), HSTS
     /// is sent, the sync endpoint answers (401 without a token), the API and metrics ports do not answer
     /// from here, and with --jwt-file a real sync stream delivers a checkpoint. One table; each failure
@@ -290,9 +291,13 @@ pub struct Verify {
     /// Where to run powersync-verify over SSH (default: root@<host>).
     #[arg(long, env = "POWERSYNC_VERIFY_TARGET", value_name = "[USER@]HOST")]
     pub target: Option<String>,
-    /// The public URL (default: the one the host reports). Given, the outside checks start at once.
+    /// The public URL (default: https://<powersync.nginx.domain> of hosts/<host>/modules/powersync/instance.nix).
+    /// Never taken from the host's report: --jwt-file's token goes to this URL.
     #[arg(long, env = "POWERSYNC_VERIFY_URL", value_name = "https://HOST[:PORT]")]
     pub url: Option<String>,
+    /// The repository to read the host's public URL from (default: this one).
+    #[arg(long, value_name = "DIR")]
+    pub flake: Option<std::path::PathBuf>,
     /// A client JWT (one line) to open a real sync stream with; it is sent, never printed.
     #[arg(long, value_name = "FILE")]
     pub jwt_file: Option<std::path::PathBuf>,
@@ -302,7 +307,7 @@ pub struct Verify {
     /// A port that must not answer from outside (repeatable; default: the host's API and metrics ports).
     #[arg(long = "private-port", value_name = "PORT")]
     pub private_ports: Vec<u16>,
-    /// Only the outside checks (needs --url): no SSH.
+    /// Only the outside checks: no SSH.
     #[arg(long)]
     pub outside_only: bool,
     /// The SSH program.

@@ -13,7 +13,7 @@ use xshell::{cmd, Shell};
 
 use crate::{flags, schema, tools};
 
-const INSTANCE: &str = "modules/powersync/instance.nix";
+pub const INSTANCE: &str = "modules/powersync/instance.nix";
 
 impl flags::Render {
     pub fn run(self, sh: &Shell) -> Result<()> {
@@ -54,7 +54,7 @@ impl flags::Render {
     }
 }
 
-fn instance_file(root: &Path, host: &str) -> Result<PathBuf> {
+pub fn instance_file(root: &Path, host: &str) -> Result<PathBuf> {
     let file = root.join("hosts").join(host).join(INSTANCE);
     if file.is_file() {
         return Ok(file);
@@ -87,7 +87,7 @@ pub fn render(sh: &Shell, root: &Path, instance: &Path) -> Result<String> {
 }
 
 /// Evaluates `lib.<call>` with `lib` = `<root>/lib` and `instance` = the instance file, as JSON.
-fn evaluate(sh: &Shell, root: &Path, instance: &Path, call: &str) -> Result<Value> {
+pub fn evaluate(sh: &Shell, root: &Path, instance: &Path, call: &str) -> Result<Value> {
     tools::NIX_INSTANTIATE.require()?;
     let expr = format!(
         "let lib = import (/. + {}); instance = import (/. + {}); in lib.{call}",

@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 use xshell::Shell;
 
-use crate::flags;
+use crate::{flags, render};
 use checks::{Check, Endpoint, Status};
 
 /// Ports the module publishes on 127.0.0.1 by default, when the host does not say.
@@ -34,27 +34,21 @@ impl flags::Verify {
             .target
             .clone()
             .unwrap_or_else(|| format!("root@{}", self.host));
-        if self.outside_only && self.url.is_none() {
-            bail!("--outside-only needs --url (the host cannot tell it)");
+        let url = self.public_url(sh)?;
+        if self.outside_only && url.is_none() {
+            bail!("--outside-only needs a public URL: --url, or powersync.nginx.domain in the host's instance.nix");
         }
-        let endpoint = |url: &str| Endpoint::parse(url, tls.clone(), timeout);
-        let known = self.url.as_deref().map(endpoint).transpose()?;
+        let endpoint = url
+            .as_deref()
+            .map(|url| Endpoint::parse(url, tls.clone(), timeout))
+            .transpose()?;
 
         let (report, outside) = thread::scope(|scope| -> Result<_> {
             // The checks that need only the URL start at once, while SSH runs on this thread.
-            let early = known.as_ref().map(|endpoint| {
+            let early = endpoint.as_ref().map(|endpoint| {
                 scope.spawn(|| endpoint_checks(endpoint, token.as_deref(), stream_deadline))
             });
             let report = (!self.outside_only).then(|| host::report(sh, &self.ssh, &target));
-            let late_endpoint = match (&known, &report) {
-                (Some(_), _) => None,
-                (None, Some(report)) => match &report.public_url {
-                    Some(url) => Some(endpoint(url)?),
-                    None => None,
-                },
-                (None, None) => None,
-            };
-            let endpoint_ref = known.as_ref().or(late_endpoint.as_ref());
             let ports = if !self.private_ports.is_empty() {
                 self.private_ports.clone()
             } else {
@@ -65,7 +59,8 @@ impl flags::Verify {
                     _ => DEFAULT_PRIVATE_PORTS.to_vec(),
                 }
             };
-            let port_checks: Vec<_> = endpoint_ref
+            let port_checks: Vec<_> = endpoint
+                .as_ref()
                 .map(|endpoint| {
                     ports
                         .iter()
@@ -77,23 +72,26 @@ impl flags::Verify {
                 })
                 .unwrap_or_default();
             let mut outside = Vec::new();
-            let stream = match (early, endpoint_ref) {
-                (Some(handle), _) => Some(join(handle)),
-                (None, Some(endpoint)) => Some(endpoint_checks(endpoint, token.as_deref(), stream_deadline)),
-                (None, None) => {
+            let stream = match early {
+                Some(handle) => {
+                    let (checks, stream) = join(handle);
+                    outside.extend(checks);
+                    Some(stream)
+                }
+                None => {
                     outside.push(Check::new(
                         Status::Fail,
                         "host-report",
                         &target,
-                        "no public URL: the host reported none (nginx off?) and --url was not given",
+                        format!(
+                            "no public URL: hosts/{}/{} sets no powersync.nginx.domain (nginx off?) and --url was not given",
+                            self.host,
+                            render::INSTANCE
+                        ),
                     ));
                     None
                 }
-            }
-            .map(|(checks, stream)| {
-                outside.extend(checks);
-                stream
-            });
+            };
             // The table's order: the TLS and HTTP checks, the closed ports, then the stream.
             outside.extend(port_checks.into_iter().map(join));
             outside.extend(stream);
@@ -119,6 +117,23 @@ impl flags::Verify {
             );
         }
         Ok(())
+    }
+
+    /// --url, else the one this repository's instance of the host names: never the host's own report, which
+    /// a wrong or compromised host could point at a server that collects the --jwt-file token.
+    fn public_url(&self, sh: &Shell) -> Result<Option<String>> {
+        if let Some(url) = &self.url {
+            return Ok(Some(url.clone()));
+        }
+        let root = self.flake.clone().unwrap_or_else(|| sh.current_dir());
+        let instance = render::instance_file(&root, &self.host).with_context(|| {
+            format!(
+                "no --url, and {} names no instance to read the public URL from",
+                self.host
+            )
+        })?;
+        let url = render::evaluate(sh, &root, &instance, "publicUrl instance")?;
+        Ok(url.as_str().map(str::to_owned))
     }
 
     /// The client JWT from --jwt-file, trimmed; it is used as a header only and never printed.

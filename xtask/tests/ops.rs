@@ -199,7 +199,7 @@ mod preflight_dsn {
             "@x",
             "%2Fx",
             "%41",
-            "%",
+            "%7e",
             " x",
             "\"x",
             "<x",
@@ -219,6 +219,19 @@ mod preflight_dsn {
                     "postgresql://u:s3cr3t-Pa55{raw}@db.x.supabase.co:5432/postgres"
                 ))],
                 "Choose a password of letters, digits and - . _ ~ ! $ & ' ( ) * + , ; = only",
+            );
+        }
+    }
+
+    /// A `%` that starts no %XX octet is a `%` to the service: it reads the password as written.
+    #[test]
+    fn a_literal_percent_passes() {
+        for raw in ["%", "%zz", "%4", "%%", "%g1x"] {
+            passes(
+                &[&dsn(&format!(
+                    "postgresql://u:s3cr3t-Pa55{raw}@db.x.supabase.co:5432/postgres"
+                ))],
+                "host db.x.supabase.co, port 5432",
             );
         }
     }
@@ -360,9 +373,14 @@ mod preflight_dsn {
                 dsn("postgresql://u@db.x.supabase.co:5432/postgres")
             ),
         );
+        // A password may start with a quote: the service takes the key's value as it gets it, so the
+        // preflight accepts it too, and notes what podman passes on.
         let (code, all) = run_with(&[quoted], &key);
-        assert_eq!(code, Some(1), "{all}");
-        assert_contains(&all, "does not remove quotes");
+        assert_eq!(code, Some(0), "{all}");
+        assert_contains(
+            &all,
+            "note: PS_SOURCE_PASSWORD starts with a quote: podman's --env-file does not remove quotes",
+        );
     }
 
     #[test]
@@ -2023,9 +2041,11 @@ mod watchdog_tls {
 
 /// The preflight against the real oracle: the PowerSync Service's own URI parser, uri-js 4.4.1 from npm
 /// (tests/oracle, pinned by its package-lock), read the way the service reads it (tests/oracle/read-dsn.mjs),
-/// and libpq itself (psql logging in to a real PostgreSQL with the DSN). For every printable ASCII character
-/// in the user and password, and for query, host, port and database forms: what the preflight accepts, the
-/// service reads the same way (user, password, host, port, database) and psql logs in with.
+/// and libpq itself (psql logging in to a real PostgreSQL with the DSN; where a literal `%` makes psql refuse
+/// the URI, with the service's reading in PG* variables, as the watchdog connects). For every printable ASCII
+/// character in the user and password, and for query, host, port, database and `%` forms: what the preflight
+/// accepts, the service reads the same way (user, password, host, port, database) and psql logs in with, and
+/// a user or password is refused only where the service would not read it as written.
 mod dsn_oracle {
     use super::slot_watchdog::Postgres;
     use super::*;
@@ -2173,11 +2193,21 @@ mod dsn_oracle {
             for chunk in cases.chunks(cases.len().div_ceil(workers)) {
                 scope.spawn(move || {
                     for (dsn, reading) in chunk {
-                        let output = Command::new("psql")
-                            .arg(dsn)
+                        let mut psql = Command::new("psql");
+                        if dsn.contains('%') {
+                            // psql refuses a `%` that starts no octet; the watchdog never gives it the URI,
+                            // but the service's reading in PG* variables, as here.
+                            psql.env("PGHOST", &reading.host)
+                                .env("PGPORT", reading.port.to_string())
+                                .env("PGUSER", &reading.user)
+                                .env("PGPASSWORD", &reading.password)
+                                .env("PGDATABASE", &reading.database);
+                        } else {
+                            psql.arg(dsn).env_remove("PGPASSWORD");
+                        }
+                        let output = psql
                             .args(["-w", "-X", "-tA", "-c"])
                             .arg("SELECT current_user || '|' || current_database()")
-                            .env_remove("PGPASSWORD")
                             .output()
                             .unwrap();
                         assert!(output.status.success(), "psql {dsn}: {}", text(&output));
@@ -2267,6 +2297,20 @@ mod dsn_oracle {
             format!("postgresql://usr:pa@ss@{at}"),
             format!("postgresql://usr:pa%41ss@{at}"),
             format!("postgresql:/usr:pass@{at}"),
+            // A `%` the service keeps as written (no two hex digits follow), and octets it decodes or
+            // upper-cases.
+            format!("postgresql://pct1:pa%zzss@{at}"),
+            format!("postgresql://pct2:pa%4@{at}"),
+            format!("postgresql://pct3:%@{at}"),
+            format!("postgresql://pct4:pa%%ss@{at}"),
+            format!("postgresql://pct5:pa%g1%@{at}"),
+            format!("postgresql://u%zzr:pass@{at}"),
+            format!("postgresql://pct6:pa%2Fss@{at}"),
+            format!("postgresql://pct7:pa%e9ss@{at}"),
+            format!("postgresql://pct8:pa%7Ess@{at}"),
+            format!("postgresql://pct9:pa%%41ss@{at}"),
+            format!("postgresql://usr:pass@127.0.0.1:{port}/db%zz"),
+            format!("postgresql://usr:pass@127.0.0.1:{port}/db%2F"),
         ] {
             dsns.push(dsn);
         }
@@ -2308,31 +2352,81 @@ mod dsn_oracle {
         }
         libpq_reads(&pg, &local);
 
-        // Exactly the characters the service's parser keeps, less `%` (libpq decodes it): nothing more is
-        // refused than must be.
-        let middle = |c: char| {
-            let dsn = format!("postgresql://pw{}_1:pa{c}ss@{at}", c as u8);
-            dsns.iter().position(|d| *d == dsn).unwrap()
-        };
-        let kept: Vec<char> = printable
-            .iter()
-            .copied()
-            .filter(|&c| {
-                service[middle(c)]
-                    .as_ref()
-                    .is_some_and(|r| r.password == format!("pa{c}ss"))
-            })
-            .collect();
-        let ours_accepted: Vec<char> = printable
-            .iter()
-            .copied()
-            .filter(|&c| ours[middle(c)].0)
-            .collect();
-        let expected: Vec<char> = kept.iter().copied().filter(|c| *c != '%').collect();
-        assert_eq!(
-            ours_accepted.iter().collect::<String>(),
-            expected.iter().collect::<String>()
-        );
+        // Refusals match the service exactly: every character, at the start, middle and end of a user or a
+        // password, is accepted exactly when the service reads it as written (`%` included: no two hex
+        // digits follow it here).
+        let position = |dsn: String| dsns.iter().position(|d| *d == dsn).unwrap();
+        for (i, shape) in ["{c}pass", "pa{c}ss", "pass{c}"].iter().enumerate() {
+            let written = |c: char| shape.replace("{c}", &c.to_string());
+            let at_index = |c: char| {
+                position(format!(
+                    "postgresql://pw{}_{i}:{}@{at}",
+                    c as u8,
+                    written(c)
+                ))
+            };
+            let kept: String = printable
+                .iter()
+                .copied()
+                .filter(|&c| {
+                    service[at_index(c)].as_ref().is_some_and(|r| {
+                        r.password == written(c) && r.user == format!("pw{}_{i}", c as u8)
+                    })
+                })
+                .collect();
+            let accepted: String = printable
+                .iter()
+                .copied()
+                .filter(|&c| ours[at_index(c)].0)
+                .collect();
+            assert_eq!(accepted, kept, "passwords shaped {shape}");
+            assert!(kept.contains('%'), "{kept}");
+        }
+        for shape in ["{c}usr", "us{c}r", "usr{c}"] {
+            let written = |c: char| shape.replace("{c}", &c.to_string());
+            let at_index = |c: char| position(format!("postgresql://{}:pass@{at}", written(c)));
+            let kept: String = printable
+                .iter()
+                .copied()
+                .filter(|&c| {
+                    service[at_index(c)]
+                        .as_ref()
+                        .is_some_and(|r| r.user == written(c) && r.password == "pass")
+                })
+                .collect();
+            let accepted: String = printable
+                .iter()
+                .copied()
+                .filter(|&c| ours[at_index(c)].0)
+                .collect();
+            assert_eq!(accepted, kept, "users shaped {shape}");
+        }
+        // A `%` before two hex digits is refused: the service decodes (%7E is ~) or upper-cases (%e9) it,
+        // psql decodes it, and %2F may have been meant as `/`. Any other `%` is accepted as written.
+        for (dsn, accept) in [
+            (format!("postgresql://pct1:pa%zzss@{at}"), true),
+            (format!("postgresql://pct2:pa%4@{at}"), true),
+            (format!("postgresql://pct3:%@{at}"), true),
+            (format!("postgresql://pct4:pa%%ss@{at}"), true),
+            (format!("postgresql://pct5:pa%g1%@{at}"), true),
+            (format!("postgresql://u%zzr:pass@{at}"), true),
+            (
+                format!("postgresql://usr:pass@127.0.0.1:{port}/db%zz"),
+                true,
+            ),
+            (format!("postgresql://pct6:pa%2Fss@{at}"), false),
+            (format!("postgresql://pct7:pa%e9ss@{at}"), false),
+            (format!("postgresql://pct8:pa%7Ess@{at}"), false),
+            (format!("postgresql://pct9:pa%%41ss@{at}"), false),
+            (format!("postgresql://usr:pa%41ss@{at}"), false),
+            (
+                format!("postgresql://usr:pass@127.0.0.1:{port}/db%2F"),
+                false,
+            ),
+        ] {
+            let i = position(dsn.clone());
+            assert_eq!(ours[i].0, accept, "{dsn}: {:?}", service[i]);
+        }
         assert!(
             accepted > 400,
             "only {accepted} accepted: the sweep proves little"

@@ -23,8 +23,8 @@ in {
       # dashboard under Database → SSL; SHA-256 80:70:25:AD:…:72:E6:CA:FA).
       operations.watchdog.sourceCaCertificate = ./powersync/supabase-root-2021.crt;
       nginx = {
+        # The domain is the instance's (./powersync/instance.nix), where `cargo xtask verify` reads it too.
         enable = true;
-        domain = "powersync.reptide.eu";
         # 443 for clients; 80 only redirects to it.
         openFirewall = true;
       };

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Refuses a source connection the service cannot replicate through, before the container starts
-# (ExecStartPre): PS_SOURCE_DSN missing, quoted, or in a form the service reads differently from psql
+# (ExecStartPre): PS_SOURCE_DSN missing, quoted, or in a form the service does not read as written
 # (source-connection.sh says which), Supabase's Supavisor pooler (it rejects the replication handshake), the
 # old pooler port 6543, or `replication=database`. It never prints the DSN, the user or the password: only
 # host and port.
@@ -23,6 +23,7 @@ refuse() {
 . "$(dirname "${BASH_SOURCE[0]}")/source-connection.sh"
 
 source_connection "$@" || refuse "$conn_error"
+for note in "${conn_notes[@]}"; do echo "powersync preflight: note: $note" >&2; done
 
 # Both the host the service connects to and the DSN's own (a pooler string is wrong even where the rendered
 # hostname key overrides its host: its user is the pooler's). Host names may end in the root's dot.

@@ -7,26 +7,36 @@
 # is proven to carry the fix, it could check the connection with the service's own parsing and TLS. Until then
 # this reading must be right on its own.
 #
-# Three readers see PS_SOURCE_DSN, and a DSN is accepted only when all three agree:
+# Three readers see PS_SOURCE_DSN:
 #   - podman's --env-file hands the value to the container byte for byte (no unquoting; see env_lookup);
 #   - the service parses it with uri-js 4.4.1 and takes `userinfo.split(':')`, WITHOUT percent-decoding, and
 #     its URI parser alters  " # / : < > ? @ [ \ ] ^ ` { | }  and space (libs/lib-postgres/src/types/types.ts,
 #     normalizeConnectionConfig); it ignores the query string;
 #   - libpq (psql, and an operator testing the DSN) percent-decodes and reads the query string.
-# So `%` is refused everywhere, user and password are limited to characters all three read as written, and
-# query parameters that would make libpq connect elsewhere or as someone else are refused.
+# The service decides: user, password and database are accepted exactly when the service reads them as
+# written. A `%` before two hex digits is refused (uri-js decodes or upper-cases that octet, psql decodes it,
+# and whoever wrote it may have meant either); any other `%` the service reads as written, and so does the
+# watchdog, which hands psql the service's reading in PG* variables, never the URI (psql given the DSN
+# itself would refuse such a `%`). Query parameters that would make libpq connect elsewhere or as someone
+# else are refused, so that testing the DSN with psql tests what the service does.
 #
 # The connection's own keys win over the DSN, as in the service. The NixOS module passes the rendered ones:
 #   SOURCE_HOSTNAME, SOURCE_PORT, SOURCE_USERNAME, SOURCE_DATABASE   a literal key
 #   SOURCE_<KEY>_VAR                                                 the env-file variable of an `!env` key
 #                                                                    (SOURCE_PASSWORD_VAR for `password: !env PS_…`)
 # After `source_connection FILE...` succeeds, conn_host conn_port conn_user conn_password conn_database hold
-# what the service connects with (conn_dsn_host and conn_dsn_port: the DSN's own, before the keys); on
-# failure it returns 1 with conn_error, which never holds a secret.
+# what the service connects with (conn_dsn_host and conn_dsn_port: the DSN's own, before the keys), and
+# conn_notes what is worth a look but no mistake to the service; on failure it returns 1 with conn_error.
+# Neither ever holds a secret.
 
-# User and password characters the three readers read the same way.
+# User, password and database characters the service reads as written, besides `%` (see conn_as_written).
 conn_safe_re="^[A-Za-z0-9._~!\$&'()*+,;=-]*\$"
 conn_safe_text="letters, digits and - . _ ~ ! \$ & ' ( ) * + , ; ="
+
+# conn_as_written VALUE: whether the service's URI parser keeps VALUE as written (a userinfo or path part).
+conn_as_written() {
+  [[ ! $1 =~ %[0-9A-Fa-f]{2} && ${1//%/} =~ $conn_safe_re ]]
+}
 # libpq query parameters that change where or as whom it connects; the service never reads them.
 # A query parameter libpq reads as key=value, without & = % in the value.
 conn_param_re="^[A-Za-z_]+=[A-Za-z0-9._~!\$'()*+,;:/-]*\$"
@@ -56,7 +66,8 @@ env_lookup() {
   done
 }
 
-# env_required NAME WHAT FILE...: like env_lookup, but a missing, empty or quoted value is an error.
+# env_required NAME WHAT FILE...: like env_lookup, but a missing or empty value is an error (the service
+# exits 150 on an unset `!env` variable, and refuses an empty host, user, password or database).
 env_required() {
   local name=$1 what=$2
   shift 2
@@ -69,13 +80,10 @@ env_required() {
     conn_error="$name is empty in $*; set it to $what"
     return 1
   fi
-  case $env_value in
-    \"* | \'*)
-      conn_error="$name in $* starts with a quote: podman's --env-file does not remove quotes, so the service would receive them. Write $name=<value> without quotes"
-      return 1
-      ;;
-  esac
 }
+
+# Podman's --env-file does not remove quotes: what the container gets is the value with them.
+quote_text="podman's --env-file does not remove quotes, so the service receives them as part of the value"
 
 conn_refuse() {
   conn_error=$1
@@ -86,11 +94,14 @@ conn_refuse() {
 source_connection() {
   local dsn rest userinfo="" hostpart authority remainder path query="" param key value
   local host="" port="" port_given=false user="" password="" database="" name var ref
-  local userinfo_error="the user or password in PS_SOURCE_DSN holds a character the PowerSync Service reads differently from psql: the service takes them as written (no percent-decoding), and its URI parser alters or splits on space \" # % / : < > ? @ [ \\ ] ^ \` { | } (a : only separates user and password). Choose a password of $conn_safe_text only, or give the service the password another way: a \`password: !env PS_SOURCE_PASSWORD\` key on the connection, with PS_SOURCE_PASSWORD=<password> in the environment file"
-  conn_error=""
+  local userinfo_error="the user or password in PS_SOURCE_DSN holds a character the PowerSync Service does not read as written: its URI parser alters or splits on space \" # / : < > ? @ [ \\ ] ^ \` { | } (a : only separates user and password), and it reads a %XX octet (% and two hex digits) differently from psql, decoding some and keeping or upper-casing others. Choose a password of $conn_safe_text only (and % where no two hex digits follow it), or give the service the password another way: a \`password: !env PS_SOURCE_PASSWORD\` key on the connection, with PS_SOURCE_PASSWORD=<password> in the environment file"
+  conn_error="" conn_notes=()
 
   env_required PS_SOURCE_DSN "postgresql://<user>:<pw>@db.<project>.supabase.co:5432/postgres" "$@" || return 1
   dsn=$env_value
+  case $dsn in
+    \"* | \'*) conn_refuse "PS_SOURCE_DSN in $* starts with a quote: $quote_text, and refuses a URI that does not start with its scheme. Write PS_SOURCE_DSN=<value> without quotes" || return 1 ;;
+  esac
   case $dsn in
     postgresql://* | postgres://*) ;;
     *) conn_refuse "PS_SOURCE_DSN is not a postgres:// or postgresql:// URI; use postgresql://<user>:<pw>@db.<project>.supabase.co:5432/postgres" || return 1 ;;
@@ -111,16 +122,18 @@ source_connection() {
   user=${userinfo%%:*}
   case $userinfo in *:*) password=${userinfo#*:} ;; esac
   case $password in *:*) conn_refuse "$userinfo_error" || return 1 ;; esac
-  [[ $user =~ $conn_safe_re && $password =~ $conn_safe_re ]] || conn_refuse "$userinfo_error" || return 1
+  conn_as_written "$user" && conn_as_written "$password" || conn_refuse "$userinfo_error" || return 1
 
   case $hostpart in
     *'#'*) conn_refuse "PS_SOURCE_DSN has a #fragment, which the service drops and psql keeps; remove it" || return 1 ;;
-    *%*) conn_refuse "PS_SOURCE_DSN has a % after its user and password: the service does not percent-decode, psql does; write host, database and parameters without %" || return 1 ;;
   esac
   authority=${hostpart%%[/?]*}
   remainder=${hostpart#"$authority"}
   path=${remainder%%\?*}
   case $remainder in *\?*) query=${remainder#*\?} ;; esac
+  case $authority$query in
+    *%*) conn_refuse "PS_SOURCE_DSN has a % in its host, port or query, which psql percent-decodes and the service does not; write them without %" || return 1 ;;
+  esac
 
   case $authority in
     \[*\]) host=${authority#\[} host=${host%\]} ;;
@@ -139,7 +152,7 @@ source_connection() {
   fi
 
   database=${path#/}
-  [[ $database =~ $conn_safe_re ]] || conn_refuse "PS_SOURCE_DSN's database name holds a character the service and psql read differently; use $conn_safe_text" || return 1
+  conn_as_written "$database" || conn_refuse "PS_SOURCE_DSN's database name holds a character the service does not read as written; use $conn_safe_text (and % where no two hex digits follow it)" || return 1
 
   # The service ignores the query; libpq reads it. Refuse what would make the two connect differently.
   if [ -n "$query" ]; then
@@ -176,6 +189,9 @@ source_connection() {
     if [ -n "${!ref:-}" ]; then
       env_required "${!ref}" "the connection's $name" "$@" || return 1
       value=$env_value
+      case $value in
+        \"* | \'*) conn_notes+=("${!ref} starts with a quote: $quote_text (right only if the quote is part of the $name)") ;;
+      esac
     elif [ -n "${!var:-}" ]; then
       value=${!var}
     else

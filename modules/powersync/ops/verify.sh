@@ -7,7 +7,8 @@
 # environment) is only ever read through jq, and every detail line is scrubbed of the values in the
 # service's env files before it is printed.
 #   powersync-verify [--json]   exit 0 all pass (warnings allowed), 1 a check failed, 2 usage or configuration
-# Environment (set by the NixOS module, modules/powersync/verify.nix):
+# Environment, every variable set by the NixOS module (modules/powersync/verify.nix); the script keeps no
+# defaults of its own, so a missing one is a configuration error (exit 2), never a guess:
 #   RUNNERS             space-separated unit=container pairs, one per PowerSync runner
 #                       (podman-powersync.service=powersync)
 #   SOCKETS, TIMERS     further units that must be active (the storage proxy socket, the watchdog timer)
@@ -21,12 +22,13 @@
 #   MAX_LAG_SECONDS     the lag alert's threshold
 #   SLOT_PREFIX         the replication slots' name prefix
 #   REPLICATES          "no" on an API-only host (runners.mode = "api"): no slot to see in the journal
-#   STORAGE_ROLE        the bucket storage's PostgreSQL role; PGPORT (and PGHOST) reach PostgreSQL locally
-#                       (set and empty: the storage is another host's, storage.remote, not checked here)
+#   STORAGE_ROLE        the bucket storage's PostgreSQL role; PGPORT (and the optional PGHOST) reach
+#                       PostgreSQL locally (empty: the storage is another host's, storage.remote, not checked here)
 #   OUR_PORTS           ports that are ours on the host; ALLOWED_ADDRESSES where they may listen
 #   SECRET_FILES        env files whose values must never be printed (the service's)
-#   PUBLIC_URL, PRIVATE_PORTS  passed on in --json for the outside checks of `cargo xtask verify`
-#   NOW                 optional: the current time in epoch seconds (tests)
+#   PRIVATE_PORTS       passed on in --json: ports `cargo xtask verify` must find closed from outside
+# SOCKETS, TIMERS, IMAGE_DIGEST, IMAGE_ARCHIVE, TEXTFILE, METRICS_URLS, STORAGE_ROLE and PRIVATE_PORTS may be
+# empty (that part is off or absent); the others may not. Optional: NOW, the current time in epoch seconds (tests).
 set -euo pipefail
 
 usage="usage: powersync-verify [--json]"
@@ -51,25 +53,33 @@ config_error() {
   echo "powersync-verify: $*" >&2
   exit 2
 }
-[ -n "${RUNNERS:-}" ] || config_error "set RUNNERS (see the header of verify.sh)"
+missing() { config_error "set $1: the NixOS module passes every variable in the header of verify.sh (modules/powersync/verify.nix)"; }
+for name in SOCKETS TIMERS IMAGE_DIGEST IMAGE_ARCHIVE TEXTFILE METRICS_URLS STORAGE_ROLE PRIVATE_PORTS; do
+  [ -n "${!name+set}" ] || missing "$name"
+done
+for name in RUNNERS CONFIG_MOUNTS WATCHDOG_INTERVAL MAX_RETAINED_BYTES MAX_LAG_SECONDS SLOT_PREFIX REPLICATES \
+  PGPORT OUR_PORTS ALLOWED_ADDRESSES SECRET_FILES; do
+  [ -n "${!name:-}" ] || missing "$name"
+done
 [ "$(id -u)" = 0 ] || config_error "run as root (podman, the journal and PostgreSQL's postgres role need it): sudo powersync-verify"
 now=${NOW:-$(printf '%(%s)T' -1)}
 whole() { [[ $2 =~ ^[0-9]+$ ]] || config_error "$1 must be a whole number, not '$2'"; }
 whole NOW "$now"
-interval=${WATCHDOG_INTERVAL:-120}
-max_retained=${MAX_RETAINED_BYTES:-1073741824}
-max_lag=${MAX_LAG_SECONDS:-300}
+interval=${WATCHDOG_INTERVAL:?}
+max_retained=${MAX_RETAINED_BYTES:?}
+max_lag=${MAX_LAG_SECONDS:?}
 whole WATCHDOG_INTERVAL "$interval"
 whole MAX_RETAINED_BYTES "$max_retained"
 whole MAX_LAG_SECONDS "$max_lag"
-slot_prefix=${SLOT_PREFIX:-powersync_selfhost_}
-storage_role=${STORAGE_ROLE-powersync_storage}
-replicates=${REPLICATES:-yes}
+slot_prefix=${SLOT_PREFIX:?}
+storage_role=${STORAGE_ROLE?}
+replicates=${REPLICATES:?}
+case $replicates in yes | no) ;; *) config_error "REPLICATES must be yes or no, not '$replicates'" ;; esac
 
 # Every value of the service's env files (and a URI's password on its own) is a secret to scrub.
 secrets=()
 add_secret() { [ "${#1}" -lt 4 ] || secrets+=("$1"); }
-for file in ${SECRET_FILES:-}; do
+for file in $SECRET_FILES; do
   [ -r "$file" ] || continue
   while IFS= read -r line || [ -n "$line" ]; do
     case $line in *=*) ;; *) continue ;; esac
@@ -89,6 +99,14 @@ scrub() {
   for secret in "${secrets[@]}"; do text=${text//"$secret"/<redacted>}; done
   # Passwords in URIs and key=value pairs the env files did not name (a file that could not be read).
   sed -E 's#(://[^:/@[:space:]]*):[^@[:space:]]*@#\1:<redacted>@#g; s#([Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd]=)[^[:space:]&]*#\1<redacted>#g' <<<"$text"
+}
+
+# At most $2 characters of $1, scrubbed before it is cut: a cut through a secret would leave a piece that no
+# longer matches it.
+clip() {
+  local text
+  text=$(scrub "$1")
+  printf '%s' "${text:0:$2}"
 }
 
 # One line per check: status, id, subject, detail (tab-separated, scrubbed).
@@ -137,12 +155,12 @@ for runner in $RUNNERS; do
     fail unit-restarts "$unit" "restarted $prop_NRestarts time(s) since it was last started: journalctl -u $unit -b"
   fi
 done
-for unit in ${SOCKETS:-}; do active_unit storage-proxy "$unit"; done
-for unit in ${TIMERS:-}; do active_unit watchdog-timer "$unit"; done
+for unit in $SOCKETS; do active_unit storage-proxy "$unit"; done
+for unit in $TIMERS; do active_unit watchdog-timer "$unit"; done
 
 # --- podman: health, the image, the mounted config -------------------------------------------------------
 archive_id=""
-if [ -n "${IMAGE_ARCHIVE:-}" ]; then
+if [ -n "$IMAGE_ARCHIVE" ]; then
   # A docker-archive names its config blob `<hex>.json` (or blobs/sha256/<hex>); podman load uses that hex
   # as the image ID.
   archive_id=$(tar -xOf "$IMAGE_ARCHIVE" manifest.json 2>/dev/null | jq -r '.[0].Config // empty' 2>/dev/null || true)
@@ -171,14 +189,14 @@ for runner in $RUNNERS; do
     fail container-health "$container" "running, health ${health:-unknown}: podman healthcheck run $container"
   fi
 
-  if [ -n "${IMAGE_DIGEST:-}" ]; then
+  if [ -n "$IMAGE_DIGEST" ]; then
     repo_digests=$(timeout 20 podman image inspect -- "$image_id" 2>/dev/null | jq -r '.[0].RepoDigests[]? // empty' 2>/dev/null || true)
     if grep -qF -- "@$IMAGE_DIGEST" <<<"$repo_digests"; then
       pass image-pinned "$container" "image ${image_id:0:12} carries the pinned $IMAGE_DIGEST"
     else
       fail image-pinned "$container" "image ${image_id:0:12} is not the pinned $IMAGE_DIGEST (it carries: $(tr '\n' ' ' <<<"${repo_digests:-no digest}"))"
     fi
-  elif [ -n "${IMAGE_ARCHIVE:-}" ]; then
+  elif [ -n "$IMAGE_ARCHIVE" ]; then
     if [ -n "$archive_id" ] && [ "${image_id#sha256:}" = "$archive_id" ]; then
       pass image-pinned "$container" "image ${archive_id:0:12} is the one in $IMAGE_ARCHIVE"
     else
@@ -190,7 +208,7 @@ for runner in $RUNNERS; do
 
   mounts=$(jq -r '.[0].Mounts[]? | [.Destination, .Source, (.RW | tostring)] | @tsv' <<<"$inspect")
   wrong=()
-  for volume in ${CONFIG_MOUNTS:-}; do
+  for volume in $CONFIG_MOUNTS; do
     IFS=: read -r source destination options <<<"$volume"
     found=$(awk -F'\t' -v d="$destination" '$1 == d { print $2 "\t" $3; exit }' <<<"$mounts")
     if [ -z "$found" ]; then
@@ -201,9 +219,7 @@ for runner in $RUNNERS; do
       wrong+=("$destination is writable")
     fi
   done
-  if [ -z "${CONFIG_MOUNTS:-}" ]; then
-    fail config-mounted "$container" "CONFIG_MOUNTS is empty: nothing to compare with"
-  elif [ "${#wrong[@]}" -eq 0 ]; then
+  if [ "${#wrong[@]}" -eq 0 ]; then
     pass config-mounted "$container" "$(wc -w <<<"$CONFIG_MOUNTS") file(s) as rendered, read-only"
   else
     fail config-mounted "$container" "${wrong[*]}: restart ${runner%%=*} (or deploy again)"
@@ -211,7 +227,7 @@ for runner in $RUNNERS; do
 done
 
 # --- the slot watchdog's latest metrics --------------------------------------------------------------------
-if [ -n "${TEXTFILE:-}" ]; then
+if [ -n "$TEXTFILE" ]; then
   if ! metrics=$(cat -- "$TEXTFILE" 2>/dev/null); then
     for id in watchdog-recent source-up slot-active slot-wal; do
       fail "$id" watchdog "no metrics at $TEXTFILE: the watchdog has not run (systemctl start powersync-slot-watchdog)"
@@ -260,15 +276,24 @@ if [ -n "${TEXTFILE:-}" ]; then
 fi
 
 # --- the lag gauge -------------------------------------------------------------------------------------
-for url in ${METRICS_URLS:-}; do
+for url in $METRICS_URLS; do
   if ! body=$(curl -fsS --max-time 5 -- "$url" 2>&1); then
-    fail lag "$url" "metrics endpoint unreachable: ${body:0:200}"
+    fail lag "$url" "metrics endpoint unreachable: $(clip "$body" 200)"
     continue
   fi
-  lag=$(awk '/^powersync_replication_lag_seconds[ {]/ { v = $NF + 0; if (v > m) m = v; n++ } END { if (n) print m }' <<<"$body")
+  # Prometheus text exposition: `name[{labels}] value [timestamp]`, where a label value may hold spaces and
+  # braces inside its quotes, and the value is a float in any form (0, 20, 1.5e-7, 2e+01) or NaN/±Inf.
+  values=$(sed -nE 's/^powersync_replication_lag_seconds(\{([^"}]|"([^"\\]|\\.)*")*\})? +([^ ]+)( .*)?$/\4/p' <<<"$body")
+  # The largest sample, as printed; "bad" if one is no finite number.
+  lag=$(awk '
+    /^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$/ { v = $1 + 0; if (n == 0 || v > m) { m = v; max = $1 }; n++; next }
+    { bad = $1 }
+    END { if (bad != "") print "bad " bad; else if (n) print max }' <<<"$values")
   if [ -z "$lag" ]; then
     fail lag "$url" "powersync_replication_lag_seconds is absent: replication has not connected (auth, TLS or the lock; see the journal)"
-  elif awk -v l="$lag" -v m="$max_lag" 'BEGIN { exit !(l < m) }'; then
+  elif [[ $lag == "bad "* ]]; then
+    fail lag "$url" "powersync_replication_lag_seconds is ${lag#bad }, not a finite number of seconds"
+  elif awk -v l="$lag" -v m="$max_lag" 'BEGIN { exit !(l + 0 < m + 0) }'; then
     pass lag "$url" "${lag} s, alert at $max_lag s"
   else
     fail lag "$url" "${lag} s, at or above the alert threshold of $max_lag s"
@@ -295,7 +320,7 @@ for runner in $RUNNERS; do
     warn journal-errors "$unit" "$counts: stood by on the replication lock (normal for about a minute after a restart)"
   else
     first=$(grep -E 'PSYNC_S[0-9]{4}' <<<"$journal" | grep -m1 -vE 'PSYNC_S(21[0-9]{2}|1003)' || true)
-    fail journal-errors "$unit" "$counts since start; first: ${first:0:160}"
+    fail journal-errors "$unit" "$counts since start; first: $(clip "$first" 160)"
   fi
   line=$(grep -m1 -F "Created replication slot $slot_prefix" <<<"$journal" || true)
   [ -n "$line" ] || line=$(grep -F "[$slot_prefix" <<<"$journal" | grep -m1 -F "Initial replication already done" || true)
@@ -306,7 +331,7 @@ if [ "$replicates" = no ]; then
 elif [ -n "$slot_seen" ]; then
   case $slot_seen in
     *"Created replication slot"*) pass journal-slot journal "slot ${slot_seen##*Created replication slot } created" ;;
-    *) pass journal-slot journal "slot resumed: ${slot_seen:0:120}" ;;
+    *) pass journal-slot journal "slot resumed: $(clip "$slot_seen" 120)" ;;
   esac
 else
   fail journal-slot journal "no \"Created replication slot $slot_prefix…\" nor a resumed slot since start"
@@ -321,7 +346,7 @@ elif [ -z "$psql" ]; then
 elif ! attributes=$(runuser -u postgres -- "$psql" ${PGHOST:+-h "$PGHOST"} ${PGPORT:+-p "$PGPORT"} -d "dbname=postgres connect_timeout=10" \
   -X -q -tA -F '|' -v ON_ERROR_STOP=1 -v role="$storage_role" 2>&1 \
   <<<"SELECT rolsuper, rolreplication FROM pg_roles WHERE rolname = :'role';"); then
-  fail storage-role "$storage_role" "cannot ask PostgreSQL: ${attributes:0:200}"
+  fail storage-role "$storage_role" "cannot ask PostgreSQL: $(clip "$attributes" 200)"
 elif [ -z "$attributes" ]; then
   fail storage-role "$storage_role" "the role does not exist"
 elif [ "$attributes" = "f|f" ]; then
@@ -332,26 +357,24 @@ else
 fi
 
 # --- listening sockets ------------------------------------------------------------------------------------
-if [ -n "${OUR_PORTS:-}" ]; then
-  allowed=" ${ALLOWED_ADDRESSES:-127.0.0.1 ::1} "
-  exposed=() seen=()
-  while read -r _ _ _ local _; do
-    port=${local##*:}
-    address=${local%:*}
-    address=${address#[}
-    address=${address%]}
-    address=${address%%%*}
-    case " $OUR_PORTS " in *" $port "*) ;; *) continue ;; esac
-    seen+=("$port on $address")
-    case $allowed in *" $address "*) ;; *) exposed+=("$port on $address") ;; esac
-  done < <(ss -Hltn 2>/dev/null || true)
-  if [ "${#exposed[@]}" -gt 0 ]; then
-    fail listeners ports "listening beyond${allowed% }: ${exposed[*]}"
-  elif [ "${#seen[@]}" -eq 0 ]; then
-    fail listeners ports "none of ports $OUR_PORTS is listening"
-  else
-    pass listeners ports "$(printf '%s, ' "${seen[@]}" | sed 's/, $//')"
-  fi
+allowed=" $ALLOWED_ADDRESSES "
+exposed=() seen=()
+while read -r _ _ _ local _; do
+  port=${local##*:}
+  address=${local%:*}
+  address=${address#[}
+  address=${address%]}
+  address=${address%%%*}
+  case " $OUR_PORTS " in *" $port "*) ;; *) continue ;; esac
+  seen+=("$port on $address")
+  case $allowed in *" $address "*) ;; *) exposed+=("$port on $address") ;; esac
+done < <(ss -Hltn 2>/dev/null || true)
+if [ "${#exposed[@]}" -gt 0 ]; then
+  fail listeners ports "listening beyond${allowed% }: ${exposed[*]}"
+elif [ "${#seen[@]}" -eq 0 ]; then
+  fail listeners ports "none of ports $OUR_PORTS is listening"
+else
+  pass listeners ports "$(printf '%s, ' "${seen[@]}" | sed 's/, $//')"
 fi
 
 # --- report ------------------------------------------------------------------------------------------------
@@ -361,11 +384,10 @@ for result in "${results[@]}"; do
 done
 if $json; then
   printf '%s\n' "${results[@]}" | jq -R -s \
-    --arg host "$(uname -n)" --arg url "${PUBLIC_URL:-}" --arg ports "${PRIVATE_PORTS:-}" '
+    --arg host "$(uname -n)" --arg ports "$PRIVATE_PORTS" '
       {
         host: $host,
         ok: (. | split("\n") | map(select(startswith("fail\t"))) | length == 0),
-        public_url: (if $url == "" then null else $url end),
         private_ports: ($ports | split(" ") | map(select(. != "") | tonumber)),
         checks: [split("\n")[] | select(. != "") | split("\t")
           | {status: .[0], id: .[1], subject: .[2], detail: .[3], fix: "docs/runbook.md#check-\(.[1])"}]

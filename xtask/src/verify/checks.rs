@@ -67,19 +67,35 @@ impl Check {
         Check::reported(status, id, subject, detail)
     }
 
-    /// A check as the host reported it.
+    /// A check as the host reported it. Every field is made printable: a host's report, a server's headers
+    /// and certificate names are text from elsewhere, and must not move the cursor or rewrite the terminal.
     pub fn reported(status: Status, id: &str, subject: &str, detail: impl Into<String>) -> Check {
         Check {
             status,
-            id: id.to_owned(),
-            subject: subject.to_owned(),
-            detail: detail.into(),
+            id: printable(id),
+            subject: printable(subject),
+            detail: printable(&detail.into()),
         }
     }
 
     pub fn fix(&self) -> String {
         format!("docs/runbook.md#check-{}", self.id)
     }
+}
+
+/// `text` with every control character (C0, DEL, C1: escape sequences, carriage returns, bells) and every
+/// bidirectional override written as its `\u{…}` escape, so it prints as what it is.
+pub fn printable(text: &str) -> String {
+    let bidi = |c: char| matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    text.chars()
+        .map(|c| {
+            if c.is_control() || bidi(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The public endpoint: `https://host[:port]`, with the TLS config every check shares.
@@ -419,6 +435,23 @@ mod tests {
             tls::client_config(None).unwrap(),
             Duration::from_secs(1),
         )
+    }
+
+    #[test]
+    fn control_characters_print_as_escapes() {
+        assert_eq!(
+            printable("ok\u{1b}[2J\r\n\u{7}\u{9b}x\u{202e}é ✓"),
+            "ok\\u{1b}[2J\\u{d}\\u{a}\\u{7}\\u{9b}x\\u{202e}é ✓"
+        );
+        let check = Check::reported(Status::Pass, "a\u{1b}", "b\u{7}", "c\r");
+        assert_eq!(
+            (
+                check.id.as_str(),
+                check.subject.as_str(),
+                check.detail.as_str()
+            ),
+            ("a\\u{1b}", "b\\u{7}", "c\\u{d}")
+        );
     }
 
     #[test]

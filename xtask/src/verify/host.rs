@@ -7,10 +7,10 @@ use xshell::{cmd, Shell};
 
 use super::checks::{Check, Status};
 
-/// What the host reported: its checks, and what the outside checks need to know about it.
+/// What the host reported: its checks, and the ports that must be closed from outside. The public URL is
+/// not the host's to say (verify.rs takes it from this repository).
 pub struct Report {
     pub checks: Vec<Check>,
-    pub public_url: Option<String>,
     pub private_ports: Vec<u16>,
 }
 
@@ -18,14 +18,13 @@ pub struct Report {
 pub fn report(sh: &Shell, ssh: &str, target: &str) -> Report {
     let failed = |detail: String| Report {
         checks: vec![Check::new(Status::Fail, "host-report", target, detail)],
-        public_url: None,
         private_ports: Vec::new(),
     };
     // BatchMode: never prompt (a password prompt would hang the run); the key comes from the agent or
-    // ~/.ssh/config, never from this repository.
+    // ~/.ssh/config, never from this repository. `--`: a target starting with `-` is a host name, not an option.
     let output = match cmd!(
         sh,
-        "{ssh} -o BatchMode=yes -o ConnectTimeout=10 {target} powersync-verify --json"
+        "{ssh} -o BatchMode=yes -o ConnectTimeout=10 -- {target} powersync-verify --json"
     )
     .quiet()
     .ignore_status()
@@ -85,7 +84,6 @@ pub fn parse(text: &str) -> Result<Report> {
         .unwrap_or_default();
     Ok(Report {
         checks,
-        public_url: value["public_url"].as_str().map(str::to_owned),
         private_ports,
     })
 }

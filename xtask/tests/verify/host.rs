@@ -252,6 +252,7 @@ impl Host {
             ("METRICS_URLS", metrics_url.into()),
             ("MAX_LAG_SECONDS", "300".into()),
             ("SLOT_PREFIX", "powersync_selfhost_".into()),
+            ("REPLICATES", "yes".into()),
             ("STORAGE_ROLE", "powersync_storage".into()),
             ("PGHOST", pg.dir.0.display().to_string()),
             ("PGPORT", pg.port.to_string()),
@@ -261,7 +262,6 @@ impl Host {
                 "SECRET_FILES",
                 format!("{} {}", source_env.display(), storage_env.display()),
             ),
-            ("PUBLIC_URL", "https://powersync.example.test".into()),
             ("PRIVATE_PORTS", "8080 9464".into()),
             ("NOW", T0.to_string()),
         ]
@@ -432,9 +432,9 @@ fn a_healthy_host_passes_every_check() {
         "pass",
         "8080 on 127.0.0.1, 9464 on 127.0.0.1, 5432 on 10.89.64.1",
     );
-    // What `cargo xtask verify` needs for the outside checks.
-    assert_eq!(run.json["public_url"], "https://powersync.example.test");
+    // What `cargo xtask verify` needs for the outside checks; the public URL is not the host's to say.
     assert_eq!(run.json["private_ports"], serde_json::json!([8080, 9464]));
+    assert!(run.json.get("public_url").is_none(), "{}", run.json);
     assert_contains(&run.output, "16 checks, 0 failed");
     assert!(!run.output.contains("fix:"), "{}", run.output);
     // The journal is read from the unit's last start on.
@@ -686,6 +686,204 @@ fn an_absent_or_high_lag_gauge_or_no_metrics_endpoint_fails() {
     assert_contains(&run.output, "metrics endpoint unreachable");
 }
 
+/// The lag as the service's own exporter prints it (tests/oracle/serve-metrics.mjs: the PowerSync Service's
+/// OpenTelemetry Prometheus exporter, at the versions it declares), read by verify.sh over real HTTP.
+struct ServiceMetrics {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ServiceMetrics {
+    /// `lag`: the gauge's value as a JavaScript number; None: nothing observed (replication not connected).
+    fn start(lag: Option<&str>) -> ServiceMetrics {
+        require("node", "nodejs");
+        let oracle = repo().join("tests/oracle");
+        assert!(
+            oracle
+                .join("node_modules/@opentelemetry/exporter-prometheus/package.json")
+                .is_file(),
+            "the exporter is not installed: npm ci --prefix tests/oracle --no-audit --no-fund"
+        );
+        let port = free_port();
+        let mut child = Command::new("node")
+            .arg(oracle.join("serve-metrics.mjs"))
+            .arg(port.to_string())
+            .args(lag)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut ready,
+        )
+        .unwrap();
+        assert_eq!(ready, "listening\n", "serve-metrics.mjs did not start");
+        ServiceMetrics {
+            child,
+            url: format!("http://127.0.0.1:{port}/metrics"),
+        }
+    }
+}
+
+impl Drop for ServiceMetrics {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// 0 is the lag of a healthy idle host; the exporter prints small and huge values in exponent form
+/// (1.5e-7, 2e+21); a gauge that observed nothing is missing from the text.
+#[test]
+fn the_lag_is_read_as_the_services_exporter_prints_it() {
+    for (lag, status, detail) in [
+        (Some("0"), "pass", "0 s, alert at 300 s"),
+        (Some("20"), "pass", "20 s, alert at 300 s"),
+        (Some("0.000015"), "pass", "0.000015 s"),
+        (Some("1.5e-7"), "pass", "1.5e-7 s"),
+        (Some("299.5"), "pass", "299.5 s"),
+        (Some("300"), "fail", "300 s, at or above"),
+        (Some("2e21"), "fail", "2e+21 s, at or above"),
+        (None, "fail", "replication has not connected"),
+    ] {
+        let service = ServiceMetrics::start(lag);
+        let mut host = Host::healthy();
+        host.env("METRICS_URLS", &service.url);
+        let run = host.run();
+        run.assert_status("lag", &service.url, status, detail);
+        let expected: &[&str] = if status == "fail" { &["lag"] } else { &[] };
+        run.assert_failed(expected);
+    }
+}
+
+/// Other writers of the text format: labels (with spaces and braces in their values), a timestamp after the
+/// value, exponents with a sign and leading zeros, several series (the largest counts), and values that are
+/// no finite number.
+#[test]
+fn the_lag_is_read_in_every_form_of_the_text_format() {
+    let mut host = Host::healthy();
+    for (samples, status, detail) in [
+        ("powersync_replication_lag_seconds 0\n", "pass", "0 s"),
+        (
+            "powersync_replication_lag_seconds{instance=\"a b} c\",job=\"x\"} 0 1700000000000\n",
+            "pass",
+            "0 s",
+        ),
+        ("powersync_replication_lag_seconds 1.5e-05\n", "pass", "1.5e-05 s"),
+        ("powersync_replication_lag_seconds 2e+01\n", "pass", "2e+01 s"),
+        ("powersync_replication_lag_seconds 3E+02\n", "fail", "3E+02 s, at or above"),
+        (
+            "powersync_replication_lag_seconds{runner=\"a\"} 0\npowersync_replication_lag_seconds{runner=\"b\"} 12\n",
+            "pass",
+            "12 s",
+        ),
+        ("powersync_replication_lag_seconds +Inf\n", "fail", "is +Inf, not a finite number"),
+        ("powersync_replication_lag_seconds NaN\n", "fail", "is NaN, not a finite number"),
+        (
+            "# HELP powersync_replication_lag_seconds x\n# TYPE powersync_replication_lag_seconds gauge\npowersync_replication_lag_seconds_total 0\n",
+            "fail",
+            "is absent",
+        ),
+    ] {
+        host.metrics = Some(
+            "# HELP powersync_concurrent_connections x\npowersync_concurrent_connections 3\n".to_owned()
+                + samples,
+        );
+        let run = host.run();
+        let lag = &run.json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "lag")
+            .unwrap()["subject"];
+        run.assert_status("lag", lag.as_str().unwrap(), status, detail);
+    }
+}
+
+/// A secret that straddles the place where a detail is cut must not show in part: the text is scrubbed
+/// first, then cut.
+#[test]
+fn a_password_across_the_cut_does_not_show_in_part() {
+    let mut host = Host::healthy();
+    // The first error line is cut at 160 characters: the password's first 6 characters come before the cut.
+    let before = "[PSYNC_S1141] could not connect: postgresql://powersync_selfhost:";
+    let padding = "x".repeat(153 - before.len());
+    let journal_line = before.replace(": postgresql", &format!(" {padding}: postgresql"))
+        + &format!("{PASSWORD}@db.x.supabase.co:5432/postgres");
+    let cut = journal_line.find(PASSWORD).unwrap();
+    assert!(
+        cut == 154 && cut + PASSWORD.len() > 160,
+        "the password must straddle the cut"
+    );
+    host.journal += &format!("{journal_line}\n");
+    // The same for a password the env files did not name (it is scrubbed by pattern, not by value).
+    let mut unnamed = Host::healthy();
+    unnamed.env("SECRET_FILES", "/nonexistent/source.env");
+    unnamed.journal = host.journal.clone();
+    for host in [host, unnamed] {
+        let run = host.run();
+        run.assert_failed(&["journal-errors"]);
+        let json = run.json.to_string();
+        for part in [&PASSWORD[..4], &PASSWORD[..6]] {
+            assert!(
+                !run.output.contains(part),
+                "part of the password leaked:\n{}",
+                run.output
+            );
+            assert!(!json.contains(part), "part of the password leaked:\n{json}");
+        }
+        run.assert_status(
+            "journal-errors",
+            UNIT,
+            "fail",
+            "first: [PSYNC_S1141] could not connect xxx",
+        );
+    }
+}
+
+/// verify.sh keeps no defaults: each variable the module passes (modules/powersync/verify.nix's `env`) is
+/// required, so a module that stops passing one is an error, not a silent guess.
+#[test]
+fn every_value_the_module_passes_is_required() {
+    let module = fs::read_to_string(repo().join("modules/powersync/verify.nix")).unwrap();
+    let block = module
+        .split("  env = {\n")
+        .nth(1)
+        .expect("env = { in verify.nix");
+    let block = &block[..block.find("\n  };").unwrap()];
+    let names: Vec<&str> = block
+        .lines()
+        .filter_map(|line| line.trim_start().split_once(" ="))
+        .map(|(name, _)| name)
+        .filter(|name| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .collect();
+    assert!(names.len() >= 18, "{names:?}");
+    let host = Host::healthy();
+    let dir = TempDir::new("required");
+    let pg = Postgres::start();
+    let env = host.world(&dir, &pg, "http://127.0.0.1:1/metrics");
+    for name in &names {
+        assert!(
+            env.iter().any(|(k, _)| k == name),
+            "the test world lacks {name}"
+        );
+        let output = Command::new("bash")
+            .arg(verify_script())
+            .env_clear()
+            .envs(env.iter().filter(|(k, _)| k != name).map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "without {name}: {}",
+            text(&output)
+        );
+        assert_contains(&text(&output), &format!("set {name}:"));
+    }
+}
+
 #[test]
 fn service_errors_in_the_journal_fail_without_showing_the_password() {
     let mut host = Host::healthy();
@@ -810,5 +1008,5 @@ fn bad_arguments_are_usage_errors() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
-    assert_contains(&text(&output), "set RUNNERS");
+    assert_contains(&text(&output), "the NixOS module passes every variable");
 }

@@ -505,7 +505,7 @@ fn ssh_stand_in(dir: &TempDir, host: &Host, pg: &Postgres) -> (PathBuf, PathBuf)
     let ssh = dir.program(
         "ssh",
         &format!(
-            "echo \"$*\" >> {}\nwhile [ \"$1\" = -o ]; do shift 2; done\nshift\nPATH={}:$PATH exec \"$@\"",
+            "echo \"$*\" >> {}\nwhile [ \"$1\" = -o ]; do shift 2; done\n[ \"$1\" = -- ] && shift\nshift\nPATH={}:$PATH exec \"$@\"",
             log.display(),
             dir.path("bin").display()
         ),
@@ -521,8 +521,7 @@ fn the_host_report_and_the_outside_checks_make_one_table() {
     let dir = TempDir::new("ssh");
     let closed = free_port();
     let mut host = Host::healthy();
-    // The URL and the ports come from the host's report; the metrics endpoint is down (one failure).
-    host.env("PUBLIC_URL", &server.url());
+    // The ports come from the host's report; the metrics endpoint is down (one failure).
     host.env("PRIVATE_PORTS", &closed.to_string());
     let (ssh, log) = ssh_stand_in(&dir, &host, &pg);
     let token = jwt_file(&dir, TOKEN);
@@ -530,6 +529,8 @@ fn the_host_report_and_the_outside_checks_make_one_table() {
     let started = Instant::now();
     let run = xtask(
         &[
+            "--url",
+            &server.url(),
             "--ca-file",
             &ca,
             "--jwt-file",
@@ -542,7 +543,7 @@ fn the_host_report_and_the_outside_checks_make_one_table() {
     let wall = started.elapsed();
     assert_eq!(
         fs::read_to_string(&log).unwrap(),
-        "-o BatchMode=yes -o ConnectTimeout=10 admin@web-arm.example powersync-verify --json\n"
+        "-o BatchMode=yes -o ConnectTimeout=10 -- admin@web-arm.example powersync-verify --json\n"
     );
     assert_eq!(run.code, Some(1), "{}", run.output);
     assert_eq!(run.failed(), ["lag"]);
@@ -633,17 +634,206 @@ fn an_unreachable_host_is_a_failed_check_and_the_outside_checks_still_run() {
     // Without --target or POWERSYNC_VERIFY_TARGET, root@<host>.
     assert_eq!(
         fs::read_to_string(&log).unwrap(),
-        "-o BatchMode=yes -o ConnectTimeout=10 root@web-arm powersync-verify --json\n"
+        "-o BatchMode=yes -o ConnectTimeout=10 -- root@web-arm powersync-verify --json\n"
     );
+}
+
+/// A repository with this one's lib and a host `example` whose instance is `instance`.
+fn flake_with(instance: &str) -> TempDir {
+    let dir = TempDir::new("flake");
+    std::os::unix::fs::symlink(repo().join("lib"), dir.path("lib")).unwrap();
+    dir.file("hosts/example/modules/powersync/instance.nix", instance);
+    dir
 }
 
 #[test]
 fn outside_only_needs_a_url() {
+    let flake = flake_with("{ powersync.auth.audience = \"authenticated\"; }");
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["verify", "web-arm", "--outside-only"])
+        .args(["verify", "example", "--outside-only", "--flake"])
+        .arg(flake.path(""))
         .env_remove("POWERSYNC_VERIFY_URL")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    assert_contains(&text(&output), "--outside-only needs --url");
+    assert_contains(&text(&output), "--outside-only needs a public URL");
+}
+
+/// A TCP listener on 127.0.0.1 that counts the connections it gets (a TLS client's first bytes are enough).
+struct Collector {
+    port: u16,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Collector {
+    fn start() -> Collector {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&connections);
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                count.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        Collector { port, connections }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+/// A host whose report is hostile: it names a public URL of its own choosing (a server that would collect
+/// the token) and carries terminal escape sequences, a carriage return, a bell and a bidi override.
+fn hostile_ssh(dir: &TempDir, collector: &Collector) -> PathBuf {
+    let report = serde_json::json!({
+        "host": "web-arm",
+        "ok": true,
+        "public_url": format!("https://127.0.0.1:{}", collector.port),
+        "private_ports": [],
+        "checks": [{
+            "status": "pass",
+            "id": "unit-active\u{1b}[2J",
+            "subject": "x\u{1b}]0;owned\u{7}",
+            "detail": "ok\r\u{1b}[1A\u{1b}[32mall green\u{9b}31m\u{202e}",
+            "fix": "docs/runbook.md#check-unit-active",
+        }],
+    });
+    dir.file("report.json", &report.to_string());
+    dir.program("ssh", &format!("cat {}", dir.path("report.json").display()))
+}
+
+fn assert_printable(output: &str) {
+    for c in output.chars() {
+        assert!(
+            c == '\n' || !(c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c)),
+            "{:?} reached the output:\n{output:?}",
+            c
+        );
+    }
+}
+
+/// The token goes to --url only; the host's report neither redirects it nor writes to the terminal.
+#[test]
+fn a_hostile_report_gets_no_token_and_prints_as_text() {
+    let pki = Pki::new();
+    let server = healthy_server(&pki, HEALTHY);
+    let collector = Collector::start();
+    let dir = TempDir::new("hostile");
+    let ssh = hostile_ssh(&dir, &collector);
+    let token = jwt_file(&dir, TOKEN);
+    let ca = pki.ca().display().to_string();
+    let closed = free_port().to_string();
+    let args = [
+        "verify",
+        "web-arm",
+        "--url",
+        &server.url(),
+        "--ca-file",
+        &ca,
+        "--jwt-file",
+        &token,
+        "--private-port",
+        &closed,
+        "--ssh",
+        &ssh.display().to_string(),
+    ];
+    for json in [false, true] {
+        let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(args)
+            .args(json.then_some("--json"))
+            .env_remove("POWERSYNC_VERIFY_URL")
+            .output()
+            .unwrap();
+        let all = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{all}");
+        assert!(!all.contains(TOKEN), "the token leaked:\n{all}");
+        assert_printable(&String::from_utf8_lossy(&output.stdout));
+        let shown = if json {
+            let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            let checks = value["checks"].as_array().unwrap();
+            let stream = checks.iter().find(|c| c["id"] == "sync-stream").unwrap();
+            assert_eq!(stream["status"], "pass", "{all}");
+            assert_contains(stream["subject"].as_str().unwrap(), &server.url());
+            let field = |name: &str| checks[0][name].as_str().unwrap().to_owned();
+            format!("{} {}", field("id"), field("detail"))
+        } else {
+            all.clone()
+        };
+        assert_contains(&shown, "unit-active\\u{1b}[2J");
+        assert_contains(
+            &shown,
+            "ok\\u{d}\\u{1b}[1A\\u{1b}[32mall green\\u{9b}31m\\u{202e}",
+        );
+    }
+    assert_eq!(collector.connections(), 0, "the report's URL was contacted");
+}
+
+/// Without --url the URL is the repository's (hosts/<host>/…/instance.nix), not the report's; a host the
+/// repository does not know is an error before anything is sent.
+#[test]
+fn without_url_the_repository_names_the_url_never_the_report() {
+    let collector = Collector::start();
+    let dir = TempDir::new("hostile-no-url");
+    let ssh = hostile_ssh(&dir, &collector);
+    let token = jwt_file(&dir, TOKEN);
+    let run = |host: &str, flake: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args([
+                "verify",
+                host,
+                "--json",
+                "--jwt-file",
+                &token,
+                "--timeout",
+                "2",
+            ])
+            .args(["--private-port", &free_port().to_string(), "--ssh"])
+            .arg(&ssh)
+            .arg("--flake")
+            .arg(flake)
+            .env_remove("POWERSYNC_VERIFY_URL")
+            .output()
+            .unwrap()
+    };
+    let output = run("staging", &repo());
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert_contains(
+        &all,
+        "no --url, and staging names no instance to read the public URL from",
+    );
+    assert_contains(&all, "hosts with a PowerSync instance: web-arm");
+
+    // The repository's URL: https://localhost (port 443 on loopback; whether anything answers there does
+    // not matter, only where the checks went).
+    let flake = flake_with("{ powersync.nginx.domain = \"localhost\"; }");
+    let output = run("example", &flake.path(""));
+    let all = text(&output);
+    assert!(!all.contains(TOKEN), "the token leaked:\n{all}");
+    let value: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {all}"));
+    let liveness = value["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "liveness")
+        .unwrap();
+    assert_eq!(
+        liveness["subject"], "https://localhost/probes/liveness",
+        "{all}"
+    );
+
+    // No domain in the instance: the host's checks run, the outside ones cannot, and that fails.
+    let flake = flake_with("{ }");
+    let output = run("example", &flake.path(""));
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert_contains(
+        &all,
+        "sets no powersync.nginx.domain (nginx off?) and --url was not given",
+    );
+    assert_eq!(collector.connections(), 0, "the report's URL was contacted");
 }

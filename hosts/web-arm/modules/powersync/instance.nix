@@ -1,6 +1,6 @@
-# web-arm's PowerSync instance as plain data: everything that shapes the service config. modules/powersync.nix
-# feeds it to services.powersync, and `cargo xtask render web-arm` renders it offline through the same lib
-# function, so the two cannot disagree.
+# web-arm's PowerSync instance as plain data: everything that shapes the service config, and the public
+# domain. modules/powersync.nix feeds it to services.powersync, `cargo xtask render web-arm` renders it offline
+# through the same lib function, so the two cannot disagree, and `cargo xtask verify web-arm` checks its domain.
 {
   powersync = {
     replication = {
@@ -15,5 +15,7 @@
       jwksUri = "https://majxbigjafpzayzboxsf.supabase.co/auth/v1/.well-known/jwks.json";
       audience = "authenticated";
     };
+    # The public vhost; `cargo xtask verify web-arm` checks https://<domain> from outside.
+    nginx.domain = "powersync.reptide.eu";
   };
 }
