@@ -206,7 +206,7 @@ in {
           environment.TEXTFILE = "${dirOf cfg.operations.watchdog.textfile}/powersync-compact.prom";
           serviceConfig = {
             Type = "oneshot";
-            ExecStart = "${lib.getExe compactScript} ${lib.escapeShellArgs compactArguments}";
+            ExecStart = "${lib.getExe compactScript} ${pure.escapeSystemdExecArgs compactArguments}";
             TimeoutStartSec = "2h";
           };
         };
