@@ -11,6 +11,7 @@ let
   alerts = import ./alerts.nix;
   topology = import ./topology.nix;
   storage = import ./storage.nix;
+  nginx = import ./nginx.nix;
 in {
   inherit (yaml) toYAML env envNumber envBoolean isEnv;
   inherit (settings) generatedSettings mergeSettings renderConfig configPath syncConfigPath prometheusPort;
@@ -20,7 +21,9 @@ in {
   inherit (instance) defaults instanceSettings;
   inherit (alerts) alertRules;
   inherit (storage) remoteStorageSettings;
-  inherit (topology) runners unitOf replicatingRunner servingRunners upstream workerConnectionsNeeded compactArguments checkTopology heapMiB nodeOptions;
+  # The public vhost's directives (the module's services.nginx values).
+  nginx = {inherit (nginx) defaults frontend streamCapacity workerConnectionsNeeded clientTimeoutSeconds retryAfterSeconds;};
+  inherit (topology) runners unitOf replicatingRunner servingRunners compactArguments checkTopology heapMiB nodeOptions;
   # The config file a host's instance (hosts/<host>/modules/powersync/instance.nix) runs with.
   renderInstance = i: settings.renderConfig (instance.instanceSettings i);
 }
