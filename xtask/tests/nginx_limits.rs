@@ -731,3 +731,33 @@ fn slow_handshakes_headers_and_bodies_are_cut_off() {
         );
     }
 }
+
+/// nixpkgs builds nginx.conf with `writers.writeNginxConfig`, which fails the build on anything gixy (the
+/// version nixpkgs packages) reports: the rendered vhost must pass it.
+#[test]
+fn the_rendered_vhost_passes_gixy_as_nixpkgs_requires() {
+    assert!(
+        Command::new("gixy").arg("--version").output().is_ok(),
+        "`gixy` is missing: install tests/nginx/requirements.txt with pip (.ci/run does, in /opt/gixy)"
+    );
+    let dir = TempDir::new("nginx-gixy");
+    for (mode, runners) in [("unified", 1), ("split", 2)] {
+        for overrides in ["{}", "{ exposeAdminApi = true; }"] {
+            let conf = dir.file(
+                "nginx.conf",
+                &nginx_conf(
+                    &render(mode, runners, overrides),
+                    &dir,
+                    &dir.path("cert.pem"),
+                    &dir.path("key.pem"),
+                ),
+            );
+            let output = Command::new("gixy").arg(&conf).output().unwrap();
+            assert!(
+                output.status.success(),
+                "gixy refuses the {mode} vhost with {overrides}:\n{}",
+                common::text(&output)
+            );
+        }
+    }
+}
