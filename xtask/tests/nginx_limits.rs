@@ -662,6 +662,58 @@ fn the_kernel_caps_connections_per_client_before_nginx_reads_them() {
     drop(held);
 }
 
+/// Lets this process hold `wanted` descriptors (the soft limit is often 1024), up to the hard limit.
+fn allow_descriptors(wanted: u64) {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_cur.max(wanted.min(limit.rlim_max));
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+}
+
+/// The attack that exhausted nginx before: one IPv4 address opening ~1,060 requests and never finishing
+/// them. At the defaults the kernel lets 512 through, and nginx (worker_connections sized for every stream
+/// plus one capped client) still serves everyone else in full.
+#[test]
+fn one_address_cannot_exhaust_nginx_with_half_sent_requests_at_the_defaults() {
+    require_tools();
+    allow_descriptors(4096);
+    let _namespace = Namespace::enter("exhaust");
+    let runner = Runner::start(LISTEN_PORT, 200);
+    let nginx = Frontend::start(&render("unified", 1, "{}"));
+    let attacker: IpAddr = "127.0.0.12".parse().unwrap();
+    let mut half_sent = Vec::new();
+    let mut refused = 0;
+    for _ in 0..1060 {
+        match connect_from(attacker, 80) {
+            Ok(mut connection) => {
+                connection
+                    .write_all(b"GET /write-checkpoint2.json HTTP/1.1\r\nHost: te")
+                    .unwrap();
+                half_sent.push(connection);
+            }
+            Err(error) => {
+                assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused, "{error}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(half_sent.len(), 512, "{}", nginx.log());
+    assert_eq!(refused, 1060 - 512);
+    // Everyone else: a full office of streams and their write checkpoints.
+    let streams: Vec<Response> = (0..60).map(|_| stream("127.0.0.13")).collect();
+    assert!(streams.iter().all(|r| r.status == 200), "{}", nginx.log());
+    assert_eq!(runner.active(), 60);
+    assert_eq!(write_checkpoint("127.0.0.13").status, 200);
+    assert!(
+        !nginx.log().contains("worker_connections are not enough"),
+        "{}",
+        nginx.log()
+    );
+}
+
 #[test]
 fn slow_handshakes_headers_and_bodies_are_cut_off() {
     require_tools();
