@@ -135,9 +135,10 @@ in {
         type = types.ints.positive;
         default = defaults.tcpConnectionsPerClient;
         description = ''
-          TCP connections one client (IPv4 address or IPv6 /64) may hold to the vhost's ports, counted by
-          the kernel (nftables `ct count`) before TLS and before nginx reads anything, so half-sent
-          requests count too; one more is reset. nginx's own limits only see a request once its header is
+          TCP connections one client (IPv4 address or IPv6 /64) may hold to the vhost's ports (80 and 443,
+          whichever vhost they are for), counted by the kernel (nftables table `inet powersync_nginx`,
+          `ct count`) before TLS and before nginx reads anything, so half-sent requests count too; one more
+          is reset. nginx's own limits only see a request once its header is
           complete. Each HTTP/1.1 sync stream is one connection, so keep it above `streamsPerClient`. It
           assumes clients connect directly: behind a proxy or CDN every client shares its addresses.
         '';

@@ -7,8 +7,8 @@
 //! The vhost listens on 80 in plain HTTP as well as on 443 with TLS, so the clients need no TLS: every
 //! directive under test but the handshake timeout acts the same on both (production serves only TLS).
 //!
-//! Needs (Debian): nginx, nftables (nft), iproute2 (ip), openssl, nix-bin (nix-instantiate), and root. A
-//! missing one fails the test with the package to install.
+//! Needs (Debian): nginx, nftables (nft), iproute2 (ip), openssl, nix-bin (nix-instantiate), and root; and
+//! gixy from tests/nginx/requirements.txt. A missing one fails the test with what to install.
 
 mod common;
 use common::{pki::Pki, require, TempDir};
