@@ -142,10 +142,7 @@ in rec {
     requests = proxied "powersync_requests" ''
       limit_req zone=powersync_requests_per_client burst=${toString (10 * requestsPerSecondPerClient)} nodelay;
     '';
-    retryLater = status: ''
-      ${hsts}add_header Retry-After ${toString retryAfterSeconds} always;
-      return ${toString status};
-    '';
+    retryAfter = "${hsts}add_header Retry-After ${toString retryAfterSeconds} always;\n";
   in {
     upstreams = {
       powersync_streams = upstream "powersync_streams" {max_conns = maxConnsPerRunner;};
@@ -198,12 +195,11 @@ in rec {
         if exposeAdminApi
         then requests
         else {extraConfig = "return 404;\n";};
-      "@powersync_busy".extraConfig = retryLater 429;
+      "@powersync_busy".extraConfig = retryAfter + "return 429;\n";
       # "no live upstreams" leaves the upstream's name last in $upstream_addr; a runner that failed leaves
       # its address.
       "@powersync_unavailable".extraConfig = ''
-        ${hsts}add_header Retry-After ${toString retryAfterSeconds} always;
-        if ($upstream_addr ~ "powersync_[a-z]+$") {
+        ${retryAfter}if ($upstream_addr ~ "powersync_[a-z]+$") {
           return 503;
         }
         return 502;
