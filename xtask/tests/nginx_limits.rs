@@ -354,7 +354,15 @@ impl Frontend {
 }
 
 impl Drop for Frontend {
+    /// SIGTERM, so the master stops its workers too (a SIGKILL-ed master leaves them running); SIGKILL
+    /// only if it has not exited after a few seconds.
     fn drop(&mut self) {
+        // SAFETY: kill(2) on the pid of a child this struct owns and has not reaped yet.
+        unsafe { libc::kill(self.nginx.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.nginx.try_wait(), Ok(None)) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.nginx.kill();
         let _ = self.nginx.wait();
     }
