@@ -13,6 +13,7 @@ let
   storage = import ./storage.nix;
   watchdog = import ./watchdog.nix;
   systemd = import ./systemd.nix;
+  nginx = import ./nginx.nix;
 in {
   inherit (yaml) toYAML env envNumber envBoolean isEnv;
   inherit (settings) generatedSettings mergeSettings renderConfig configPath syncConfigPath prometheusPort;
@@ -24,7 +25,9 @@ in {
   inherit (storage) remoteStorageSettings storageConnectionsPerProcess storageProxyLimit proxydConnectionsMaxFor;
   inherit (watchdog) watchdogTlsProblems;
   inherit (systemd) escapeSystemdExecArg escapeSystemdExecArgs escapeSystemdEnvironmentValue isHttpUrl;
-  inherit (topology) runners unitOf replicatingRunner tearsDown decommissionedFile haltedWhenDecommissioned compactUnit servingRunners upstream workerConnectionsNeeded compactArguments checkTopology heapMiB nodeOptions;
+  # The public vhost's directives (the module's services.nginx values).
+  nginx = {inherit (nginx) defaults frontend streamCapacity workerConnectionsNeeded clientTimeoutSeconds retryAfterSeconds;};
+  inherit (topology) runners unitOf replicatingRunner tearsDown decommissionedFile haltedWhenDecommissioned compactUnit servingRunners compactArguments checkTopology heapMiB nodeOptions;
   # The config file a host's instance (hosts/<host>/modules/powersync/instance.nix) runs with.
   renderInstance = i: settings.renderConfig (instance.instanceSettings i);
 }

@@ -1,5 +1,5 @@
-# Which PowerSync containers a host runs, on which host ports, and what nginx and the compact job need to
-# know of them. Builtins only: the module and the unit tests call the same functions.
+# Which PowerSync containers a host runs, on which host ports, and what nginx (nginx.nix) and the compact
+# job need to know of them. Builtins only: the module and the unit tests call the same functions.
 #
 # PowerSync's production guidance (self-hosting, lifecycle and maintenance): one replication runner
 # (`start -r sync`) and two or more API runners (`start -r api`), each with about 1 GB and Node's heap at
@@ -100,31 +100,6 @@ in rec {
 
   # The runners that serve clients: nginx's upstream.
   servingRunners = filter (r: r.apiPort != null);
-
-  # nginx's view of the serving runners: least_conn, because sync streams are long-lived and round-robin
-  # would pile them onto whichever runner started first; `max_conns` per runner in a shared zone, so the cap
-  # holds across nginx's worker processes.
-  upstream = {
-    runners,
-    maxConnsPerRunner,
-  }: {
-    servers = builtins.listToAttrs (map (r: {
-      name = "127.0.0.1:${toString r.apiPort}";
-      value.max_conns = maxConnsPerRunner;
-    }) (servingRunners runners));
-    extraConfig = ''
-      least_conn;
-      zone powersync_api 64k;
-    '';
-  };
-
-  # Every open stream holds two nginx connections (client and upstream); a little headroom covers probes,
-  # ACME and the redirect server.
-  workerConnectionsNeeded = {
-    runners,
-    maxConnsPerRunner,
-  }:
-    2 * maxConnsPerRunner * length (servingRunners runners) + 64;
 
   # `podman run` arguments (after `run`) of the daily compaction: a one-off container with the service's
   # image, config, env files and network, memory-limited, removed afterwards. The command exits when done.

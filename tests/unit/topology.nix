@@ -1,5 +1,5 @@
-# lib/topology.nix: the runners of each mode, their ports, nginx's upstream, the compact job, and the
-# topologies the module refuses.
+# lib/topology.nix: the runners of each mode, their ports, the compact job, and the topologies the module
+# refuses.
 {lib}: let
   split = n:
     lib.runners {
@@ -127,26 +127,6 @@ in {
       apiRunners = 0;
     });
     expected = true;
-  };
-  testTopologyUpstreamListsOnlyApiRunners = {
-    expr = lib.upstream {
-      runners = split 2;
-      maxConnsPerRunner = 100;
-    };
-    expected = {
-      servers = {
-        "127.0.0.1:8080".max_conns = 100;
-        "127.0.0.1:8081".max_conns = 100;
-      };
-      extraConfig = "least_conn;\nzone powersync_api 64k;\n";
-    };
-  };
-  testTopologyWorkerConnectionsCountBothSidesOfEachStream = {
-    expr = lib.workerConnectionsNeeded {
-      runners = split 2;
-      maxConnsPerRunner = 100;
-    };
-    expected = 464;
   };
   testTopologyNodeOptionsAtFourFifths = {
     expr = lib.nodeOptions 1024;

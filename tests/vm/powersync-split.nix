@@ -33,10 +33,11 @@ in
           nginx = {
             # 2 x 150 leaves room for the probe's 250 streams (the service itself takes 200 per runner).
             maxConnsPerRunner = 150;
-            workerConnections = 1024;
-            # Every stream of the probe comes from one address: lift the per-client limits for this test.
+            # Every stream of the probe comes from one address: lift the per-client limits for this test
+            # (workerConnections follows from them).
             limits = {
-              connectionsPerClient = 1000;
+              streamsPerClient = 1000;
+              tcpConnectionsPerClient = 1000;
               requestsPerSecondPerClient = 1000;
             };
           };
