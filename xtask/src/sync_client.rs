@@ -13,7 +13,7 @@ use std::{
     net::{TcpStream, ToSocketAddrs},
     path::Path,
     sync::Arc,
-    time::Duration,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{bail, Context, Result};
@@ -190,6 +190,14 @@ fn tls_config(ca_file: &Path, roots: Roots) -> Result<rustls::ClientConfig> {
     .with_no_client_auth())
 }
 
+/// Unique per run, for client ids (and anything else a later run must not mistake for its own).
+pub(crate) fn run_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos());
+    format!("{:x}{:08x}", std::process::id(), nanos)
+}
+
 /// The body the SDKs send for a client with no local data yet: every bucket from the start, checksums on,
 /// each row's data as the JSON text the service stored.
 pub(crate) fn request_body(client_id: &str) -> String {
@@ -205,7 +213,7 @@ pub(crate) fn request_body(client_id: &str) -> String {
 /// How the service answered a stream request.
 pub(crate) enum Opened {
     /// 200: the body is the stream.
-    Accepted(ureq::Response),
+    Accepted(Box<ureq::Response>),
     /// Another status, with the start of the body (the service's error names a code).
     Refused { status: u16, body: String },
     /// No response at all (connection, TLS or timeout error).
@@ -231,7 +239,7 @@ pub(crate) fn open(
         Err(ureq::Error::Transport(error)) => return Opened::Failed(error.to_string()),
     };
     if response.status() == 200 {
-        return Opened::Accepted(response);
+        return Opened::Accepted(Box::new(response));
     }
     let status = response.status();
     let mut body = String::new();

@@ -108,7 +108,7 @@ impl Plan {
             agent,
             write,
             json: flags.json,
-            run_id: run_id(),
+            run_id: sync_client::run_id(),
         })
     }
 
@@ -189,13 +189,6 @@ fn check_open_file_limit(streams: usize, limits: Option<&str>) -> Result<()> {
         ),
         _ => Ok(()),
     }
-}
-
-fn run_id() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.subsec_nanos());
-    format!("{:x}{:08x}", std::process::id(), nanos)
 }
 
 #[cfg(test)]
