@@ -4,7 +4,11 @@
 //! row's data as the service stores it, and each PUT's checksum as the service computes it. Each server then
 //! tells those rows as an instance with its own op ids, subkeys and history would.
 //!
-//! Needs node (Debian: nodejs) and `npm ci --prefix tests/oracle`; openssl for the https test.
+//! The client SDK (tests/sdk: @powersync/node, pinned) is the second oracle: synced from the same servers,
+//! it must hold the rows `compare` calls the same, and refuse the data `compare` calls inconsistent.
+//!
+//! Needs node (Debian: nodejs), `npm ci --prefix tests/oracle`, the SDK's install (see `sdk_sync`), and
+//! openssl for the https test.
 
 #[path = "support/stream_server.rs"]
 mod stream_server;
@@ -759,6 +763,110 @@ fn https_with_a_ca_file_beside_plain_http() {
     assert!(
         u1.contains("A: no answer") && u1.contains("UnknownIssuer"),
         "{u1}"
+    );
+}
+
+fn sdk_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sdk")
+}
+
+/// What the client SDK holds after its first sync from `url` as `user`: each row (`type/id`) with its data.
+/// An error when the first sync did not complete within 5 s, with the SDK's download error.
+fn sdk_sync(url: &str, user: &str) -> Result<BTreeMap<String, String>, String> {
+    require("node", "nodejs");
+    assert!(
+        sdk_dir()
+            .join("node_modules/better-sqlite3/build/Release/better_sqlite3.node")
+            .is_file(),
+        "the client SDK is not installed (better-sqlite3 builds from source: needs make, g++ and the Node.js \
+         headers): npm_config_build_from_source=true npm_config_nodedir=\"$(dirname \"$(dirname \"$(command -v node)\")\")\" \
+         npm ci --prefix tests/sdk --no-audit --no-fund"
+    );
+    let tables = ["categories", "lists", "todos"];
+    let input = json!({"url": url, "token": token(user), "tables": tables, "timeout_ms": 5000});
+    let mut child = Command::new("node")
+        .arg(sdk_dir().join("sdk-sync.mjs"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "sdk-sync.mjs: {}", text(&output));
+    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+    if result["synced"] != true {
+        return Err(format!("{} (log: {})", result["error"], result["log"]));
+    }
+    let mut rows = BTreeMap::new();
+    for table in tables {
+        for (id, data) in result["tables"][table].as_object().unwrap() {
+            rows.insert(format!("{table}/{id}"), data.as_str().unwrap().to_string());
+        }
+    }
+    Ok(rows)
+}
+
+/// The rows a client of `user` must hold, by the engine: each `type/id` once, whichever bucket brings it.
+fn engine_rows(user: &str) -> BTreeMap<String, String> {
+    expected(1)[user]
+        .values()
+        .flatten()
+        .map(|row| {
+            (
+                format!("{}/{}", row.object_type, row.object_id),
+                row.data.clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_client_sdk_holds_what_compare_calls_the_same_and_refuses_what_it_calls_inconsistent() {
+    let dir = TempDir::new("compare-sdk");
+    let (a1, b1) = same_data_with_different_histories("u1");
+    let mut c1 = Oplog::snapshot_of(5000, "c", &expected(4)["u1"]);
+    let (bucket, sum, _) = c1
+        .announced()
+        .into_iter()
+        .find(|(name, ..)| name.contains("global"))
+        .unwrap();
+    c1.announced_override.insert(bucket, sum.wrapping_add(5));
+    let a = server(&dir, vec![(token("u1"), a1.script())]);
+    let b = server(&dir, vec![(token("u1"), b1.script())]);
+    let c = server(&dir, vec![(token("u1"), c1.script())]);
+
+    // The SDK, synced from A (a history, batches, a REMOVE) and from B (a snapshot), holds exactly the rows
+    // the engine gives u1, and compare calls A and B the same.
+    let want = engine_rows("u1");
+    assert_eq!(want.len(), 8);
+    assert_eq!(sdk_sync(&a.url, "u1"), Ok(want.clone()));
+    assert_eq!(sdk_sync(&b.url, "u1"), Ok(want));
+    let (output, all) = compare(&a.url, &b.url, &["u1"], &["--settle", "0"]);
+    assert!(output.status.success(), "{all}");
+
+    // C's operations do not add up to its checkpoint: the SDK never completes a sync from it, and compare
+    // says why.
+    let error = sdk_sync(&c.url, "u1").unwrap_err();
+    let (announced, received) = (sum.wrapping_add(5), sum);
+    assert_contains(
+        &error,
+        &format!(
+            "Checksums didn't match, failed for: 4#global[] (expected {announced:#010x}, got {received:#010x}"
+        ),
+    );
+    let (output, all) = compare(&a.url, &c.url, &["u1"], &["--settle", "0"]);
+    assert!(!output.status.success(), "{all}");
+    assert_contains(
+        &all,
+        &format!(
+            "bucket 4#global[]: on B the operations add up to {received:#010x} but the checkpoint says {announced:#010x}"
+        ),
     );
 }
 

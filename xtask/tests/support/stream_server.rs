@@ -308,10 +308,13 @@ fn read_request(reader: &mut impl BufRead) -> io::Result<Request> {
 /// The request's token, if the server knows it.
 fn authorize(headers: &HashMap<String, String>, config: &Config) -> Result<String, Value> {
     let error = |code: &str, description: &str| json!({"error": {"code": code, "status": 401, "description": description}});
-    let Some(token) = headers
-        .get("authorization")
-        .and_then(|value| value.strip_prefix("Bearer "))
-    else {
+    // The service takes either scheme (`^(Token|Bearer) (\S+)$`, service-core/src/routes/auth.ts); the
+    // client SDKs send `Token`.
+    let Some(token) = headers.get("authorization").and_then(|value| {
+        value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("Token "))
+    }) else {
         return Err(error("PSYNC_S2106", "Authentication required"));
     };
     if !config.tokens.iter().any(|known| known == token) && !config.scripts.contains_key(token) {
