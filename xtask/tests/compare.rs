@@ -871,6 +871,34 @@ fn the_client_sdk_holds_what_compare_calls_the_same_and_refuses_what_it_calls_in
 }
 
 #[test]
+fn bad_input_is_refused_before_any_stream_opens() {
+    let dir = TempDir::new("compare-input");
+    let a1 = Oplog::snapshot_of(1, "a", &expected(1)["u1"]);
+    let a = server(&dir, vec![(token("u1"), a1.script())]);
+    let closed = format!("http://127.0.0.1:{}", common::free_port());
+    let (output, all) = compare(&a.url, &closed, &["u1"], &[]);
+    assert!(!output.status.success(), "{all}");
+    assert_contains(&all, "Error: B\n\nCaused by:\n    cannot reach 127.0.0.1:");
+    let (output, all) = compare("powersync.example.org", &a.url, &["u1"], &[]);
+    assert!(!output.status.success(), "{all}");
+    assert_contains(&all, "is not a URL");
+    let empty = dir.file("empty.txt", "# no token yet\n");
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "compare",
+            &a.url,
+            &a.url,
+            "--jwt-file",
+            empty.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert_contains(&text(&output), "holds no token: put one JWT per line");
+    assert_eq!(a.accepted(), 0, "a stream was opened");
+}
+
+#[test]
 fn help_shows_an_example() {
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["compare", "--help"])

@@ -70,8 +70,8 @@ struct Plan {
 
 impl Plan {
     fn new(flags: flags::Compare, caller_dir: &Path) -> Result<Plan> {
-        let (stream_a, authority_a) = sync_client::stream_url(&flags.url_a)?;
-        let (stream_b, authority_b) = sync_client::stream_url(&flags.url_b)?;
+        let (stream_a, authority_a) = sync_client::stream_url(&flags.url_a).context("A")?;
+        let (stream_b, authority_b) = sync_client::stream_url(&flags.url_b).context("B")?;
         let tokens = sync_client::read_tokens(&caller_dir.join(&flags.jwt_file))?;
         let ca_file = flags.ca_file.map(|file| caller_dir.join(file));
         let agent = sync_client::agent(ca_file.as_deref(), Roots::PublicAndCaFile)?;
