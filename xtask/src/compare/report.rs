@@ -1,6 +1,10 @@
 //! The report: one line per user, then each difference; or all of it as JSON.
 
-use std::{collections::BTreeSet, fmt::Write as _, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt::Write as _,
+    time::Duration,
+};
 
 use serde_json::{json, Value};
 
@@ -63,6 +67,9 @@ impl Report {
                 continue;
             };
             let _ = writeln!(out, "\n{}:", user.name);
+            for line in key_summary(differences) {
+                let _ = writeln!(out, "  {line}");
+            }
             for difference in differences.iter().take(LISTED) {
                 let _ = writeln!(out, "  {}", describe(difference));
             }
@@ -191,6 +198,49 @@ fn describe(difference: &Difference) -> String {
     }
 }
 
+/// Per bucket with several differing rows, which keys differ and how often: a column missing on one side
+/// in every row is sync config drift at a glance.
+fn key_summary(differences: &[Difference]) -> Vec<String> {
+    let mut buckets: BTreeMap<&str, (usize, BTreeMap<String, usize>)> = BTreeMap::new();
+    for difference in differences {
+        let Difference::RowDiffers { bucket, a, b, .. } = difference else {
+            continue;
+        };
+        let (rows, keys) = buckets.entry(bucket).or_default();
+        *rows += 1;
+        let object = |data: &[String]| match data {
+            [one] => serde_json::from_str::<serde_json::Map<String, Value>>(one).ok(),
+            _ => None,
+        };
+        let (Some(a), Some(b)) = (object(a), object(b)) else {
+            continue;
+        };
+        for key in a.keys().chain(b.keys()).collect::<BTreeSet<_>>() {
+            let how = match (a.get(key), b.get(key)) {
+                (Some(_), None) => "only on A",
+                (None, Some(_)) => "only on B",
+                (Some(x), Some(y)) if x != y => "different",
+                _ => continue,
+            };
+            *keys.entry(format!("{key} {how}")).or_default() += 1;
+        }
+    }
+    buckets
+        .into_iter()
+        .filter(|(_, (rows, _))| *rows > 1)
+        .map(|(bucket, (rows, keys))| {
+            let keys: Vec<String> = keys
+                .into_iter()
+                .map(|(key, count)| format!("{key} in {count}"))
+                .collect();
+            format!(
+                "bucket {bucket}: {rows} rows differ; by key: {}",
+                keys.join(", ")
+            )
+        })
+        .collect()
+}
+
 fn side_name(side: Side) -> &'static str {
     match side {
         Side::A => "a",
@@ -293,4 +343,31 @@ fn user_json(user: &User) -> Value {
         value.extend(extra);
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn differs(bucket: &str, a: &str, b: &str) -> Difference {
+        Difference::RowDiffers {
+            bucket: bucket.into(),
+            row: "t/1".into(),
+            a: vec![a.into()],
+            b: vec![b.into()],
+        }
+    }
+
+    #[test]
+    fn keys_that_differ_are_summed_up_per_bucket_with_several_rows() {
+        let differences = [
+            differs("b", r#"{"id":1,"done":0}"#, r#"{"id":1}"#),
+            differs("b", r#"{"id":2,"done":1,"n":"x"}"#, r#"{"id":2,"n":"y","new":true}"#),
+            differs("single", r#"{"id":3}"#, r#"{"id":4}"#),
+        ];
+        assert_eq!(
+            key_summary(&differences),
+            ["bucket b: 2 rows differ; by key: done only on A in 2, n different in 1, new only on B in 1"]
+        );
+    }
 }
