@@ -95,9 +95,40 @@ impl Plan {
         let name =
             sync_client::token_subject(token).unwrap_or_else(|| format!("token {}", index + 1));
         let started = Instant::now();
+        let (events, _stop_on_return) = self.watch_both(index, token, started)?;
+        let mut latest = [None, None];
+        let outcome = match first_checkpoints(&events, started + self.timeout, &mut latest) {
+            Ok(()) => settle(&events, self.settle, &mut latest),
+            Err(NoCheckpoint::Timeout) => {
+                let side = Side::BOTH
+                    .into_iter()
+                    .find(|side| latest[side.index()].is_none())
+                    .unwrap_or(Side::A);
+                let reason = format!(
+                    "no checkpoint_complete within {} s (--timeout)",
+                    self.timeout.as_secs()
+                );
+                Outcome::Failed { side, reason }
+            }
+            Err(NoCheckpoint::Failed(side, reason)) => Outcome::Failed { side, reason },
+        };
+        Ok(User {
+            name,
+            latest,
+            outcome,
+        })
+    }
+
+    /// One stream per side, each on its own thread, telling the returned channel what it sees; they stop
+    /// when the guard is dropped (at their next line), or at the deadline.
+    fn watch_both(
+        &self,
+        index: usize,
+        token: &str,
+        started: Instant,
+    ) -> Result<(mpsc::Receiver<(Side, Event)>, StopOnDrop)> {
         let (sender, events) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let _stop_on_return = StopOnDrop(Arc::clone(&stop));
         for side in Side::BOTH {
             let watch = Watch {
                 side,
@@ -114,81 +145,86 @@ impl Plan {
                 .spawn(move || watch.run())
                 .with_context(|| format!("start the stream thread of {side}"))?;
         }
-        drop(sender);
+        Ok((events, StopOnDrop(stop)))
+    }
+}
 
-        let mut user = User {
-            name,
-            latest: [None, None],
-            outcome: Outcome::Same {
-                settled_after: None,
-            },
-        };
-        let first_deadline = started + self.timeout;
-        while let Some(waiting) = Side::BOTH
-            .into_iter()
-            .find(|side| user.latest[side.index()].is_none())
+/// Why a side has no first checkpoint.
+enum NoCheckpoint {
+    Timeout,
+    Failed(Side, String),
+}
+
+/// Waits until both sides hold a complete checkpoint.
+fn first_checkpoints(
+    events: &mpsc::Receiver<(Side, Event)>,
+    deadline: Instant,
+    latest: &mut [Option<Snapshot>; 2],
+) -> Result<(), NoCheckpoint> {
+    while latest.iter().any(Option::is_none) {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match events
+            .recv_timeout(wait)
+            .map_err(|_| NoCheckpoint::Timeout)?
         {
-            let wait = first_deadline.saturating_duration_since(Instant::now());
-            let failure = match events.recv_timeout(wait) {
-                Ok((side, Event::Complete(snapshot))) => {
-                    user.latest[side.index()] = Some(snapshot);
-                    continue;
-                }
-                Ok((side, Event::Refused { status, code })) => {
-                    let code = code.map(|code| format!(" {code}")).unwrap_or_default();
-                    (side, format!("refused the token: {status}{code}"))
-                }
-                Ok((side, Event::Ended(why))) => {
-                    (side, format!("{why}, before its first checkpoint_complete"))
-                }
-                Err(_) => (
-                    waiting,
-                    format!(
-                        "no checkpoint_complete within {} s (--timeout)",
-                        self.timeout.as_secs()
-                    ),
-                ),
-            };
-            user.outcome = Outcome::Failed {
-                side: failure.0,
-                reason: failure.1,
-            };
-            return Ok(user);
-        }
-
-        let settle_started = Instant::now();
-        let settle_deadline = settle_started + self.settle;
-        let mut moved = [0; 2];
-        let mut ended: [Option<String>; 2] = [None, None];
-        loop {
-            let differences = user.differences();
-            if differences.is_empty() {
-                let settled_after = (moved != [0, 0]).then(|| settle_started.elapsed());
-                user.outcome = Outcome::Same { settled_after };
-                return Ok(user);
+            (side, Event::Complete(snapshot)) => latest[side.index()] = Some(snapshot),
+            (side, Event::Refused { status, code }) => {
+                let code = code.map(|code| format!(" {code}")).unwrap_or_default();
+                return Err(NoCheckpoint::Failed(
+                    side,
+                    format!("refused the token: {status}{code}"),
+                ));
             }
-            let wait = settle_deadline.saturating_duration_since(Instant::now());
-            let event = if wait.is_zero() {
-                None
-            } else {
-                events.recv_timeout(wait).ok()
-            };
-            match event {
-                Some((side, Event::Complete(snapshot))) => {
-                    user.latest[side.index()] = Some(snapshot);
-                    moved[side.index()] += 1;
-                }
-                Some((side, Event::Ended(why))) => ended[side.index()] = Some(why),
-                // Only a stream's first answer can be a refusal, and both were accepted by now.
-                Some((_, Event::Refused { .. })) => {}
-                None => {
-                    user.outcome = Outcome::Different {
-                        differences,
-                        waited: settle_started.elapsed(),
-                        moved,
-                        ended,
-                    };
-                    return Ok(user);
+            (side, Event::Ended(why)) => {
+                return Err(NoCheckpoint::Failed(
+                    side,
+                    format!("{why}, before its first checkpoint_complete"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Compares the two sides' latest checkpoints, again after every new one, until they agree or `settle` is up.
+fn settle(
+    events: &mpsc::Receiver<(Side, Event)>,
+    settle: Duration,
+    latest: &mut [Option<Snapshot>; 2],
+) -> Outcome {
+    let started = Instant::now();
+    let deadline = started + settle;
+    let mut moved = [0; 2];
+    let mut ended: [Option<String>; 2] = [None, None];
+    loop {
+        let differences = match &latest {
+            [Some(a), Some(b)] => diff::compare(a, b),
+            _ => unreachable!("both sides hold a checkpoint before the comparison"),
+        };
+        if differences.is_empty() {
+            let settled_after = (moved != [0, 0]).then(|| started.elapsed());
+            return Outcome::Same { settled_after };
+        }
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let event = if wait.is_zero() {
+            None
+        } else {
+            events.recv_timeout(wait).ok()
+        };
+        match event {
+            Some((side, Event::Complete(snapshot))) => {
+                latest[side.index()] = Some(snapshot);
+                moved[side.index()] += 1;
+            }
+            Some((side, Event::Ended(why))) => ended[side.index()] = Some(why),
+            // Only a stream's first answer can be a refusal, and both were accepted by now.
+            Some((_, Event::Refused { .. })) => {}
+            None => {
+                return Outcome::Different {
+                    differences,
+                    waited: started.elapsed(),
+                    moved,
+                    ended,
                 }
             }
         }
@@ -220,13 +256,6 @@ pub(crate) enum Outcome {
 }
 
 impl User {
-    fn differences(&self) -> Vec<Difference> {
-        match &self.latest {
-            [Some(a), Some(b)] => diff::compare(a, b),
-            _ => Vec::new(),
-        }
-    }
-
     pub(crate) fn same(&self) -> bool {
         matches!(self.outcome, Outcome::Same { .. })
     }

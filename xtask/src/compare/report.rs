@@ -362,7 +362,11 @@ mod tests {
     fn keys_that_differ_are_summed_up_per_bucket_with_several_rows() {
         let differences = [
             differs("b", r#"{"id":1,"done":0}"#, r#"{"id":1}"#),
-            differs("b", r#"{"id":2,"done":1,"n":"x"}"#, r#"{"id":2,"n":"y","new":true}"#),
+            differs(
+                "b",
+                r#"{"id":2,"done":1,"n":"x"}"#,
+                r#"{"id":2,"n":"y","new":true}"#,
+            ),
             differs("single", r#"{"id":3}"#, r#"{"id":4}"#),
         ];
         assert_eq!(
