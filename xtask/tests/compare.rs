@@ -236,6 +236,21 @@ impl Oplog {
         self.op(bucket, "PUT", row);
     }
 
+    /// A CLEAR: the bucket's rows so far are gone, and `checksum` stands for every operation it folded.
+    fn clear(&mut self, bucket: &str, checksum: u32) {
+        let op = Op {
+            op_id: self.next_op,
+            op: "CLEAR",
+            object_type: String::new(),
+            object_id: String::new(),
+            data: None,
+            checksum,
+            subkey: String::new(),
+        };
+        self.next_op += 1;
+        self.buckets.entry(bucket.to_string()).or_default().push(op);
+    }
+
     /// A REMOVE's checksum hashes the instance's own table id: any value stands for it.
     fn remove(&mut self, bucket: &str, row: &Row, checksum: u32) {
         let row = Row {
@@ -249,9 +264,11 @@ impl Oplog {
         self.buckets
             .iter()
             .map(|(bucket, ops)| {
-                let sum = ops
-                    .iter()
-                    .fold(0u32, |sum, op| sum.wrapping_add(op.checksum));
+                // Since the last CLEAR, whose checksum stands for everything it folded.
+                let sum = ops.iter().fold(0u32, |sum, op| match op.op {
+                    "CLEAR" => op.checksum,
+                    _ => sum.wrapping_add(op.checksum),
+                });
                 let checksum = self.announced_override.get(bucket).copied().unwrap_or(sum);
                 (bucket.clone(), checksum, ops.len())
             })
@@ -379,12 +396,24 @@ fn table_line<'a>(output: &'a str, user: &str) -> &'a str {
 }
 
 /// Each user's rows as A and B hold them in the same-data test: A kept a history (a superseded version of
-/// a row, a row added then removed, the first bucket in two batches) under sync config 1; B copied the
-/// current rows once under sync config 4, with its own op ids.
+/// a row, a row added then removed, the first bucket in two batches) under sync config 1, and its global
+/// bucket comes after a compaction: rows, then a CLEAR folding them, then the current rows (what a client
+/// catching up across a compaction receives). B copied the current rows once under sync config 4, with its
+/// own op ids.
 fn same_data_with_different_histories(user: &str) -> (Oplog, Oplog) {
     let mut a = Oplog::new(1, "a");
     for (bucket, rows) in &expected(1)[user] {
         a.buckets.entry(bucket.clone()).or_default();
+        if bucket.contains("global") {
+            let compacted = Row {
+                object_id: "compacted".into(),
+                data: r#"{"id":"compacted"}"#.into(),
+                checksum: 0x7777_0000,
+                ..rows[0].clone()
+            };
+            a.put(bucket, &compacted);
+            a.clear(bucket, 0x0123_4567);
+        }
         for (index, row) in rows.iter().enumerate() {
             if index == 0 {
                 let older = Row {
