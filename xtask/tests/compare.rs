@@ -718,6 +718,27 @@ fn a_lag_longer_than_the_settle_time_is_reported_with_what_moved() {
 }
 
 #[test]
+fn a_stream_that_ends_while_waiting_is_reported_with_the_difference() {
+    let dir = TempDir::new("compare-ended");
+    let a1 = Oplog::snapshot_of(1, "a", &expected(1)["u1"]);
+    let mut rows = expected(4)["u1"].clone();
+    rows.get_mut("4#shared_todos[\"l1\"]").unwrap().pop();
+    let mut script = Oplog::snapshot_of(5000, "b", &rows).script();
+    script.push(Step::Pause(Duration::from_millis(200)));
+    script.push(Step::Cut);
+    let a = server(&dir, vec![(token("u1"), a1.script())]);
+    let b = server(&dir, vec![(token("u1"), script)]);
+    let (output, all) = compare(&a.url, &b.url, &["u1"], &["--settle", "1"]);
+    assert!(!output.status.success(), "{all}");
+    let u1 = table_line(&all, "u1");
+    assert!(
+        u1.contains("; B's stream ended while waiting: the stream "),
+        "{u1}"
+    );
+    assert_contains(&all, "row todos/t4 only on A, missing on B");
+}
+
+#[test]
 fn a_side_refusing_the_token_is_named_with_its_code() {
     let dir = TempDir::new("compare-401");
     let a1 = Oplog::snapshot_of(1, "a", &expected(1)["u1"]);
