@@ -20,7 +20,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 
 /// How long one TCP connect (and the reachability check) may take.
-pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of a refusal's body is kept (a 401 carries a JSON error naming the code).
 const BODY_SAMPLE: u64 = 300;
 
