@@ -679,7 +679,8 @@ fn a_side_that_catches_up_within_the_settle_time_is_the_same() {
 fn a_lag_longer_than_the_settle_time_is_reported_with_what_moved() {
     let dir = TempDir::new("compare-lag-long");
     let a1 = Oplog::snapshot_of(1, "a", &expected(1)["u1"]);
-    // B lacks t1 and t4 at first; t1 arrives after 0.3 s, t4 only after 20 s.
+    // B lacks t1 and t4 at first; t1 arrives after 1 s (well after A's first checkpoint, also on a busy
+    // machine), t4 only after 20 s.
     let full = &expected(4)["u1"];
     let mut first = full.clone();
     let todos = first.get_mut("4#shared_todos[\"l1\"]").unwrap();
@@ -691,7 +692,7 @@ fn a_lag_longer_than_the_settle_time_is_reported_with_what_moved() {
     let mut b2 = b1.clone();
     b2.put("4#shared_todos[\"l1\"]", &t4);
     let mut script = b0.script();
-    script.push(Step::Pause(Duration::from_millis(300)));
+    script.push(Step::Pause(Duration::from_secs(1)));
     script.extend(b1.script_since(&b0));
     script.push(Step::Pause(Duration::from_secs(20)));
     script.extend(b2.script_since(&b1));
@@ -699,15 +700,15 @@ fn a_lag_longer_than_the_settle_time_is_reported_with_what_moved() {
     let b = server(&dir, vec![(token("u1"), script)]);
 
     let started = Instant::now();
-    let (output, all) = compare(&a.url, &b.url, &["u1"], &["--settle", "2"]);
+    let (output, all) = compare(&a.url, &b.url, &["u1"], &["--settle", "3"]);
     assert!(!output.status.success(), "{all}");
     assert!(
-        started.elapsed() < Duration::from_secs(8),
+        started.elapsed() < Duration::from_secs(10),
         "it waited past --settle"
     );
     let u1 = table_line(&all, "u1");
     assert!(
-        u1.contains("1 difference(s); still different after waiting 2."),
+        u1.contains("1 difference(s); still different after waiting 3."),
         "{u1}"
     );
     assert!(u1.contains("(new checkpoints meanwhile: A 0, B 1)"), "{u1}");
@@ -720,19 +721,22 @@ fn a_lag_longer_than_the_settle_time_is_reported_with_what_moved() {
 #[test]
 fn a_stream_that_ends_while_waiting_is_reported_with_the_difference() {
     let dir = TempDir::new("compare-ended");
-    let a1 = Oplog::snapshot_of(1, "a", &expected(1)["u1"]);
+    // A answers late; B, without t4, ends its stream before A's first checkpoint: what B holds is final.
+    let mut a_script = vec![Step::Pause(Duration::from_millis(800))];
+    a_script.extend(Oplog::snapshot_of(1, "a", &expected(1)["u1"]).script());
     let mut rows = expected(4)["u1"].clone();
     rows.get_mut("4#shared_todos[\"l1\"]").unwrap().pop();
-    let mut script = Oplog::snapshot_of(5000, "b", &rows).script();
-    script.push(Step::Pause(Duration::from_millis(200)));
-    script.push(Step::Cut);
-    let a = server(&dir, vec![(token("u1"), a1.script())]);
-    let b = server(&dir, vec![(token("u1"), script)]);
+    let mut b_script = Oplog::snapshot_of(5000, "b", &rows).script();
+    b_script.push(Step::Pause(Duration::from_millis(100)));
+    b_script.push(Step::Cut);
+    let a = server(&dir, vec![(token("u1"), a_script)]);
+    let b = server(&dir, vec![(token("u1"), b_script)]);
     let (output, all) = compare(&a.url, &b.url, &["u1"], &["--settle", "1"]);
     assert!(!output.status.success(), "{all}");
     let u1 = table_line(&all, "u1");
     assert!(
-        u1.contains("; B's stream ended while waiting: the stream "),
+        u1.contains("1 difference(s); ")
+            && u1.contains("; B's stream ended while waiting: the stream "),
         "{u1}"
     );
     assert_contains(&all, "row todos/t4 only on A, missing on B");

@@ -97,8 +97,10 @@ impl Plan {
         let started = Instant::now();
         let (events, _stop_on_return) = self.watch_both(index, token, started)?;
         let mut latest = [None, None];
-        let outcome = match first_checkpoints(&events, started + self.timeout, &mut latest) {
-            Ok(()) => settle(&events, self.settle, &mut latest),
+        let mut ended = [None, None];
+        let first = first_checkpoints(&events, started + self.timeout, &mut latest, &mut ended);
+        let outcome = match first {
+            Ok(()) => settle(&events, self.settle, &mut latest, ended),
             Err(NoCheckpoint::Timeout) => {
                 let side = Side::BOTH
                     .into_iter()
@@ -155,11 +157,13 @@ enum NoCheckpoint {
     Failed(Side, String),
 }
 
-/// Waits until both sides hold a complete checkpoint.
+/// Waits until both sides hold a complete checkpoint. A side whose stream ends after its first one is noted
+/// in `ended`: what it holds is final.
 fn first_checkpoints(
     events: &mpsc::Receiver<(Side, Event)>,
     deadline: Instant,
     latest: &mut [Option<Snapshot>; 2],
+    ended: &mut [Option<String>; 2],
 ) -> Result<(), NoCheckpoint> {
     while latest.iter().any(Option::is_none) {
         let wait = deadline.saturating_duration_since(Instant::now());
@@ -174,6 +178,9 @@ fn first_checkpoints(
                     side,
                     format!("refused the token: {status}{code}"),
                 ));
+            }
+            (side, Event::Ended(why)) if latest[side.index()].is_some() => {
+                ended[side.index()] = Some(why);
             }
             (side, Event::Ended(why)) => {
                 return Err(NoCheckpoint::Failed(
@@ -191,11 +198,11 @@ fn settle(
     events: &mpsc::Receiver<(Side, Event)>,
     settle: Duration,
     latest: &mut [Option<Snapshot>; 2],
+    mut ended: [Option<String>; 2],
 ) -> Outcome {
     let started = Instant::now();
     let deadline = started + settle;
     let mut moved = [0; 2];
-    let mut ended: [Option<String>; 2] = [None, None];
     loop {
         let differences = match &latest {
             [Some(a), Some(b)] => diff::compare(a, b),
