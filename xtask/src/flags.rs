@@ -104,6 +104,24 @@ pub enum Command {
     /// --write-cmd ./insert-marker.sh --write-every 5`, where the script inserts a row containing
     /// $POWERSYNC_LOAD_MARKER into a table the tokens' users sync.
     Load(Load),
+    /// Compare what two services send the same users, bucket by bucket and row by row (for a cutover).
+    ///
+    /// For each token in --jwt-file (one user each), opens a sync stream on both URLs as the client SDKs do
+    /// and reads it to `checkpoint_complete`, applying each operation as the SDK does. Per bucket it compares
+    /// the rows a client ends up with (object type, id, data) and names every row missing or different on
+    /// either side. A bucket on one side only is a difference, and so is a bucket whose operations do not add
+    /// up to its checkpoint's checksum (the check the SDKs make). Checksums and counts are shown but not
+    /// compared across the two services: they sum a bucket's whole history, which differs between instances
+    /// holding the same rows. Bucket names are matched without the sync config version that
+    /// `versioned_bucket_ids` puts in front (`3#lists["u1"]`). While the two differ, both streams stay open
+    /// for up to --settle seconds and every new checkpoint is compared again, so a write still replicating on
+    /// one side is not reported as a difference; the report says what moved while it waited. One table (user,
+    /// buckets, rows, result); exits non-zero if any user got different data or could not be compared.
+    /// Tokens are never printed: a user is named by the token's `sub` claim.
+    ///
+    /// Example: `cargo xtask compare https://old.example.org https://powersync.example.org
+    /// --jwt-file sample-users.txt --settle 30`, where A is the service in use and B its replacement.
+    Compare(Compare),
 }
 
 #[derive(Parser, Debug)]
@@ -327,4 +345,27 @@ pub struct Verify {
     /// Seconds the sync stream has to deliver its first checkpoint.
     #[arg(long, default_value_t = 20, value_name = "SECONDS")]
     pub stream_timeout: u64,
+}
+
+#[derive(Parser, Debug)]
+pub struct Compare {
+    /// Base URL of one service (A), http or https (streams go to `<url>/sync/stream`).
+    pub url_a: String,
+    /// Base URL of the other service (B).
+    pub url_b: String,
+    /// JWTs, one per line (blank lines and `#` comments skipped): one user each, sent to both services.
+    #[arg(long, value_name = "FILE")]
+    pub jwt_file: PathBuf,
+    /// Also trust the CA certificates in this PEM file, beside the public roots (a staging CA).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Seconds to wait, while the two differ, for new checkpoints that make them agree (0 to 600).
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub settle: u64,
+    /// Seconds each side has to deliver a user's first complete checkpoint (1 to 3600).
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

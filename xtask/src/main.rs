@@ -4,6 +4,7 @@
 mod alerts;
 mod bench;
 mod bump;
+mod compare;
 mod dry_build;
 mod flags;
 mod flake;
@@ -12,6 +13,7 @@ mod load;
 mod nix;
 mod render;
 mod schema;
+mod sync_client;
 mod test;
 mod tools;
 mod util;
@@ -61,5 +63,6 @@ fn main() -> anyhow::Result<()> {
             cmd.run(&sh)
         }
         flags::Command::Load(cmd) => cmd.run(&caller_dir),
+        flags::Command::Compare(cmd) => cmd.run(&caller_dir),
     }
 }

@@ -1,8 +1,5 @@
-//! One sync stream, opened as the client SDKs open it, read line by line until the run's end.
-//!
-//! The response is newline-delimited JSON: `{"checkpoint": …}`, `{"data": …}` (the rows),
-//! `{"checkpoint_complete": …}`, later `{"checkpoint_diff": …}`, and keep-alive objects. Objects the probe does
-//! not know are skipped, never fatal.
+//! One sync stream, opened as the client SDKs open it (crate::sync_client), read line by line until the
+//! run's end. Objects the probe does not know are skipped, never fatal.
 
 use std::{
     io::{BufRead, BufReader, Read},
@@ -11,12 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::{json, Value};
+use crate::sync_client::{self, Line, Opened};
 
 /// A stream that ends this close to the run's end ended because the run did.
 const END_SLACK: Duration = Duration::from_millis(20);
-/// How much of a refusal's body the report keeps (a 401 carries a JSON error naming the code).
-const BODY_SAMPLE: u64 = 300;
 
 /// Shared by every stream of a run.
 pub(crate) struct StreamContext {
@@ -83,41 +78,29 @@ pub(crate) fn run_stream(
         thread::sleep(wait);
     }
     let started = Instant::now();
-    // The body the SDKs send for a client with no local data yet.
-    let body = json!({
-        "buckets": [],
-        "include_checksum": true,
-        "raw_data": true,
-        "client_id": format!("powersync-load-{}-{index}", context.run_id),
-    });
-    let response = context
-        .agent
-        .post(&context.stream_url)
-        // ureq turns this into a deadline for every read, so the stream ends with the run.
-        .timeout(context.end.saturating_duration_since(started))
-        .set("Authorization", &format!("Bearer {token}"))
-        .set("Content-Type", "application/json")
-        .send_string(&body.to_string());
-    let response = match response {
-        Ok(response) | Err(ureq::Error::Status(_, response)) => response,
-        Err(ureq::Error::Transport(error)) => {
+    let client_id = format!("powersync-load-{}-{index}", context.run_id);
+    // ureq turns the timeout into a deadline for every read, so the stream ends with the run.
+    let timeout = context.end.saturating_duration_since(started);
+    let response = match sync_client::open(
+        &context.agent,
+        &context.stream_url,
+        token,
+        &client_id,
+        timeout,
+    ) {
+        Opened::Accepted(response) => response,
+        Opened::Refused { status, body } => {
             settled.mark();
-            return StreamResult::new(Outcome::Failed(error.to_string()));
+            let mut result = StreamResult::new(Outcome::Refused { status, body });
+            result.connect = Some(started.elapsed());
+            return result;
+        }
+        Opened::Failed(error) => {
+            settled.mark();
+            return StreamResult::new(Outcome::Failed(error));
         }
     };
     let connect = started.elapsed();
-    if response.status() != 200 {
-        settled.mark();
-        let status = response.status();
-        let mut body = String::new();
-        let _ = response
-            .into_reader()
-            .take(BODY_SAMPLE)
-            .read_to_string(&mut body);
-        let mut result = StreamResult::new(Outcome::Refused { status, body });
-        result.connect = Some(connect);
-        return result;
-    }
     let mut result = StreamResult::new(Outcome::Held);
     result.connect = Some(connect);
     result.accepted_at = Some(Instant::now());
@@ -156,22 +139,21 @@ fn read_lines(
             return;
         }
         let arrived = Instant::now();
-        match serde_json::from_str::<Value>(line.trim()) {
-            Ok(Value::Object(object)) => {
-                if object.contains_key("checkpoint_complete") && result.first_checkpoint.is_none() {
-                    result.first_checkpoint = Some(arrived - started);
-                    settled.mark();
-                }
-                if object.contains_key("data") {
-                    for marker in markers_in(&line, &context.marker_prefix) {
-                        if !result.markers.iter().any(|(seen, _)| *seen == marker) {
-                            result.markers.push((marker, arrived));
-                        }
+        match Line::parse(line.trim()) {
+            Ok(Line::CheckpointComplete { .. }) if result.first_checkpoint.is_none() => {
+                result.first_checkpoint = Some(arrived - started);
+                settled.mark();
+            }
+            Ok(Line::Data { .. }) => {
+                for marker in markers_in(&line, &context.marker_prefix) {
+                    if !result.markers.iter().any(|(seen, _)| *seen == marker) {
+                        result.markers.push((marker, arrived));
                     }
                 }
             }
-            _ if line.trim().is_empty() => {}
-            _ => result.bad_lines += 1,
+            Ok(_) => {}
+            Err(_) if line.trim().is_empty() => {}
+            Err(_) => result.bad_lines += 1,
         }
     }
 }

@@ -11,6 +11,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use super::tls;
+use crate::sync_client;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -350,10 +351,6 @@ pub fn private_port(host: &str, port: u16, timeout: Duration) -> Check {
     Check::new(Status::Pass, "private-port", &subject, seen.join(", "))
 }
 
-/// What the SDKs send to open a stream.
-const STREAM_REQUEST: &str =
-    r#"{"buckets":[],"include_checksum":true,"raw_data":true,"client_id":"cargo-xtask-verify"}"#;
-
 /// With a client JWT, POST /sync/stream opens and delivers a checkpoint line within `deadline`.
 pub fn sync_stream(endpoint: &Endpoint, token: &str, deadline: Duration) -> Check {
     let url = endpoint.url("/sync/stream");
@@ -372,18 +369,19 @@ pub fn sync_stream(endpoint: &Endpoint, token: &str, deadline: Duration) -> Chec
         .post(&url)
         .set("Content-Type", "application/json")
         .set("Authorization", &format!("Bearer {token}"));
-    let response = match answer(request.send_string(STREAM_REQUEST)) {
-        Err(why) => return check(Status::Fail, format!("no answer: {why}")),
-        Ok(response) if response.status() != 200 => {
-            let status = response.status();
-            let code = error_code(response);
-            return check(
-                Status::Fail,
-                format!("answered {status}{code} to the token"),
-            );
-        }
-        Ok(response) => response,
-    };
+    let response =
+        match answer(request.send_string(&sync_client::request_body("cargo-xtask-verify"))) {
+            Err(why) => return check(Status::Fail, format!("no answer: {why}")),
+            Ok(response) if response.status() != 200 => {
+                let status = response.status();
+                let code = error_code(response);
+                return check(
+                    Status::Fail,
+                    format!("answered {status}{code} to the token"),
+                );
+            }
+            Ok(response) => response,
+        };
     let mut lines = BufReader::new(response.into_reader().take(16 * 1024 * 1024));
     let mut line = String::new();
     loop {

@@ -12,10 +12,15 @@
 //! and the keep-alive line (`token_expires_in`) and its interval. The probe reads only each line's key and
 //! searches `data` lines for its marker, so none of these choices can make its tests pass.
 //!
+//! For `compare`, a token can instead get a script: the lines a service sent one user (built with the line
+//! functions below, which frame every line this server sends), with pauses, and possibly a cut.
+//!
 //! A "source write" is a line appended to `writes_file` (the row's value, e.g. the probe's marker): every open
 //! stream then receives it, as the service sends a replicated row to every client whose bucket holds it.
 //! For tests of the probe it can also end some streams early and keep some deaf to writes. With `tls` it
 //! serves https with the given certificate.
+
+#![allow(dead_code)] // Each test crate uses part of it.
 
 use std::{
     collections::HashMap,
@@ -51,6 +56,17 @@ pub struct Config {
     pub keepalive: Duration,
     /// Serve https with this certificate chain and key (PEM files).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Tokens (accepted too) whose streams play a script instead of the rows written; then keep-alives.
+    pub scripts: HashMap<String, Vec<Step>>,
+}
+
+/// One step of a scripted stream.
+#[derive(Clone)]
+pub enum Step {
+    Line(Value),
+    Pause(Duration),
+    /// The connection is cut there: a TCP shutdown, no final chunk.
+    Cut,
 }
 
 impl Default for Config {
@@ -65,6 +81,7 @@ impl Default for Config {
             deaf: 0,
             keepalive: Duration::from_millis(250),
             tls: None,
+            scripts: HashMap::new(),
         }
     }
 }
@@ -242,16 +259,19 @@ fn serve(tcp: TcpStream, state: &State) -> io::Result<()> {
         state.refused.fetch_add(1, Ordering::SeqCst);
         return respond(connection, "429 Too Many Requests", "");
     }
-    let result = match authorize(&headers, &state.config.tokens) {
+    let result = match authorize(&headers, &state.config) {
         Err(error) => respond(connection, "401 Unauthorized", &error.to_string()),
-        Ok(()) => {
+        Ok(token) => {
             let index = state.accepted.fetch_add(1, Ordering::SeqCst);
             state
                 .bodies
                 .lock()
                 .unwrap()
                 .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-            stream(connection, &raw, state, index)
+            match state.config.scripts.get(&token) {
+                Some(script) => play(connection, &raw, state, script),
+                None => stream(connection, &raw, state, index),
+            }
         }
     };
     state.active.fetch_sub(1, Ordering::SeqCst);
@@ -285,21 +305,25 @@ fn read_request(reader: &mut impl BufRead) -> io::Result<Request> {
     Ok((method, path, headers, body))
 }
 
-fn authorize(headers: &HashMap<String, String>, tokens: &[String]) -> Result<(), Value> {
+/// The request's token, if the server knows it.
+fn authorize(headers: &HashMap<String, String>, config: &Config) -> Result<String, Value> {
     let error = |code: &str, description: &str| json!({"error": {"code": code, "status": 401, "description": description}});
-    let Some(token) = headers
-        .get("authorization")
-        .and_then(|value| value.strip_prefix("Bearer "))
-    else {
+    // The service takes either scheme (`^(Token|Bearer) (\S+)$`, service-core/src/routes/auth.ts); the
+    // client SDKs send `Token`.
+    let Some(token) = headers.get("authorization").and_then(|value| {
+        value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("Token "))
+    }) else {
         return Err(error("PSYNC_S2106", "Authentication required"));
     };
-    if !tokens.iter().any(|known| known == token) {
+    if !config.tokens.iter().any(|known| known == token) && !config.scripts.contains_key(token) {
         return Err(error(
             "PSYNC_S2101",
             "Could not find an appropriate key in the keystore",
         ));
     }
-    Ok(())
+    Ok(token.to_string())
 }
 
 fn respond(connection: &mut dyn Connection, status: &str, body: &str) -> io::Result<()> {
@@ -316,37 +340,123 @@ fn respond(connection: &mut dyn Connection, status: &str, body: &str) -> io::Res
     connection.flush()
 }
 
+/// The head of an accepted stream: chunked NDJSON, as the service answers.
+fn stream_head(connection: &mut dyn Connection) -> io::Result<()> {
+    write!(
+        connection,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+}
+
 fn send(connection: &mut dyn Connection, line: &Value) -> io::Result<()> {
     let line = format!("{line}\n");
     write!(connection, "{:x}\r\n{line}\r\n", line.len())?;
     connection.flush()
 }
 
+/// A bucket as a checkpoint announces it: name, checksum (the wrapping sum of its operations'), count.
+pub type Announced = (String, u32, usize);
+
+fn announced(buckets: &[Announced]) -> Vec<Value> {
+    buckets
+        .iter()
+        .map(|(bucket, checksum, count)| {
+            json!({"bucket": bucket, "checksum": checksum, "count": count, "priority": 3})
+        })
+        .collect()
+}
+
+pub fn checkpoint_line(last_op_id: u64, buckets: &[Announced]) -> Value {
+    json!({"checkpoint": {"last_op_id": last_op_id.to_string(), "write_checkpoint": null,
+                          "buckets": announced(buckets)}})
+}
+
+pub fn checkpoint_diff_line(last_op_id: u64, updated: &[Announced], removed: &[String]) -> Value {
+    json!({"checkpoint_diff": {"last_op_id": last_op_id.to_string(), "write_checkpoint": null,
+                               "updated_buckets": announced(updated), "removed_buckets": removed}})
+}
+
+pub fn checkpoint_complete_line(last_op_id: u64) -> Value {
+    json!({"checkpoint_complete": {"last_op_id": last_op_id.to_string()}})
+}
+
+/// One operation of a bucket's log; with `raw_data` the row is its JSON text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Op {
+    pub op_id: u64,
+    pub op: &'static str,
+    pub object_type: String,
+    pub object_id: String,
+    pub data: Option<String>,
+    pub checksum: u32,
+    pub subkey: String,
+}
+
+/// The operations `ops` of `bucket`, sent to a client that has those up to `after`.
+pub fn data_line(bucket: &str, after: u64, ops: &[Op]) -> Value {
+    let entries: Vec<Value> = ops
+        .iter()
+        .map(|op| {
+            json!({"op_id": op.op_id.to_string(), "op": op.op, "object_type": op.object_type,
+                   "object_id": op.object_id, "checksum": op.checksum, "subkey": op.subkey,
+                   "data": op.data})
+        })
+        .collect();
+    let next_after = ops.last().map_or(after, |op| op.op_id);
+    json!({"data": {"bucket": bucket, "after": after.to_string(), "has_more": false,
+                    "next_after": next_after.to_string(), "data": entries}})
+}
+
 fn checkpoint(key: &str, rows: usize) -> Value {
-    let buckets = json!([{"bucket": "global[]", "checksum": 0, "count": rows, "priority": 3}]);
+    let buckets = [("global[]".to_string(), 0, rows)];
     match key {
-        "checkpoint" => json!({"checkpoint": {
-            "last_op_id": rows.to_string(), "write_checkpoint": null, "buckets": buckets}}),
-        "checkpoint_diff" => json!({"checkpoint_diff": {
-            "last_op_id": rows.to_string(), "write_checkpoint": null,
-            "updated_buckets": buckets, "removed_buckets": []}}),
-        _ => json!({"checkpoint_complete": {"last_op_id": rows.to_string()}}),
+        "checkpoint" => checkpoint_line(rows as u64, &buckets),
+        "checkpoint_diff" => checkpoint_diff_line(rows as u64, &buckets, &[]),
+        _ => checkpoint_complete_line(rows as u64),
     }
 }
 
-/// The rows `from..to` (0-based) as one `data` line; with `raw_data` the row itself is a JSON string.
+/// The rows `from..` (0-based) as one `data` line.
 fn data(rows: &[String], from: usize) -> Value {
-    let entries: Vec<Value> = rows[from..]
+    let ops: Vec<Op> = rows[from..]
         .iter()
         .enumerate()
         .map(|(offset, value)| {
             let op = (from + offset + 1).to_string();
-            json!({"op_id": op, "op": "PUT", "object_type": "items", "object_id": op,
-                   "checksum": 0, "subkey": op, "data": json!({"id": op, "value": value}).to_string()})
+            Op {
+                op_id: (from + offset + 1) as u64,
+                op: "PUT",
+                object_type: "items".into(),
+                object_id: op.clone(),
+                data: Some(json!({"id": op, "value": value}).to_string()),
+                checksum: 0,
+                subkey: op,
+            }
         })
         .collect();
-    json!({"data": {"bucket": "global[]", "after": from.to_string(), "has_more": false,
-                    "next_after": rows.len().to_string(), "data": entries}})
+    data_line("global[]", from as u64, &ops)
+}
+
+/// Plays a token's script, then sends keep-alives until the server stops.
+fn play(
+    connection: &mut dyn Connection,
+    raw: &TcpStream,
+    state: &State,
+    script: &[Step],
+) -> io::Result<()> {
+    stream_head(connection)?;
+    for step in script {
+        match step {
+            Step::Line(line) => send(connection, line)?,
+            Step::Pause(pause) => thread::sleep(*pause),
+            Step::Cut => return raw.shutdown(Shutdown::Both),
+        }
+    }
+    while !state.stop.load(Ordering::SeqCst) {
+        thread::sleep(state.config.keepalive);
+        send(connection, &json!({"token_expires_in": 3600}))?;
+    }
+    Ok(())
 }
 
 fn stream(
@@ -356,10 +466,7 @@ fn stream(
     index: usize,
 ) -> io::Result<()> {
     let config = &state.config;
-    write!(
-        connection,
-        "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
-    )?;
+    stream_head(connection)?;
     let started = Instant::now();
     let mut sent = state.rows.lock().unwrap().len();
     send(connection, &checkpoint("checkpoint", sent))?;
