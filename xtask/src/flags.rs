@@ -135,6 +135,9 @@ pub enum Step {
     Schema,
     /// Each VM test's assembled `testScript` through the driver's checkers (ty, mypy, ruff, pyflakes).
     VmScripts,
+    /// The sync configs through the service's own sync-rules engine, and each VM test's awaited rows
+    /// evaluated for its token: a row the token cannot receive fails.
+    SyncRules,
     /// The alert rules through `promtool check rules` and `promtool test rules`.
     Alerts,
 }

@@ -12,6 +12,7 @@ mod load;
 mod nix;
 mod render;
 mod schema;
+mod sync_rules;
 mod test;
 mod tools;
 mod util;
