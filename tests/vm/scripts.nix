@@ -86,12 +86,12 @@ in {
         sub = "user-1";
         aud = "authenticated";
       };
-      # As the test has always written them: each profile's id is its marker.
+      # web-arm's config syncs the profile whose id is the token's sub: each write updates that one row.
       rows = {
-        through-nginx = profile "through-nginx" "through-nginx";
-        while-api-1-stopped = profile "while-api-1-stopped" "while-api-1-stopped";
-        while-api-2-stopped = profile "while-api-2-stopped" "while-api-2-stopped";
-        after-sync-restart = profile "after-sync-restart" "after-sync-restart";
+        through-nginx = profile "user-1" "through-nginx";
+        while-api-1-stopped = profile "user-1" "while-api-1-stopped";
+        while-api-2-stopped = profile "user-1" "while-api-2-stopped";
+        after-sync-restart = profile "user-1" "after-sync-restart";
       };
     };
   };
