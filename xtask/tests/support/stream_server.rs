@@ -93,6 +93,15 @@ pub struct StreamServer {
 impl StreamServer {
     pub fn start(config: Config, dir: &std::path::Path) -> StreamServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the stream server");
+        // std listens with a backlog of 128: a burst of more connections than that would lose SYNs and wait out
+        // the client's 1 s retransmission, which no client's figures should show. Node (the service) listens
+        // with 511; listen() again only raises the queue.
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid listening socket; listen() changes only its backlog.
+            let raised = unsafe { libc::listen(listener.as_raw_fd(), 511) };
+            assert_eq!(raised, 0, "raise the listen backlog");
+        }
         let address = listener.local_addr().unwrap();
         let writes_file = dir.join("writes");
         fs::write(&writes_file, "").unwrap();
