@@ -69,6 +69,43 @@ fn key(object: &Value) -> &str {
     keys[0]
 }
 
+/// The client SDK (npm `@powersync/node`, tests/sdk) syncs from the server: the rows present at its first
+/// sync (checkpoint, data, checkpoint_complete), then a row written afterwards (checkpoint_diff, data,
+/// checkpoint_complete), with keep-alives between. So the framing the probe is tested on is one a real client
+/// decodes and applies.
+#[test]
+fn the_client_sdk_syncs_from_the_server() {
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sdk");
+    assert!(
+        sdk.join("node_modules/better-sqlite3/build/Release/better_sqlite3.node")
+            .is_file(),
+        "the client SDK is not installed: run `npm ci --prefix tests/sdk` (builds better-sqlite3 with node-gyp: needs g++, make, python3)"
+    );
+    let dir = TempDir::new("sdk");
+    let server = StreamServer::start(Config::default(), &dir.0);
+    server.write("before-connect");
+    thread::sleep(Duration::from_millis(50));
+    let mut client = Command::new("node")
+        .arg(sdk.join("sync.mjs"))
+        .args([server.url.as_str(), TOKEN, "2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run node (apt-get install nodejs)");
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        first,
+        json!({"firstSync": [{"id": "1", "value": "before-connect"}]})
+    );
+    server.write("after-connect");
+    let last: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        last,
+        json!({"rows": [{"id": "1", "value": "before-connect"}, {"id": "2", "value": "after-connect"}]})
+    );
+    assert!(client.wait().unwrap().success());
+}
+
 #[test]
 fn server_frames_a_stream_as_the_service_did() {
     let dir = TempDir::new("frames");

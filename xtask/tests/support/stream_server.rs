@@ -1,7 +1,7 @@
 //! A local stand-in for the PowerSync Service's sync endpoint, for testing `cargo xtask load` offline.
 //!
 //! It frames streams as the project saw the running service (1.25.0) frame them:
-//! - `POST /sync/stream` with `Authorization: Bearer <jwt>` answers 200 with newline-delimited JSON: `checkpoint`,
+//! - `POST /sync/stream` with `Authorization: Bearer <jwt>` (or `Token <jwt>`, as the SDKs send it) answers 200 with newline-delimited JSON: `checkpoint`,
 //!   the rows as `data`, `checkpoint_complete`, and later, after a source write, `checkpoint_diff`.
 //! - No token: 401 with a JSON error body, code `PSYNC_S2106`; a token it does not know: 401 `PSYNC_S2101`.
 //! - Beyond its concurrent-stream capacity (the service's `max_concurrent_connections`, 200 by default): 429 at
@@ -296,10 +296,13 @@ fn read_request(reader: &mut impl BufRead) -> io::Result<Request> {
 
 fn authorize(headers: &HashMap<String, String>, tokens: &[String]) -> Result<(), Value> {
     let error = |code: &str, description: &str| json!({"error": {"code": code, "status": 401, "description": description}});
-    let Some(token) = headers
-        .get("authorization")
-        .and_then(|value| value.strip_prefix("Bearer "))
-    else {
+    // As the service reads it (/^(Token|Bearer) (\S+)$/, packages/service-core/src/routes/auth.ts): the SDKs
+    // send `Token`, curl users and the probe `Bearer`.
+    let Some(token) = headers.get("authorization").and_then(|value| {
+        value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("Token "))
+    }) else {
         return Err(error("PSYNC_S2106", "Authentication required"));
     };
     if !tokens.iter().any(|known| known == token) {
