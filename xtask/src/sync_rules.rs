@@ -10,7 +10,8 @@
 //!   the rows it writes, by marker) is evaluated: each row it waits for (all but those marked
 //!   `awaited = false`, e.g. a membership row a parameter query reads) must land in a bucket the token
 //!   receives, with the marker among the synced values the test greps for. Otherwise the VM test would wait
-//!   until its timeout, so the step fails naming the row, its buckets and the token's.
+//!   until its timeout, so the step fails naming the row, its buckets and the token's. A row a test script
+//!   writes by hand (SQL that writes, outside tests/vm/sync-rows.py) fails the step too: the engine never sees it.
 
 use std::{
     collections::BTreeMap,
@@ -81,6 +82,7 @@ fn check_repository(sh: &Shell, oracle: &Path, root: &Path) -> Result<()> {
     let answer: Value = serde_json::from_str(&answer).context("read the engine's answer")?;
 
     let (mut problems, warnings) = config_verdicts(&answer["configs"]);
+    problems.extend(undeclared_writes(root)?);
     for (stream, verdict) in streams
         .iter()
         .zip(answer["checks"].as_array().into_iter().flatten())
@@ -155,6 +157,41 @@ fn declared_streams(sh: &Shell, root: &Path) -> Result<Vec<Stream>> {
         });
     }
     Ok(streams)
+}
+
+/// A row written by hand in a VM test's script escapes the check: rows are written only by
+/// tests/vm/sync-rows.py, from the declaration. Comment lines are skipped.
+fn undeclared_writes(root: &Path) -> Result<Vec<String>> {
+    let dir = root.join("tests/vm");
+    let mut problems = Vec::new();
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Ok(problems);
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "py"))
+        .filter(|path| path.file_name().is_some_and(|name| name != "sync-rows.py"))
+        .collect();
+    files.sort();
+    for file in files {
+        let text = fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
+        for (index, line) in text.lines().enumerate() {
+            let upper = line.to_ascii_uppercase();
+            if !line.trim_start().starts_with('#')
+                && ["INSERT INTO", "UPDATE ", "DELETE FROM", "COPY "]
+                    .iter()
+                    .any(|sql| upper.contains(sql))
+            {
+                problems.push(format!(
+                    "  {}:{}: a row written by hand, which the sync-rules engine never sees; declare it in tests/vm/scripts.nix (`sync.rows`) and write it with write_row:\n      {}",
+                    relative(root, &file),
+                    index + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    Ok(problems)
 }
 
 /// Every sync config in the repository: name (path, `:line` for a Markdown block) → YAML.
@@ -440,6 +477,23 @@ mod tests {
         let err = refused(&repository(config, &format!("{member} {}", note("t2"))));
         assert!(err.contains("waits for `note`"), "{err}");
         assert!(err.contains(r#"receives only [team["t1"]]"#), "{err}");
+    }
+
+    #[test]
+    fn a_row_written_by_hand_in_a_vm_test_fails() {
+        let scratch = repository(CONFIG, OWN_ROW);
+        scratch.write(
+            "tests/vm/probe.py",
+            "# INSERT INTO in a comment is fine\nsource.succeed(\"psql -c \\\"insert into profiles (id) values ('x')\\\"\")\n",
+        );
+        scratch.write("tests/vm/sync-rows.py", "sql = 'INSERT INTO t'\n");
+        let err = refused(&scratch);
+        assert!(
+            err.contains("tests/vm/probe.py:2: a row written by hand"),
+            "{err}"
+        );
+        assert!(!err.contains("probe.py:1"), "{err}");
+        assert!(!err.contains("sync-rows.py"), "{err}");
     }
 
     #[test]
