@@ -94,22 +94,28 @@ in rec {
     else fromFile pin;
 
   # What to run on a networked machine to learn the archive hash pullImage will check for `system`. pullImage
-  # runs this same script as its builder (IS_FETCHER=1) with the same name, digest, final name and tag (both
-  # written into the archive), os and arch, and checks the flat sha256 of the archive. The prefetcher prints that
-  # hash as base32 `sha256` (the version read) or, in newer nixpkgs, as an SRI `hash` (nixpkgs PR #342400):
-  # jq takes whichever is there and `nix hash to-sri` accepts both (nixpkgs
-  # pkgs/build-support/docker/nix-prefetch-docker and pullImage in pkgs/build-support/docker/default.nix).
+  # runs `skopeo copy docker://<name>@<digest> docker-archive://$out:<final name>:<final tag>` with the given
+  # os and arch and checks the flat sha256 of that archive; nix-prefetch-docker makes the same copy with the same
+  # arguments and prints its hash, as base32 `sha256` (the version read) or, in newer nixpkgs, as an SRI `hash`
+  # (nixpkgs PR #342400): jq takes whichever is there and `nix hash to-sri` accepts both (nixpkgs
+  # pkgs/build-support/docker/{default.nix,nix-prefetch-docker}). The command names its experimental features
+  # and brings its tools with `nix shell`, so it runs on a machine with flakes and no channels (where
+  # `nix-shell -p` finds no nixpkgs) as on one with neither feature switched on.
   imageHashHint = {
     pin,
     system,
   }: let
     p = imagePin pin;
+    prefetch = "nix-prefetch-docker --quiet --json --image-name ${p.name} --image-digest ${p.digest} --final-image-name ${p.name} --final-image-tag ${p.tag} --arch ${architectures.${system}} --os linux | jq -r \".hash // .sha256\"";
   in ''
     tests/vm/image.nix has no archive hash for ${p.digest} on ${system} (the pin is ${p.name}:${p.tag}).
-    On a networked machine with Nix (any system), compute it with nix-prefetch-docker and jq (nix-shell -p nix-prefetch-docker jq):
-      nix hash to-sri --type sha256 "$(nix-prefetch-docker --quiet --json --image-name ${p.name} --image-digest ${p.digest} --final-image-name ${p.name} --final-image-tag ${p.tag} --arch ${architectures.${system}} --os linux | jq -r '.hash // .sha256')"
+    On a networked machine with Nix (any system), compute it:
+      nix --extra-experimental-features 'nix-command flakes' shell nixpkgs#nix-prefetch-docker nixpkgs#jq --command sh -c 'nix --extra-experimental-features nix-command hash to-sri --type sha256 "$(${prefetch})"'
     and add what it prints to tests/vm/image.nix:
       "${p.digest}".${system} = "sha256-...";
+    `cargo xtask vm-test` and `nix build .#checks.${system}.<test>` need this system's hash only. `nix flake check`
+    before Nix 2.17 evaluates the checks of every system, so there it needs the ${concatStringsSep " and " (attrNames architectures)} hashes
+    both, on any machine (from 2.17 only with --all-systems).
     An entry for another digest belongs to an older pin and can be deleted.'';
 
   # The dockerTools.pullImage arguments for the pinned image on `system`, with the archive hash recorded for the
@@ -134,7 +140,7 @@ in rec {
     else if hash == null
     then throw (imageHashHint {inherit pin system;})
     else if !(isSri hash)
-    then fail "tests/vm/image.nix: the ${system} hash for ${p.digest} is ${toJSON hash}, not an SRI sha256 (sha256-, 43 base64 characters and =); convert with `nix hash to-sri --type sha256`"
+    then fail "tests/vm/image.nix: the ${system} hash for ${p.digest} is ${toJSON hash}, not an SRI sha256 (sha256-, 43 base64 characters and =); convert with `nix --extra-experimental-features nix-command hash to-sri --type sha256 <hash>`"
     else {
       imageName = p.name;
       imageDigest = p.digest;

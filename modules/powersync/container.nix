@@ -23,7 +23,7 @@
 
   # The image is node:24-trixie-slim based: no curl, but node. Exit 0 only on a 200 from liveness.
   liveness = "require('http').get('http://127.0.0.1:${toString settings.port}/probes/liveness', (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))";
-  # A sync runner opens no HTTP port: its probes are files in <cwd>/.probes, `poll` rewritten about every 4 s
+  # A sync runner opens no HTTP port: its probes are files in <cwd>/.probes, `poll` rewritten about every 2 s
   # while its replication loop runs. Healthy while that file is younger than 60 s.
   probeFileFresh = "try { process.exit(Date.now() - require('fs').statSync('/app/.probes/poll').mtimeMs < 60000 ? 0 : 1) } catch (e) { process.exit(1) }";
 
@@ -73,7 +73,8 @@
       "--cap-drop=all"
       "--security-opt=no-new-privileges"
       # A podman health check that fits the runner; a container that fails it is killed, and the unit's
-      # Restart=always brings it back.
+      # Restart=always (oci-containers' setting for a container with autoStart, the default here) brings it
+      # back.
       "--health-cmd=${builtins.toJSON [
         "node"
         "-e"
@@ -100,7 +101,8 @@
     # missing env file, a JWKS endpoint answering 429, storage not yet up) would otherwise hit the default
     # start limit (5 starts in 10 s) and leave the unit failed for good: nothing restarts a failed unit,
     # the slot watchdog only restarts a live one. So no start limit, and a backoff from 5 s to 2 min over
-    # 5 steps (oci-containers already sets Restart=always). The cap is kept short because systemd counts
+    # 5 steps (oci-containers already sets Restart=always for a container with autoStart, as these are;
+    # on-failure only without it, nixpkgs PR #485421). The cap is kept short because systemd counts
     # automatic restarts across healthy runs: a crash after weeks of uptime may wait the full 2 min.
     startLimitIntervalSec = 0;
     serviceConfig = {

@@ -111,10 +111,13 @@ in {
     };
     expected = ''
       tests/vm/image.nix has no archive hash for ${digest} on aarch64-linux (the pin is docker.io/journeyapps/powersync-service:1.26.1).
-      On a networked machine with Nix (any system), compute it with nix-prefetch-docker and jq (nix-shell -p nix-prefetch-docker jq):
-        nix hash to-sri --type sha256 "$(nix-prefetch-docker --quiet --json --image-name docker.io/journeyapps/powersync-service --image-digest ${digest} --final-image-name docker.io/journeyapps/powersync-service --final-image-tag 1.26.1 --arch arm64 --os linux | jq -r '.hash // .sha256')"
+      On a networked machine with Nix (any system), compute it:
+        nix --extra-experimental-features 'nix-command flakes' shell nixpkgs#nix-prefetch-docker nixpkgs#jq --command sh -c 'nix --extra-experimental-features nix-command hash to-sri --type sha256 "$(nix-prefetch-docker --quiet --json --image-name docker.io/journeyapps/powersync-service --image-digest ${digest} --final-image-name docker.io/journeyapps/powersync-service --final-image-tag 1.26.1 --arch arm64 --os linux | jq -r ".hash // .sha256")"'
       and add what it prints to tests/vm/image.nix:
         "${digest}".aarch64-linux = "sha256-...";
+      `cargo xtask vm-test` and `nix build .#checks.aarch64-linux.<test>` need this system's hash only. `nix flake check`
+      before Nix 2.17 evaluates the checks of every system, so there it needs the aarch64-linux and x86_64-linux hashes
+      both, on any machine (from 2.17 only with --all-systems).
       An entry for another digest belongs to an older pin and can be deleted.'';
   };
   testVmLibNamesTheArchivesNameAndTag = {

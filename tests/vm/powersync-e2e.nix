@@ -10,13 +10,19 @@ in
     name = "powersync-e2e";
     nodes = spec.nodes {
       source = vm.source;
-      server = {nodes, ...}: {
+      server = {
+        nodes,
+        lib,
+        ...
+      }: {
         imports = [
           (vm.server {
             secretsFile = vm.secrets (vm.dsnWith vm.replicationPassword);
             jwksUri = "http://${nodes.client.networking.primaryIPAddress}:8000/jwks.json";
           })
         ];
+        # The sync config whose rows and token `cargo xtask test` evaluates for this test (tests/vm/scripts.nix).
+        services.powersync.syncConfig = lib.mkForce spec.sync.config;
         # Every statement in PostgreSQL's log, so the test can show the storage password never is.
         services.postgresql.settings.log_statement = "all";
       };

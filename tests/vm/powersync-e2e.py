@@ -1,6 +1,6 @@
 # powersync-e2e: what an operator checks after a deploy, in the order it can go wrong.
 # Globals from the Nix side: source_address, server_address, replication_password, domain, jwt_key, ca_file,
-# xtask.
+# xtask, and sync (the token's claims and the rows this test writes: tests/vm/sync-rows.py, before this file).
 # No `cmd | grep -q`: the driver runs commands under pipefail, and grep -q quitting early can fail the
 # writer with SIGPIPE; grep reading to the end (output to /dev/null) cannot.
 import json
@@ -17,16 +17,6 @@ client.succeed(
 )
 
 
-def token(audience):
-    """A JWT for user-1, signed with the key whose public half the client's JWKS serves."""
-    return client.succeed(
-        "python3 -c \""
-        "import jwt, time; "
-        "print(jwt.encode({'sub': 'user-1', 'aud': '" + audience + "', 'iat': int(time.time()), 'exp': int(time.time()) + 3600}, "
-        f"open('{jwt_key}').read(), algorithm='ES256', headers={{'kid': 'test-key'}}))\""
-    ).strip()
-
-
 def stream_request(jwt, options):
     """curl opening a sync stream through nginx with `jwt`."""
     return (
@@ -38,10 +28,6 @@ def stream_request(jwt, options):
 def status_of(jwt):
     """The shell command printing the HTTP status of a stream request (the stream is cut after 5 s)."""
     return stream_request(jwt, "-s -o /dev/null -w '%{http_code}' --max-time 5")
-
-
-def source_sql(query):
-    return source.succeed(f"sudo -u postgres psql -tAc \"{query}\"").strip()
 
 
 with subtest("the v6egress network and the container come up"):
@@ -79,7 +65,7 @@ with subtest("the public vhost sends HSTS and keeps the admin API off"):
     )
 
 with subtest("a client JWT opens a sync stream that receives a row inserted afterwards"):
-    good = token("authenticated")
+    good = sync_token()
     client.wait_for_unit("jwks.service")
     # The service may have fetched the JWKS before the client served it; it refetches for an unknown key.
     client.wait_until_succeeds(f"test \"$({status_of(good)})\" = 200", timeout=360)
@@ -88,11 +74,11 @@ with subtest("a client JWT opens a sync stream that receives a row inserted afte
         + stream_request(good, "-sS -N --max-time 240")
     )
     client.wait_until_succeeds("grep -q checkpoint /tmp/stream.ndjson", timeout=120)
-    source_sql("INSERT INTO profiles (id, name) VALUES ('user-1', 'inserted-after-connect')")
+    write_row("inserted-after-connect")
     client.wait_until_succeeds("grep -q inserted-after-connect /tmp/stream.ndjson", timeout=120)
 
 with subtest("a JWT for another audience is refused"):
-    t.assertEqual(client.succeed(status_of(token("someone-else")) + " || true").strip(), "401")
+    t.assertEqual(client.succeed(status_of(sync_token(aud="someone-else")) + " || true").strip(), "401")
 
 with subtest("the lag metric is served on 127.0.0.1 only"):
     server.wait_until_succeeds(
@@ -157,7 +143,7 @@ with subtest("powersync-verify on the server is all green"):
         t.assertNotIn(secret, table + json.dumps(report))
 
 with subtest("the outside checks from the client pass: TLS, HSTS, 401 without a token, closed ports, a stream"):
-    client.succeed(f"echo '{token('authenticated')}' > /tmp/token.jwt")
+    client.succeed(f"echo '{sync_token()}' > /tmp/token.jwt")
     status, output = client.execute(
         f"{xtask} verify server --outside-only --url https://{domain} --ca-file {ca_file}"
         " --jwt-file /tmp/token.jwt --private-port 8080 --private-port 9464 --json"

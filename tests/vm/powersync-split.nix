@@ -12,13 +12,19 @@ in
     name = "powersync-split";
     nodes = spec.nodes {
       source = vm.source;
-      server = {nodes, ...}: {
+      server = {
+        nodes,
+        lib,
+        ...
+      }: {
         imports = [
           (vm.server {
             secretsFile = vm.secrets (vm.dsnWith vm.replicationPassword);
             jwksUri = "http://${nodes.client.networking.primaryIPAddress}:8000/jwks.json";
           })
         ];
+        # The sync config whose rows and token `cargo xtask test` evaluates for this test (tests/vm/scripts.nix).
+        services.powersync.syncConfig = lib.mkForce spec.sync.config;
         # Three runners of 768 MiB each, PostgreSQL and nginx.
         virtualisation = {
           memorySize = 4096;

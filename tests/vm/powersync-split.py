@@ -1,5 +1,6 @@
 # powersync-split: one sync runner and two API runners behind nginx, compaction, and the load probe.
-# Globals from the Nix side: domain, jwt_key, ca_file, xtask.
+# Globals from the Nix side: domain, jwt_key, ca_file, xtask, and sync (the token's claims and the rows this
+# test writes: tests/vm/sync-rows.py, before this file).
 # No `cmd | grep -q`: the driver runs commands under pipefail, and grep -q quitting early can fail the
 # writer with SIGPIPE; grep reading to the end (output to /dev/null) cannot.
 import json
@@ -15,19 +16,8 @@ client.succeed(
     "echo '{\"buckets\": [], \"include_checksum\": true, \"raw_data\": true, \"client_id\": \"vm-split\"}'"
     " > /tmp/stream-request.json"
 )
-jwt = client.succeed(
-    "python3 -c \""
-    "import jwt, time; "
-    "print(jwt.encode({'sub': 'user-1', 'aud': 'authenticated', 'iat': int(time.time()), 'exp': int(time.time()) + 7200}, "
-    f"open('{jwt_key}').read(), algorithm='ES256', headers={{'kid': 'test-key'}}))\""
-).strip()
+jwt = sync_token()
 client.succeed(f"echo '{jwt}' > /tmp/jwt")
-
-
-def insert(name):
-    source.succeed(
-        f"sudo -u postgres psql -c \"INSERT INTO profiles (id, name) VALUES ('{name}', '{name}')\""
-    )
 
 
 def invocation(unit):
@@ -61,13 +51,13 @@ with subtest("a client keeps a stream open through nginx, reconnecting as the SD
         "sleep 1; done'"
     )
     client.wait_until_succeeds("grep -q checkpoint_complete /tmp/stream.ndjson", timeout=120)
-    insert("through-nginx")
+    write_row("through-nginx")
     client.wait_until_succeeds("grep -q through-nginx /tmp/stream.ndjson", timeout=120)
 
 with subtest("with either API runner stopped, the client is served by the other"):
     for stopped, row in [("api-1", "while-api-1-stopped"), ("api-2", "while-api-2-stopped")]:
         server.succeed(f"systemctl stop podman-powersync-{stopped}.service")
-        insert(row)
+        write_row(row)
         client.wait_until_succeeds(f"grep -q {row} /tmp/stream.ndjson", timeout=180)
         server.succeed(f"systemctl start podman-powersync-{stopped}.service")
         server.wait_for_unit(f"podman-powersync-{stopped}.service")
@@ -83,7 +73,7 @@ with subtest("a killed sync runner is brought back by systemd and resumes on the
     # The killed runner's lock expires within ~60 s; then the new one takes the same slot.
     source.wait_until_succeeds(ACTIVE_SLOT + f" | grep -x '{slot}' >/dev/null", timeout=300)
     t.assertEqual(source.succeed(ACTIVE_SLOT).strip(), slot)
-    insert("after-sync-restart")
+    write_row("after-sync-restart")
     client.wait_until_succeeds("grep -q after-sync-restart /tmp/stream.ndjson", timeout=180)
 
 with subtest("a manual start of the compaction succeeds and records its metric"):

@@ -7,6 +7,12 @@
 # preamble of `name = "<JSON string>"` lines: a JSON string literal is a valid Python string literal, and the
 # lines are generated, not written inside a `''` string, so no value and no indentation can break the script
 # after them (a hand-indented preamble once made the whole script start with an indented line).
+#
+# A test that streams declares `sync`: the sync config its server runs, the JWT claims of its stream's token,
+# and each row it writes into the source and then waits for on the stream, by the marker it greps for. The
+# script gets them as the global `sync` (JSON) and writes and signs from them alone (tests/vm/sync-rows.py);
+# `cargo xtask test` (the `sync-rules` step) reads the same data and asks the service's sync-rules engine
+# whether that token receives each row, so a test waiting for a row it can never get fails offline.
 let
   inherit (builtins) attrNames concatStringsSep sort lessThan toJSON;
   literal = name: value:
@@ -24,8 +30,9 @@ let
     globals,
     file,
     wallTime,
+    sync ? null,
   }: {
-    inherit machines globals wallTime;
+    inherit machines globals wallTime sync;
     # The test's nodes, refused unless they are exactly these machines: the driver declares one Python global
     # per node, so a node renamed in the test would be an undefined name in the checked script.
     nodes = nodes:
@@ -37,7 +44,15 @@ let
     in
       if attrNames values != expected
       then throw "tests/vm/scripts.nix: ${toString file} takes the globals [${toString expected}], not [${toString (attrNames values)}]"
-      else preamble values + builtins.readFile file;
+      else if sync == null
+      then preamble values + builtins.readFile file
+      else preamble (values // {sync = toJSON {inherit (sync) claims rows;};}) + builtins.readFile ./sync-rows.py + builtins.readFile file;
+  };
+  # The VM tests' server runs web-arm's own sync config.
+  webArmSyncConfig = ../../hosts/web-arm/modules/powersync/sync-config.yaml;
+  profile = id: name: {
+    table = "profiles";
+    values = {inherit id name;};
   };
 in {
   powersync-e2e = vmTest {
@@ -45,6 +60,14 @@ in {
     globals = ["source_address" "server_address" "replication_password" "domain" "jwt_key" "ca_file" "xtask"];
     file = ./powersync-e2e.py;
     wallTime = notYetMeasured;
+    sync = {
+      config = webArmSyncConfig;
+      claims = {
+        sub = "user-1";
+        aud = "authenticated";
+      };
+      rows.inserted-after-connect = profile "user-1" "inserted-after-connect";
+    };
   };
   powersync-preflight = vmTest {
     machines = ["server"];
@@ -57,6 +80,20 @@ in {
     globals = ["domain" "jwt_key" "ca_file" "xtask"];
     file = ./powersync-split.py;
     wallTime = notYetMeasured;
+    sync = {
+      config = webArmSyncConfig;
+      claims = {
+        sub = "user-1";
+        aud = "authenticated";
+      };
+      # web-arm's config syncs the profile whose id is the token's sub: each write updates that one row.
+      rows = {
+        through-nginx = profile "user-1" "through-nginx";
+        while-api-1-stopped = profile "user-1" "while-api-1-stopped";
+        while-api-2-stopped = profile "user-1" "while-api-2-stopped";
+        after-sync-restart = profile "user-1" "after-sync-restart";
+      };
+    };
   };
   powersync-restart = vmTest {
     machines = ["server" "source"];

@@ -155,6 +155,9 @@ pub enum Step {
     Schema,
     /// Each VM test's assembled `testScript` through the driver's checkers (ty, mypy, ruff, pyflakes).
     VmScripts,
+    /// The sync configs through the service's own sync-rules engine, and each VM test's awaited rows
+    /// evaluated for its token: a row the token cannot receive fails.
+    SyncRules,
     /// The alert rules through `promtool check rules` and `promtool test rules`.
     Alerts,
 }
@@ -282,9 +285,13 @@ pub struct Load {
     /// Seconds the run lasts, counted from the first stream's start; then every stream is closed (1 to 3600).
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub duration: u64,
-    /// Streams opened per second (1 to 1000); the ramp must end before the run does.
+    /// Streams opened per second (1 to 1000) in the ramped mode; the ramp must end before the run does.
     #[arg(long, value_name = "PER_SEC", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub ramp: u32,
+    /// Burst mode: open every stream at once (all released together) instead of ramping; the report names
+    /// the mode, as burst and ramped figures are not comparable.
+    #[arg(long, conflicts_with = "ramp")]
+    pub burst: bool,
     /// Trust the CA certificates in this PEM file instead of the built-in roots (a test CA); verification stays on.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,

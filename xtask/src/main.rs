@@ -14,6 +14,7 @@ mod nix;
 mod render;
 mod schema;
 mod sync_client;
+mod sync_rules;
 mod test;
 mod tools;
 mod util;

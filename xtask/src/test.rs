@@ -10,7 +10,7 @@ use xshell::{cmd, Shell};
 use crate::{
     alerts,
     flags::{self, Step},
-    fmt, nix, schema, util, vm_scripts,
+    fmt, nix, schema, sync_rules, util, vm_scripts,
 };
 
 impl flags::Test {
@@ -69,6 +69,7 @@ fn run_step(sh: &Shell, step: Step) -> Result<()> {
         Step::FlakeLib => nix::flake_lib(sh, &root).and_then(|()| nix::flake_modules(sh, &root)),
         Step::Schema => schema::check_configs(sh, &root),
         Step::VmScripts => vm_scripts::check(sh, &root),
+        Step::SyncRules => sync_rules::check(sh, &root),
         Step::Alerts => alerts::check(sh, &root),
     }
 }

@@ -19,14 +19,19 @@ pub fn project_root() -> PathBuf {
 /// The `.nix` files git knows under `root` (tracked, plus new files not ignored), as paths relative to `root`.
 /// New files count so that a file being written is checked before it is committed.
 pub fn nix_files(sh: &Shell, root: &Path) -> Result<Vec<PathBuf>> {
+    known_files(sh, root, &["*.nix"])
+}
+
+/// The files matching any of `patterns` (git pathspecs) that git knows under `root`, as `nix_files` does.
+pub fn known_files(sh: &Shell, root: &Path, patterns: &[&str]) -> Result<Vec<PathBuf>> {
     crate::tools::GIT.require()?;
     let _dir = sh.push_dir(root);
     let listing = cmd!(
         sh,
-        "git ls-files --cached --others --exclude-standard -- *.nix"
+        "git ls-files --cached --others --exclude-standard -- {patterns...}"
     )
     .read()
-    .with_context(|| format!("list the .nix files git knows in {}", root.display()))?;
+    .with_context(|| format!("list the files git knows in {}", root.display()))?;
     let mut files: Vec<PathBuf> = listing
         .lines()
         .map(PathBuf::from)

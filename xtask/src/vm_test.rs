@@ -15,10 +15,14 @@ impl flags::VmTest {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let flake_dir = self.flake.clone().unwrap_or_else(|| sh.current_dir());
         let system = flake::current_system(sh)?;
+        let hashes = image_hashes(sh, &flake_dir, &system)?;
         let available = vm_tests(sh, &flake_dir, &system)?;
         if self.list {
             if available.is_empty() {
                 println!("no VM tests in checks.{system}");
+            }
+            if let Some(hashes) = &hashes {
+                println!("{}", hashes.summary());
             }
             let wall_times = wall_times(sh, &flake_dir)?;
             for name in &available {
@@ -42,6 +46,9 @@ impl flags::VmTest {
         }
         if chosen.is_empty() {
             bail!("no VM tests in checks.{system}");
+        }
+        if let Some(hint) = hashes.as_ref().and_then(ImageHashes::needed_here) {
+            bail!("{hint}");
         }
         if self.interactive {
             let [name] = chosen.as_slice() else {
@@ -72,6 +79,94 @@ impl flags::VmTest {
         }
         Ok(())
     }
+}
+
+/// Which archive hashes of the pinned image `tests/vm/image.nix` has, for the systems the VM tests run on.
+struct ImageHashes {
+    system: String,
+    digest: String,
+    /// (system, the hint that computes its hash) for each system without one.
+    missing: Vec<(String, String)>,
+}
+
+impl ImageHashes {
+    /// The error for a VM test run on this system without this system's hash: the only one it evaluates.
+    fn needed_here(&self) -> Option<String> {
+        let (_, hint) = self.missing.iter().find(|(s, _)| *s == self.system)?;
+        Some(format!(
+            "`cargo xtask vm-test` builds checks.{} only, so it needs exactly one image hash, which is missing:\n{hint}",
+            self.system
+        ))
+    }
+
+    /// One line per system for `--list`: known, or missing and which command needs it.
+    fn summary(&self) -> String {
+        let mut lines = vec![format!(
+            "image archive hashes in tests/vm/image.nix for {}:",
+            self.digest
+        )];
+        for system in SYSTEMS {
+            let missing = self.missing.iter().any(|(s, _)| s == system);
+            let state = match (missing, system == self.system) {
+                (false, _) => "present".to_string(),
+                (true, true) => "MISSING: every VM test here needs it (`cargo xtask vm-test` says how to compute it)".to_string(),
+                (true, false) => "missing: not needed by `cargo xtask vm-test` here; `nix flake check` before Nix 2.17 needs it on every machine".to_string(),
+            };
+            lines.push(format!("  {system:<14} {state}"));
+        }
+        lines.join("\n")
+    }
+}
+
+/// The systems the VM tests run on (lib/image.nix's `architectures`).
+const SYSTEMS: [&str; 2] = ["x86_64-linux", "aarch64-linux"];
+
+/// Reads the pin and the hashes with builtins only (so offline); None for a flake without VM test images.
+fn image_hashes(sh: &Shell, flake_dir: &Path, system: &str) -> Result<Option<ImageHashes>> {
+    let files = [
+        "lib/image.nix",
+        "modules/powersync/image.nix",
+        "tests/vm/image.nix",
+    ];
+    if !files.iter().all(|file| flake_dir.join(file).is_file()) {
+        return Ok(None);
+    }
+    let dir = flake_dir.display().to_string();
+    let systems = serde_json::to_string(&SYSTEMS)?;
+    let expression = r#"{dir, systems}: let
+      image = import (/. + dir + "/lib/image.nix");
+      pin = /. + dir + "/modules/powersync/image.nix";
+      digest = (image.imagePin pin).digest;
+      known = (import (/. + dir + "/tests/vm/image.nix")).${digest} or {};
+      missing = builtins.filter (system: !(known ? ${system})) (builtins.fromJSON systems);
+    in {
+      inherit digest;
+      missing = map (system: {inherit system; hint = image.imageHashHint {inherit pin system;};}) missing;
+    }"#;
+    let json = cmd!(
+        sh,
+        "nix-instantiate --eval --strict --json --argstr dir {dir} --argstr systems {systems} -E {expression}"
+    )
+    .quiet()
+    .read()
+    .context("read the image pin and tests/vm/image.nix")?;
+    let value: serde_json::Value = serde_json::from_str(&json).context("read the image hashes")?;
+    let missing = value["missing"]
+        .as_array()
+        .context("`missing` is not a list")?
+        .iter()
+        .map(|entry| {
+            Ok((
+                entry["system"].as_str().context("system")?.to_string(),
+                entry["hint"].as_str().context("hint")?.to_string(),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(ImageHashes {
+        system: system.to_string(),
+        digest: value["digest"].as_str().context("digest")?.to_string(),
+        missing,
+    }))
 }
 
 fn vm_tests(sh: &Shell, flake_dir: &Path, system: &str) -> Result<Vec<String>> {
@@ -169,6 +264,60 @@ mod fixture_tests {
         let times = wall_times(&sh, &crate::util::project_root()).unwrap();
         assert!(times.contains_key("powersync-e2e"), "{times:?}");
         assert!(times.values().all(|t| t.is_string()), "{times:?}");
+    }
+
+    /// This repository's pin, with `hashes` as tests/vm/image.nix.
+    fn pinned(hashes: &str) -> Scratch {
+        let root = crate::util::project_root();
+        let scratch = Scratch::new("vm-test-hashes");
+        for file in ["lib/image.nix", "modules/powersync/image.nix"] {
+            scratch.write(file, &std::fs::read_to_string(root.join(file)).unwrap());
+        }
+        scratch.write("tests/vm/image.nix", hashes);
+        scratch
+    }
+
+    #[test]
+    fn without_hashes_vm_test_needs_exactly_this_systems() {
+        let sh = Shell::new().unwrap();
+        let scratch = pinned("{}\n");
+        let hashes = image_hashes(&sh, &scratch.root, "aarch64-linux")
+            .unwrap()
+            .unwrap();
+        let needed = hashes.needed_here().unwrap();
+        assert!(needed.contains("needs exactly one image hash"), "{needed}");
+        assert!(needed.contains("on aarch64-linux"), "{needed}");
+        assert!(needed.contains("--arch arm64"), "{needed}");
+        assert!(!needed.contains("--arch amd64"), "{needed}");
+        let summary = hashes.summary();
+        assert!(
+            summary.contains("aarch64-linux  MISSING: every VM test here"),
+            "{summary}"
+        );
+        assert!(summary.contains("x86_64-linux   missing: not needed by `cargo xtask vm-test` here; `nix flake check` before Nix 2.17"), "{summary}");
+    }
+
+    #[test]
+    fn with_this_systems_hash_only_flake_check_before_2_17_lacks_one() {
+        let sh = Shell::new().unwrap();
+        let digest = image_hashes(&sh, &pinned("{}\n").root, "x86_64-linux")
+            .unwrap()
+            .unwrap()
+            .digest;
+        let hash = format!("sha256-{}=", "A".repeat(43));
+        let scratch = pinned(&format!(
+            "{{\n  \"{digest}\".x86_64-linux = \"{hash}\";\n}}\n"
+        ));
+        let hashes = image_hashes(&sh, &scratch.root, "x86_64-linux")
+            .unwrap()
+            .unwrap();
+        assert_eq!(hashes.needed_here(), None);
+        let summary = hashes.summary();
+        assert!(summary.contains("x86_64-linux   present"), "{summary}");
+        assert!(
+            summary.contains("aarch64-linux  missing: not needed"),
+            "{summary}"
+        );
     }
 
     #[test]

@@ -69,6 +69,43 @@ fn key(object: &Value) -> &str {
     keys[0]
 }
 
+/// The client SDK (npm `@powersync/node`, tests/sdk) syncs from the server: the rows present at its first
+/// sync (checkpoint, data, checkpoint_complete), then a row written afterwards (checkpoint_diff, data,
+/// checkpoint_complete), with keep-alives between. So the framing the probe is tested on is one a real client
+/// decodes and applies.
+#[test]
+fn the_client_sdk_syncs_from_the_server() {
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sdk");
+    assert!(
+        sdk.join("node_modules/better-sqlite3/build/Release/better_sqlite3.node")
+            .is_file(),
+        "the client SDK is not installed: run `npm ci --prefix tests/sdk` (builds better-sqlite3 with node-gyp: needs g++, make, python3)"
+    );
+    let dir = TempDir::new("sdk");
+    let server = StreamServer::start(Config::default(), &dir.0);
+    server.write("before-connect");
+    thread::sleep(Duration::from_millis(50));
+    let mut client = Command::new("node")
+        .arg(sdk.join("sync.mjs"))
+        .args([server.url.as_str(), TOKEN, "2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run node (apt-get install nodejs)");
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        first,
+        json!({"firstSync": [{"id": "1", "value": "before-connect"}]})
+    );
+    server.write("after-connect");
+    let last: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        last,
+        json!({"rows": [{"id": "1", "value": "before-connect"}, {"id": "2", "value": "after-connect"}]})
+    );
+    assert!(client.wait().unwrap().success());
+}
+
 #[test]
 fn server_frames_a_stream_as_the_service_did() {
     let dir = TempDir::new("frames");
@@ -439,6 +476,8 @@ fn probe_prints_a_table_naming_the_machine_and_what_it_measured() {
     for row in [
         "connect",
         "first checkpoint_complete",
+        "first checkpoint from due",
+        "start lag (probe)",
         "p50",
         "p95",
         "p99",
@@ -446,6 +485,72 @@ fn probe_prints_a_table_naming_the_machine_and_what_it_measured() {
     ] {
         assert!(table.contains(row), "no {row:?} in:\n{table}");
     }
+    assert!(
+        table.starts_with("load probe, ramped mode (50 streams/s): 6 streams"),
+        "{table}"
+    );
+    assert!(table.contains("\nprobe overhead: "), "{table}");
+    assert!(table.contains(" s CPU over the run ("), "{table}");
+    // Three streams got their checkpoint, then keep-alives; none of the lines is of an unknown kind.
+    assert!(table.contains("3 checkpoint, "), "{table}");
+    assert!(table.contains("3 checkpoint_complete, "), "{table}");
+    assert!(table.contains(", 0 unknown"), "{table}");
+}
+
+#[test]
+fn burst_and_ramped_runs_are_named_modes_with_the_probes_own_overhead() {
+    let dir = TempDir::new("probe-modes");
+    let server = StreamServer::start(Config::default(), &dir.0);
+    let jwt_file = jwt_file(&dir, &[TOKEN]);
+    let burst = probe_json(
+        &server,
+        &jwt_file,
+        &["--streams", "20", "--duration", "1", "--burst"],
+    );
+    assert_eq!(burst["run"]["mode"], "burst", "{burst:#}");
+    assert_eq!(burst["run"]["ramp_per_s"], Value::Null, "{burst:#}");
+    assert_eq!(burst["streams"]["held"], 20, "{burst:#}");
+    let overhead = &burst["probe_overhead"];
+    assert!(overhead["cpu_s"].as_f64().unwrap() > 0.0, "{burst:#}");
+    assert_eq!(overhead["start_lag_ms"]["count"], 20, "{burst:#}");
+    // Every stream of a burst is due at the same instant: from there, its wait covers its own start lag.
+    let from_due = burst["first_checkpoint_complete_from_due_ms"]["p50"]
+        .as_f64()
+        .unwrap();
+    let from_start = burst["first_checkpoint_complete_ms"]["p50"]
+        .as_f64()
+        .unwrap();
+    assert!(from_due >= from_start, "{burst:#}");
+    assert_eq!(
+        burst["streams"]["lines_by_kind"]["checkpoint"], 20,
+        "{burst:#}"
+    );
+    assert_eq!(burst["streams"]["lines_by_kind"]["unknown"], 0, "{burst:#}");
+    wait_until_idle(&server);
+
+    let ramped = probe_json(
+        &server,
+        &jwt_file,
+        &["--streams", "20", "--duration", "2", "--ramp", "20"],
+    );
+    assert_eq!(ramped["run"]["mode"], "ramped", "{ramped:#}");
+    assert_eq!(ramped["run"]["ramp_per_s"], 20, "{ramped:#}");
+    // A stream due late on the ramp waits from its own due time, not from the run's start.
+    let from_due_max = ramped["first_checkpoint_complete_from_due_ms"]["max"]
+        .as_f64()
+        .unwrap();
+    assert!(from_due_max < 900.0, "{ramped:#}");
+
+    let both = probe(&[
+        &server.url,
+        "--jwt-file",
+        jwt_file.to_str().unwrap(),
+        "--burst",
+        "--ramp",
+        "5",
+    ]);
+    assert!(!both.status.success());
+    assert!(String::from_utf8_lossy(&both.stderr).contains("cannot be used with"));
 }
 
 #[test]

@@ -146,7 +146,8 @@ impl flags::Bump {
         println!("updated {}", pin_path.display());
         println!(
             "  the VM tests need the new image's archive hashes in {VM_HASHES} (keyed by {}); they fail with \
-             the command that computes them until then",
+             the command that computes them until then. `cargo xtask vm-test` needs this system's only; \
+             `nix flake check` before Nix 2.17 needs both x86_64-linux and aarch64-linux on any machine",
             target.manifest.digest
         );
         let message = commit_message(change, &pin.tag, &target.tag);

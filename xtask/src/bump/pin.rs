@@ -260,9 +260,11 @@ mod tests {
             let pin = Pin::read(&root.join("modules/powersync/image.nix")).unwrap();
             let (name, tag, digest) = (&pin.name, &pin.tag, &pin.digest);
             let command = format!(
-                "nix hash to-sri --type sha256 \"$(nix-prefetch-docker --quiet --json --image-name {name} \
+                "nix --extra-experimental-features 'nix-command flakes' shell nixpkgs#nix-prefetch-docker \
+                 nixpkgs#jq --command sh -c 'nix --extra-experimental-features nix-command hash to-sri \
+                 --type sha256 \"$(nix-prefetch-docker --quiet --json --image-name {name} \
                  --image-digest {digest} --final-image-name {name} --final-image-tag {tag} --arch {arch} \
-                 --os linux | jq -r '.hash // .sha256')\""
+                 --os linux | jq -r \".hash // .sha256\")\"'"
             );
             assert!(!output.status.success());
             assert!(
@@ -328,58 +330,78 @@ mod tests {
         }
     }
 
-    /// The hint's last two stages, run for real on both forms nix-prefetch-docker prints (older: base32 `sha256`,
-    /// newer: SRI `hash`): each must give the SRI hash of the same archive bytes.
+    /// The hint's command after `nix shell … --command`, run for real by `sh` with jq and a Nix that has no
+    /// experimental feature switched on, nix-prefetch-docker standing in as a script printing each form it
+    /// prints (older: base32 `sha256`, newer: SRI `hash`): each must give the SRI hash of the same archive.
     #[test]
     fn the_hint_turns_either_prefetcher_output_into_the_same_sri_hash() {
-        let archive = std::env::temp_dir().join(format!("xtask-hint-{}", std::process::id()));
-        std::fs::write(&archive, b"a docker archive stands in here").unwrap();
-        let run = |program: &str, args: &[&str], input: Option<&str>| {
-            let mut child = std::process::Command::new(program)
-                .args(if program == "nix" {
-                    &crate::flake::FEATURES[..]
-                } else {
-                    &[]
-                })
-                .args(args)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("{program}: {e} (apt-get install jq nix-bin)"));
-            if let Some(input) = input {
-                use std::io::Write;
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(input.as_bytes())
-                    .unwrap();
-            }
-            let output = child.wait_with_output().unwrap();
-            assert!(output.status.success(), "{program} {args:?}");
+        tools::NIX_INSTANTIATE.require().unwrap();
+        let scratch = Scratch::new("hint");
+        scratch.write("archive", "a docker archive stands in here");
+        let archive = scratch.path("archive");
+        let output = |command: &mut std::process::Command| {
+            let output = command
+                .output()
+                .unwrap_or_else(|e| panic!("{command:?}: {e} (apt-get install jq nix-bin)"));
+            let said = String::from_utf8_lossy(&output.stderr).to_string();
+            assert!(output.status.success(), "{command:?}: {said}");
             String::from_utf8(output.stdout).unwrap().trim().to_string()
         };
+        let root = crate::util::project_root();
+        let hint: String = serde_json::from_str(&output(
+            std::process::Command::new("nix-instantiate").args([
+                "--eval",
+                "--json",
+                "-E",
+                &format!(
+                    "(import {0}/lib/image.nix).imageHashHint {{ pin = {0}/modules/powersync/image.nix; system = \"x86_64-linux\"; }}",
+                    root.display()
+                ),
+            ]),
+        ))
+        .unwrap();
+        let inner = hint
+            .lines()
+            .find_map(|line| line.split_once(" --command ").map(|(_, inner)| inner))
+            .expect("the hint runs its command inside `nix shell … --command`");
         let path = archive.to_str().unwrap();
-        let base32 = run(
-            "nix-hash",
-            &["--flat", "--type", "sha256", "--base32", path],
-            None,
+        let base32 = output(
+            std::process::Command::new("nix-hash")
+                .args(["--flat", "--type", "sha256", "--base32", path]),
         );
-        let expected = run(
-            "nix",
-            &["hash", "file", "--type", "sha256", "--sri", path],
-            None,
+        let expected = output(
+            std::process::Command::new("nix")
+                .args(crate::flake::FEATURES)
+                .args(["hash", "file", "--type", "sha256", "--sri", path]),
         );
-        std::fs::remove_file(&archive).unwrap();
+        // Only the experimental features go: the rest of the configuration is the machine's.
+        let config: String = std::env::var("NIX_CONFIG")
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("experimental-features"))
+            .map(|line| format!("{line}\n"))
+            .collect();
         for printed in [
             format!("{{\"sha256\": \"{base32}\"}}"),
             format!("{{\"hash\": \"{expected}\"}}"),
         ] {
-            let picked = run("jq", &["-r", ".hash // .sha256"], Some(&printed));
-            let sri = run(
-                "nix",
-                &["hash", "to-sri", "--type", "sha256", &picked],
-                None,
+            scratch.write(
+                "bin/nix-prefetch-docker",
+                &format!("#!/bin/sh\ncat <<'EOF'\n{printed}\nEOF\n"),
+            );
+            let stub = scratch.path("bin/nix-prefetch-docker");
+            std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            let search_path = format!(
+                "{}:{}",
+                scratch.path("bin").display(),
+                std::env::var("PATH").unwrap()
+            );
+            let sri = output(
+                std::process::Command::new("sh")
+                    .args(["-c", inner])
+                    .env("PATH", search_path)
+                    .env("NIX_CONFIG", &config),
             );
             assert_eq!(sri, expected, "{printed}");
         }

@@ -9,7 +9,7 @@ mod write;
 use std::{
     fs,
     path::Path,
-    sync::{atomic::AtomicUsize, Arc},
+    sync::{atomic::AtomicUsize, mpsc, Arc},
     thread,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -26,6 +26,7 @@ const STREAM_STACK: usize = 256 * 1024;
 
 impl flags::Load {
     pub fn run(self, caller_dir: &Path) -> Result<()> {
+        without_transparent_huge_pages();
         let plan = Plan::new(self, caller_dir)?;
         let run = plan.execute()?;
         let report = report::Report::new(&plan, &run);
@@ -52,7 +53,7 @@ pub(crate) struct Plan {
     pub(crate) jwt_file_shown: String,
     pub(crate) streams: usize,
     pub(crate) duration: Duration,
-    pub(crate) ramp_per_sec: u32,
+    pub(crate) mode: Mode,
     pub(crate) agent: ureq::Agent,
     pub(crate) write: Option<write::WritePlan>,
     pub(crate) json: bool,
@@ -69,7 +70,14 @@ impl Plan {
         let agent = sync_client::agent(ca_file.as_deref(), Roots::CaFileOnly)?;
         let streams = flags.streams as usize;
         let duration = Duration::from_secs(flags.duration);
-        let ramp = ramp_time(streams, flags.ramp);
+        let mode = if flags.burst {
+            Mode::Burst
+        } else {
+            Mode::Ramped {
+                per_sec: flags.ramp,
+            }
+        };
+        let ramp = mode.start_offset(streams);
         if ramp >= duration {
             bail!(
                 "opening {streams} streams at {} per second takes {:.1} s, not less than --duration {} s: raise --ramp or --duration",
@@ -104,7 +112,7 @@ impl Plan {
             jwt_file_shown: jwt_file.display().to_string(),
             streams,
             duration,
-            ramp_per_sec: flags.ramp,
+            mode,
             agent,
             write,
             json: flags.json,
@@ -112,47 +120,143 @@ impl Plan {
         })
     }
 
-    /// Opens the streams on the ramp, makes the writes, and waits for every stream to end (by the deadline).
+    /// Opens the streams (at once, or on the ramp), makes the writes, and waits for every stream to end (by
+    /// the deadline). Every thread is started first and handed the run's start, an instant just ahead; each
+    /// sleeps until its own due time and the kernel's timers wake them. (Released from one lock instead, as
+    /// by a `Barrier`, a burst's threads woke one after another: a p99 start lag of 100-300 ms at 200 streams.)
+    /// What remains of the probe's own cost is reported: start lag and CPU time.
     fn execute(&self) -> Result<Run> {
-        let started = Instant::now();
         let started_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
-        let end = started + self.duration;
+        type Start = (Arc<stream::StreamContext>, Instant);
+        let mut handles = Vec::with_capacity(self.streams);
+        let mut starts = Vec::with_capacity(self.streams);
+        for index in 0..self.streams {
+            let token = self.tokens[index % self.tokens.len()].clone();
+            let (start_tx, start_rx) = mpsc::sync_channel::<Start>(1);
+            let offset = self.mode.start_offset(index);
+            let handle = thread::Builder::new()
+                .name(format!("stream-{index}"))
+                .stack_size(STREAM_STACK)
+                .spawn(move || {
+                    warm_up();
+                    let (context, started) = start_rx.recv().expect("the run's start is sent");
+                    stream::run_stream(&context, index, &token, started + offset)
+                })
+                .with_context(|| format!("start the thread of stream {index}"))?;
+            handles.push(handle);
+            starts.push(start_tx);
+        }
+        let cpu_before = cpu_time();
+        let started = Instant::now() + release_margin(self.streams);
         let context = Arc::new(stream::StreamContext {
             agent: self.agent.clone(),
             stream_url: self.stream_url.clone(),
             marker_prefix: write::marker_prefix(&self.run_id),
             run_id: self.run_id.clone(),
-            end,
+            end: started + self.duration,
             settled: AtomicUsize::new(0),
         });
-        let mut handles = Vec::with_capacity(self.streams);
-        for index in 0..self.streams {
-            let context = Arc::clone(&context);
-            let token = self.tokens[index % self.tokens.len()].clone();
-            let start_at = started + ramp_time(index, self.ramp_per_sec);
-            let handle = thread::Builder::new()
-                .name(format!("stream-{index}"))
-                .stack_size(STREAM_STACK)
-                .spawn(move || stream::run_stream(&context, index, &token, start_at))
-                .with_context(|| format!("start the thread of stream {index}"))?;
-            handles.push(handle);
+        for start in starts {
+            start
+                .send((Arc::clone(&context), started))
+                .context("hand a stream thread the run's start")?;
         }
         let writes = match &self.write {
             Some(plan) => write::run_writes(plan, &context, self.streams),
             None => Vec::new(),
         };
-        let streams = handles
+        let streams: Vec<stream::StreamResult> = handles
             .into_iter()
             .map(|handle| handle.join().expect("a stream thread panicked"))
+            .collect();
+        let due = (0..self.streams)
+            .map(|index| started + self.mode.start_offset(index))
             .collect();
         Ok(Run {
             started_unix,
             took: started.elapsed(),
+            cpu: cpu_time().saturating_sub(cpu_before),
             streams,
+            due,
             writes,
         })
+    }
+}
+
+/// Touches, before the run, the memory a stream's first request needs: the thread's allocator pages and the
+/// stack. Their first touch faults in and zeroes fresh pages; done in a burst, that would be 200 threads
+/// faulting at the moment they should be connecting.
+fn warm_up() {
+    let mut held = Vec::new();
+    for size in [
+        32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16_384, 32_768, 65_536,
+    ] {
+        for _ in 0..4 {
+            held.push(std::hint::black_box(vec![1u8; size]));
+        }
+    }
+    drop(held);
+    let stack = std::hint::black_box([1u8; 64 * 1024]);
+    std::hint::black_box(&stack);
+}
+
+/// How far ahead the run's start is set: long enough for every thread to receive it and fall asleep first
+/// (a thread that gets it late shows as start lag, never as the service's time).
+fn release_margin(streams: usize) -> Duration {
+    Duration::from_millis(20)
+        + Duration::from_micros(200) * u32::try_from(streams).unwrap_or(u32::MAX)
+}
+
+/// The binary's global allocator is mimalloc (the alejandra library declares it), which asks for transparent
+/// huge pages: a stream thread's first allocations then fault in and zero 2 MiB at a time. In a burst of 200
+/// streams that was 85 % of the probe's CPU (perf: clear_page_erms under mimalloc's page allocation), spent
+/// just as each stream started. Ordinary 4 KiB pages cost the probe nothing measurable; the probe holds a
+/// few hundred small buffers, where huge pages gain nothing. Best effort: an old kernel keeps huge pages.
+fn without_transparent_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE only sets a flag of this process's memory map.
+    let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+}
+
+/// The CPU time (user and system) this process has used so far: the probe's own cost, which competes with
+/// the service for the cores when both run on one machine.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// How the streams are opened. The two give different figures: a burst makes every stream wait behind the
+/// others' set-up, a ramp lets each find the service idle, so the report always names the mode.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Mode {
+    /// Every stream released at the same instant.
+    Burst,
+    /// Streams started evenly, this many per second.
+    Ramped { per_sec: u32 },
+}
+
+impl Mode {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Mode::Burst => "burst",
+            Mode::Ramped { .. } => "ramped",
+        }
+    }
+
+    /// When stream `index` is due, counted from the run's start (a burst: all at once).
+    fn start_offset(self, index: usize) -> Duration {
+        match self {
+            Mode::Burst => Duration::ZERO,
+            Mode::Ramped { per_sec } => ramp_time(index, per_sec),
+        }
     }
 }
 
@@ -160,7 +264,11 @@ impl Plan {
 pub(crate) struct Run {
     pub(crate) started_unix: u64,
     pub(crate) took: Duration,
+    /// The probe's own CPU time (user and system) during the run.
+    pub(crate) cpu: Duration,
     pub(crate) streams: Vec<stream::StreamResult>,
+    /// When each stream was due to start (the same instant for all in a burst).
+    pub(crate) due: Vec<Instant>,
     pub(crate) writes: Vec<write::Write>,
 }
 

@@ -5,13 +5,13 @@ use std::{collections::BTreeMap, fmt::Write as _, fs, time::Duration};
 use serde_json::{json, Value};
 
 use super::{
-    stream::{Outcome, StreamResult},
+    stream::{Outcome, StreamResult, MESSAGE_KINDS},
     write::MARKER_ENV,
-    Plan, Run,
+    Mode, Plan, Run,
 };
 
 /// What each figure measures, printed with every report so that it travels with the numbers.
-const MEASURED: [(&str, &str); 3] = [
+const MEASURED: [(&str, &str); 6] = [
     (
         "connect",
         "from the request's start to the response headers, over the accepted (200) streams",
@@ -19,6 +19,18 @@ const MEASURED: [(&str, &str); 3] = [
     (
         "first checkpoint_complete",
         "from the request's start to the end of the stream's first `checkpoint_complete` line",
+    ),
+    (
+        "first checkpoint from due",
+        "from when the stream was due (the burst's start, or its place on the ramp) to the end of its first `checkpoint_complete` line: what a client opening at that instant waits, the probe's own delay included",
+    ),
+    (
+        "start lag",
+        "from when a stream was due to its request's start: the probe's own scheduling, over all streams",
+    ),
+    (
+        "probe CPU",
+        "the probe process's user and system CPU time during the run, which competes with the service when both share the machine's cores",
     ),
     (
         "write to stream",
@@ -101,7 +113,7 @@ pub(crate) struct Report {
     machine: Machine,
     streams: usize,
     duration: Duration,
-    ramp_per_sec: u32,
+    mode: Mode,
     tokens: usize,
     started_unix: u64,
     took: Duration,
@@ -111,9 +123,14 @@ pub(crate) struct Report {
     failed: BTreeMap<String, usize>,
     dropped: BTreeMap<String, usize>,
     bad_lines: usize,
+    /// Lines by kind over all streams: every kind the protocol defines, then "unknown".
+    kinds: BTreeMap<&'static str, usize>,
     connect: Stats,
     first_checkpoint: Stats,
+    first_checkpoint_from_due: Stats,
     no_checkpoint: usize,
+    start_lag: Stats,
+    cpu: Duration,
     writes: Option<WriteSummary>,
 }
 
@@ -124,7 +141,7 @@ impl Report {
             machine: Machine::this(),
             streams: plan.streams,
             duration: plan.duration,
-            ramp_per_sec: plan.ramp_per_sec,
+            mode: plan.mode,
             tokens: plan.tokens.len(),
             started_unix: run.started_unix,
             took: run.took,
@@ -134,15 +151,35 @@ impl Report {
             failed: BTreeMap::new(),
             dropped: BTreeMap::new(),
             bad_lines: 0,
+            kinds: MESSAGE_KINDS
+                .into_iter()
+                .chain(["unknown"])
+                .map(|kind| (kind, 0))
+                .collect(),
             connect: Stats::of(Vec::new()),
             first_checkpoint: Stats::of(Vec::new()),
+            first_checkpoint_from_due: Stats::of(Vec::new()),
             no_checkpoint: 0,
+            start_lag: Stats::of(
+                run.streams
+                    .iter()
+                    .zip(&run.due)
+                    .filter_map(|(stream, due)| {
+                        Some(stream.started?.saturating_duration_since(*due))
+                    })
+                    .collect(),
+            ),
+            cpu: run.cpu,
             writes: plan.write.as_ref().map(|_| summarize_writes(run)),
         };
         let mut connect = Vec::new();
         let mut first_checkpoint = Vec::new();
-        for stream in &run.streams {
+        let mut from_due = Vec::new();
+        for (stream, due) in run.streams.iter().zip(&run.due) {
             report.bad_lines += stream.bad_lines;
+            for (kind, count) in &stream.kinds {
+                *report.kinds.entry(kind).or_default() += count;
+            }
             match &stream.outcome {
                 Outcome::Refused { status, body } => {
                     let entry = report.refused.entry(*status).or_insert((0, body.clone()));
@@ -158,13 +195,17 @@ impl Report {
             }
             report.accepted += 1;
             connect.extend(stream.connect);
-            match stream.first_checkpoint {
-                Some(time) => first_checkpoint.push(time),
-                None => report.no_checkpoint += 1,
+            match (stream.first_checkpoint, stream.started) {
+                (Some(time), Some(started)) => {
+                    first_checkpoint.push(time);
+                    from_due.push(started.saturating_duration_since(*due) + time);
+                }
+                _ => report.no_checkpoint += 1,
             }
         }
         report.connect = Stats::of(connect);
         report.first_checkpoint = Stats::of(first_checkpoint);
+        report.first_checkpoint_from_due = Stats::of(from_due);
         report
     }
 
@@ -191,9 +232,10 @@ impl Report {
             "url": self.url,
             "machine": self.machine.to_json(),
             "run": {
+                "mode": self.mode.name(),
                 "streams": self.streams,
                 "duration_s": self.duration.as_secs(),
-                "ramp_per_s": self.ramp_per_sec,
+                "ramp_per_s": match self.mode { Mode::Ramped { per_sec } => json!(per_sec), Mode::Burst => Value::Null },
                 "tokens": self.tokens,
                 "started_unix": self.started_unix,
                 "took_s": (self.took.as_secs_f64() * 10.0).round() / 10.0,
@@ -211,9 +253,16 @@ impl Report {
                 "dropped_by_reason": counts(&self.dropped),
                 "no_checkpoint_complete": self.no_checkpoint,
                 "bad_lines": self.bad_lines,
+                "lines_by_kind": self.kinds.iter().map(|(kind, count)| (kind.to_string(), json!(count))).collect::<serde_json::Map<_, _>>(),
             },
             "connect_ms": self.connect.to_json(),
             "first_checkpoint_complete_ms": self.first_checkpoint.to_json(),
+            "first_checkpoint_complete_from_due_ms": self.first_checkpoint_from_due.to_json(),
+            "probe_overhead": {
+                "cpu_s": (self.cpu.as_secs_f64() * 1000.0).round() / 1000.0,
+                "cpu_ms_per_stream": (self.cpu_per_stream().as_secs_f64() * 1e4).round() / 10.0,
+                "start_lag_ms": self.start_lag.to_json(),
+            },
             "writes": self.writes.as_ref().map(|writes| json!({
                 "marker_env": MARKER_ENV,
                 "commands": writes.commands,
@@ -233,11 +282,11 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "load probe: {} streams to {} for {} s (ramp {}/s, {} token{}), took {:.1} s",
+            "load probe, {}: {} streams to {} for {} s ({} token{}), took {:.1} s",
+            self.mode_shown(),
             self.streams,
             self.url,
             self.duration.as_secs(),
-            self.ramp_per_sec,
             self.tokens,
             if self.tokens == 1 { "" } else { "s" },
             self.took.as_secs_f64()
@@ -277,11 +326,24 @@ impl Report {
         }
         let _ = writeln!(
             out,
+            "lines: {}",
+            self.kinds
+                .iter()
+                .map(|(kind, count)| format!("{count} {kind}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let _ = writeln!(
+            out,
             "\n  {:<28}{:>6}{:>10}{:>10}{:>10}{:>10}",
             "ms", "n", "p50", "p95", "p99", "max"
         );
         out += &self.connect.row("connect");
         out += &self.first_checkpoint.row("first checkpoint_complete");
+        out += &self
+            .first_checkpoint_from_due
+            .row("first checkpoint from due");
+        out += &self.start_lag.row("start lag (probe)");
         if let Some(writes) = &self.writes {
             out += &writes.latency.row("write to stream");
             out += &writes.took.row("write command");
@@ -307,11 +369,34 @@ impl Report {
                 );
             }
         }
+        let _ = writeln!(
+            out,
+            "\nprobe overhead: {:.3} s CPU over the run ({:.1} ms a stream), start lag p99 {}",
+            self.cpu.as_secs_f64(),
+            self.cpu_per_stream().as_secs_f64() * 1000.0,
+            self.start_lag.p99.map_or("-".to_string(), |d| format!(
+                "{:.1} ms",
+                d.as_secs_f64() * 1000.0
+            ))
+        );
         let _ = writeln!(out, "\nmeasured:");
         for (name, text) in MEASURED {
             let _ = writeln!(out, "  {name}: {text}");
         }
         out
+    }
+}
+
+impl Report {
+    fn mode_shown(&self) -> String {
+        match self.mode {
+            Mode::Burst => format!("burst mode (all {} streams at once)", self.streams),
+            Mode::Ramped { per_sec } => format!("ramped mode ({per_sec} streams/s)"),
+        }
+    }
+
+    fn cpu_per_stream(&self) -> Duration {
+        self.cpu / u32::try_from(self.streams.max(1)).unwrap_or(u32::MAX)
     }
 }
 

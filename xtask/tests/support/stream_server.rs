@@ -1,7 +1,7 @@
 //! A local stand-in for the PowerSync Service's sync endpoint, for testing `cargo xtask load` offline.
 //!
 //! It frames streams as the project saw the running service (1.25.0) frame them:
-//! - `POST /sync/stream` with `Authorization: Bearer <jwt>` answers 200 with newline-delimited JSON: `checkpoint`,
+//! - `POST /sync/stream` with `Authorization: Bearer <jwt>` (or `Token <jwt>`, as the SDKs send it) answers 200 with newline-delimited JSON: `checkpoint`,
 //!   the rows as `data`, `checkpoint_complete`, and later, after a source write, `checkpoint_diff`.
 //! - No token: 401 with a JSON error body, code `PSYNC_S2106`; a token it does not know: 401 `PSYNC_S2101`.
 //! - Beyond its concurrent-stream capacity (the service's `max_concurrent_connections`, 200 by default): 429 at
@@ -110,6 +110,15 @@ pub struct StreamServer {
 impl StreamServer {
     pub fn start(config: Config, dir: &std::path::Path) -> StreamServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the stream server");
+        // std listens with a backlog of 128: a burst of more connections than that would lose SYNs and wait out
+        // the client's 1 s retransmission, which no client's figures should show. Node (the service) listens
+        // with 511; listen() again only raises the queue.
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid listening socket; listen() changes only its backlog.
+            let raised = unsafe { libc::listen(listener.as_raw_fd(), 511) };
+            assert_eq!(raised, 0, "raise the listen backlog");
+        }
         let address = listener.local_addr().unwrap();
         let writes_file = dir.join("writes");
         fs::write(&writes_file, "").unwrap();
@@ -308,8 +317,8 @@ fn read_request(reader: &mut impl BufRead) -> io::Result<Request> {
 /// The request's token, if the server knows it.
 fn authorize(headers: &HashMap<String, String>, config: &Config) -> Result<String, Value> {
     let error = |code: &str, description: &str| json!({"error": {"code": code, "status": 401, "description": description}});
-    // The service takes either scheme (`^(Token|Bearer) (\S+)$`, service-core/src/routes/auth.ts); the
-    // client SDKs send `Token`.
+    // As the service reads it (/^(Token|Bearer) (\S+)$/, packages/service-core/src/routes/auth.ts): the SDKs
+    // send `Token`, curl users and the probe `Bearer`.
     let Some(token) = headers.get("authorization").and_then(|value| {
         value
             .strip_prefix("Bearer ")
