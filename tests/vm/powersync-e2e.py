@@ -153,6 +153,11 @@ with subtest("the outside checks from the client pass: TLS, HSTS, 401 without a 
     t.assertTrue(json.loads(output)["ok"], output)
 
 
+def source_sql(query):
+    """What the source database answers to a read-only query."""
+    return source.succeed(f"sudo -u postgres psql -tAc \"{query}\"").strip()
+
+
 with subtest("a teardown drops the slot, and nothing starts the service again: not compaction, not a deploy"):
     slots = "SELECT count(*) FROM pg_replication_slots WHERE slot_name ~ '^powersync_selfhost_'"
     server.succeed("powersync-teardown --yes")
