@@ -7,7 +7,7 @@
 //! package to install.
 
 mod common;
-use common::{free_port, require, text, wait_for_port, TempDir};
+use common::{free_port, require, script::assert_shellcheck_clean, text, wait_for_port, TempDir};
 
 use std::{
     fs,
@@ -319,4 +319,19 @@ mod proxy {
             text(&login)
         );
     }
+}
+
+/// The script as the module installs it (lib/script.nix, writeShellApplication with its runtimeEnv).
+#[test]
+fn the_set_password_script_passes_shellcheck_as_the_module_embeds_it() {
+    assert_shellcheck_clean(
+        &storage_dir().join("set-password.sh"),
+        &[
+            ("ENV_FILE", "/var/lib/powersync/storage.env"),
+            ("PGPORT", "5432"),
+            ("ROLE", ROLE),
+            ("SCRAM_VERIFIER", "/nix/store/x-powersync-scram-verifier"),
+            ("STATE_DIR", "/var/lib/powersync"),
+        ],
+    );
 }
