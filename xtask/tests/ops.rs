@@ -1347,6 +1347,38 @@ mod slot_watchdog {
         }
     }
 
+    /// The module passes each of these (operations.nix, runtimeEnv) and the watchdog keeps no default for
+    /// any: one missing is a configuration error before the source is asked or anything restarts.
+    #[test]
+    fn every_value_the_module_passes_is_required() {
+        let watchdog = Watchdog::new(&format!("postgresql://u:{PASSWORD}@127.0.0.1:1/postgres"));
+        for var in [
+            "POWERSYNC_ENV_FILES",
+            "SOURCE_SSLMODE",
+            "SLOT_PREFIX",
+            "STATE_DIR",
+            "TEXTFILE",
+            "MAX_INACTIVE_SECONDS",
+            "MAX_RETAINED_BYTES",
+            "GROWTH_CHECKS",
+            "MIN_RESTART_INTERVAL_SECONDS",
+            "RESTART_CMD",
+            "LIVE_CMD",
+        ] {
+            let run = watchdog.run(T0, true, &[(var, "")]);
+            assert_eq!(run.code, Some(2), "{var}: {}", run.output);
+            assert_contains(&run.output, &format!("set {var}"));
+            assert_eq!(run.restarts, 0, "{var}");
+        }
+        let run = watchdog.run(
+            T0,
+            true,
+            &[("JWKS_URI", "https://auth.example.org/jwks.json")],
+        );
+        assert_eq!(run.code, Some(2), "{}", run.output);
+        assert_contains(&run.output, "set JWKS_CHECK");
+    }
+
     #[test]
     fn a_bad_limit_is_a_configuration_error() {
         let run = Watchdog::new("unused").run(T0, true, &[("MAX_INACTIVE_SECONDS", "5m")]);

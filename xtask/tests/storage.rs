@@ -96,6 +96,28 @@ mod password {
             .unwrap()
     }
 
+    /// The module passes each of these (storage.nix, runtimeEnv); without one the script stops before it
+    /// writes anything.
+    #[test]
+    fn every_value_the_module_passes_is_required() {
+        for var in ["STATE_DIR", "ENV_FILE", "ROLE", "SCRAM_VERIFIER", "PGPORT"] {
+            let state = TempDir::new("storage-required");
+            let output = Command::new("bash")
+                .arg(storage_dir().join("set-password.sh"))
+                .env("STATE_DIR", &state.0)
+                .env("ENV_FILE", state.path("storage.env"))
+                .env("ROLE", ROLE)
+                .env("SCRAM_VERIFIER", "false")
+                .env("PGPORT", "5432")
+                .env_remove(var)
+                .output()
+                .unwrap();
+            assert!(!output.status.success(), "{var}: {}", text(&output));
+            assert!(text(&output).contains(var), "{var}: {}", text(&output));
+            assert_eq!(fs::read_dir(&state.0).unwrap().count(), 0, "{var}");
+        }
+    }
+
     fn password(state: &TempDir) -> String {
         fs::read_to_string(state.path("storage-password"))
             .unwrap()
