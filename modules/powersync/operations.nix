@@ -26,9 +26,9 @@
   unit =
     if replicating == null
     then "the replicating runner"
-    else pure.unitOf replicating;
-  # Every runner has the same secrets and mounts.
-  firstContainer = config.virtualisation.oci-containers.containers.${(builtins.head runners).name};
+    else replicating.unit;
+  # What every container shares: user, network, secrets and mounts (container.nix).
+  container = cfg.container.spec;
 
   # writeShellApplication writes its own shebang and `set -euo pipefail`, then the text, and runs shellcheck on
   # the result at build time; ./ops/embed.nix gives it exactly the text the ops tests check the same way.
@@ -58,7 +58,7 @@
         else lib.optionalAttrs (key != "password") {${var} = toString value;}
     )
     (lib.filterAttrs (key: value: builtins.elem key ["hostname" "port" "username" "database" "password"] && value != null) connection);
-  containerEnvFiles = firstContainer.environmentFiles;
+  containerEnvFiles = container.environmentFiles;
   # The service's own default when the key is absent (or an `!env` value the host cannot read).
   sourceSslmode =
     if builtins.isString (connection.sslmode or null)
@@ -85,7 +85,7 @@
   teardown = script "teardown" [pkgs.coreutils config.systemd.package config.virtualisation.podman.package];
 
   # What the teardown stops: every runner, and a compaction that may be running (it would race the wipe).
-  teardownUnits = map pure.unitOf runners ++ lib.optional cfg.compact.enable "powersync-compact.service";
+  teardownUnits = map (r: r.unit) runners ++ lib.optional cfg.compact.enable "powersync-compact.service";
   # The command operators type: the image's teardown with exactly the service's config, env and network.
   teardownCommand = pkgs.writeShellApplication {
     name = "powersync-teardown";
@@ -93,10 +93,10 @@
       export UNITS=${lib.escapeShellArg (lib.concatStringsSep " " teardownUnits)}
       export DECOMMISSIONED_FILE=${lib.escapeShellArg pure.decommissionedFile}
       export IMAGE=${lib.escapeShellArg cfg.image}
-      export NETWORK=v6egress
-      export CONTAINER_USER=901:901
-      export CONFIG_MOUNTS=${lib.escapeShellArg (lib.concatStringsSep " " firstContainer.volumes)}
-      export ENV_FILES=${lib.escapeShellArg (lib.concatStringsSep " " [cfg.sourceEnvironmentFile cfg.storage.environmentFile])}
+      export NETWORK=${lib.escapeShellArg container.network}
+      export CONTAINER_USER=${lib.escapeShellArg container.user}
+      export CONFIG_MOUNTS=${lib.escapeShellArg (lib.concatStringsSep " " container.volumes)}
+      export ENV_FILES=${lib.escapeShellArg (lib.concatStringsSep " " container.environmentFiles)}
       exec ${lib.getExe teardown} "$@"
     '';
   };
@@ -280,12 +280,12 @@ in {
       # Each check where it matters: the DSN before the runner that replicates, the JWKS before those that
       # serve clients.
       systemd.services = lib.listToAttrs (map (runner: {
-          name = "podman-${runner.name}";
+          name = runner.serviceName;
           value.serviceConfig.ExecStartPre = lib.mkBefore (
             # Escaped for systemd's command-line syntax: a `%` in the URI would otherwise be a specifier
             # (the unit fails to load) and a space would split the argument.
-            lib.optional (ops.preflight.dsn && runner.role != "api") (pure.escapeSystemdExecArg preflightDsnCommand)
-            ++ lib.optional (ops.preflight.jwks && runner.apiPort != null) (pure.escapeSystemdExecArgs [(lib.getExe preflightJwks) cfg.auth.jwksUri])
+            lib.optional (ops.preflight.dsn && runner.replicates) (pure.escapeSystemdExecArg preflightDsnCommand)
+            ++ lib.optional (ops.preflight.jwks && runner.serves) (pure.escapeSystemdExecArgs [(lib.getExe preflightJwks) cfg.auth.jwksUri])
           );
         })
         runners);

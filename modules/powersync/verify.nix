@@ -4,8 +4,6 @@
 # runs it over SSH with --json and adds the checks that must come from outside.
 #
 # Upstream options used (nixpkgs nixos-26.05):
-#   virtualisation.oci-containers.containers.<name>.volumes
-#     nixos/modules/virtualisation/oci-containers.nix (the unit is podman-<name>.service)
 #   services.postgresql.{package,settings.port}  nixos/modules/services/databases/postgresql.nix
 #   environment.systemPackages                   nixos/modules/config/system-path.nix
 {
@@ -18,16 +16,16 @@
   cfg = config.services.powersync;
   ops = cfg.operations;
   pure = import ../../lib;
-  # Every runner has the same mounts.
-  container = config.virtualisation.oci-containers.containers.${(builtins.head cfg.runners.all).name};
+  # What every container mounts (container.nix).
+  container = cfg.container.spec;
   replicating = pure.replicatingRunner cfg.runners.all;
   localStorage = cfg.storage.remote == null;
-  ports = builtins.concatMap (r: lib.optional (r.apiPort != null) r.apiPort ++ optional cfg.metrics.enable r.metricsPort) cfg.runners.all;
+  ports = builtins.concatMap (r: lib.optional r.serves r.apiPort ++ optional cfg.metrics.enable r.metricsPort) cfg.runners.all;
   v6egress = config.networking.v6egress;
   pg = config.services.postgresql;
 
   # One unified runner, or a sync runner and API runners (runners.nix).
-  runners = map (r: "${pure.unitOf r}=${r.name}") cfg.runners.all;
+  runners = map (r: "${r.unit}=${r.name}") cfg.runners.all;
   # The digest of `image` is the pin (the default is modules/powersync/image.nix's); an archive has none.
   digest = lib.last (lib.splitString "@" cfg.image);
 
@@ -74,7 +72,7 @@
     PGPORT = toString pg.settings.port;
     OUR_PORTS = concatStringsSep " " (map toString (ports ++ optional localStorage cfg.storage.proxyPort));
     ALLOWED_ADDRESSES = "127.0.0.1 ::1 ${v6egress.gateway4}";
-    SECRET_FILES = concatStringsSep " " [cfg.sourceEnvironmentFile cfg.storage.environmentFile];
+    SECRET_FILES = concatStringsSep " " container.environmentFiles;
     PRIVATE_PORTS = concatStringsSep " " (map toString ports);
   };
 

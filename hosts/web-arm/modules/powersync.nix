@@ -10,7 +10,7 @@
 }: let
   instance = import ./powersync/instance.nix;
   dsn = "reptide-powersync-source-dsn";
-  runnerUnits = map (runner: "podman-${runner.name}.service") config.services.powersync.runners.all;
+  runnerUnits = map (runner: runner.unit) config.services.powersync.runners.all;
 in {
   services.powersync = lib.mkMerge [
     instance.powersync
