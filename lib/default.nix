@@ -20,7 +20,7 @@ in {
   inherit (contract) checkSettings;
   inherit (image) imagePin;
   inherit (network) gateway4 gateway6;
-  inherit (instance) defaults instanceOptions instanceOf instanceSettings publicUrl;
+  inherit (instance) defaults instanceOptions instanceOf instanceConfig instanceSettings publicUrl;
   inherit (alerts) alertRules;
   inherit (storage) remoteStorageSettings storageConnectionsPerProcess storageProxyLimit proxydConnectionsMaxFor;
   inherit (watchdog) watchdogTlsProblems;

@@ -4,7 +4,7 @@
 # host's plain-data instance (hosts/<host>/modules/powersync/instance.nix), checked against the same table.
 # Both go through `instanceSettings`, so they produce the same bytes.
 let
-  inherit (builtins) attrNames concatStringsSep filter foldl' isAttrs mapAttrs;
+  inherit (builtins) attrNames concatStringsSep filter foldl' head isAttrs mapAttrs tail;
   settings = import ./settings.nix;
   network = import ./network.nix;
   inherit (import ./systemd.nix) isHttpUrl;
@@ -256,6 +256,26 @@ in {
     in
       project section.options at)
     sections;
+
+  # A host's plain-data instance as NixOS config, each section at its options' path: the module a host imports
+  # to run the instance `cargo xtask render` prints (hosts/<host>/modules/powersync.nix).
+  instanceConfig = instance: let
+    valid = checked "" tree instance;
+    at = path: value:
+      if path == []
+      then value
+      else {${head path} = at (tail path) value;};
+    # Sections may share a prefix (services.…): merge the paths, never the values.
+    merge = left: right:
+      left
+      // mapAttrs (name: value:
+        if left ? ${name}
+        then merge left.${name} value
+        else value)
+      right;
+  in
+    foldl' (config: name: merge config (at sections.${name}.optionPath valid.${name})) {}
+    (attrNames valid);
 
   # The public URL nginx serves a host's instance at (`services.powersync.nginx.domain`), or null.
   publicUrl = instance: let

@@ -198,4 +198,23 @@ in {
     expr = lib.instanceSettings {powersync.nginx.domain = "powersync.example.org";} == lib.instanceSettings {};
     expected = true;
   };
+  # What a host imports to run its instance: each section at its options' path.
+  testInstanceConfigPlacesEachSection = {
+    expr = lib.instanceConfig {
+      powersync.listen.port = 8090;
+      v6egress.subnet4 = "172.31.250.0/24";
+    };
+    expected = {
+      services.powersync.listen.port = 8090;
+      networking.v6egress.subnet4 = "172.31.250.0/24";
+    };
+  };
+  testInstanceConfigOfWebArmIsItsPowersyncSection = {
+    expr = lib.instanceConfig (import ../../hosts/web-arm/modules/powersync/instance.nix);
+    expected.services.powersync = (import ../../hosts/web-arm/modules/powersync/instance.nix).powersync;
+  };
+  testInstanceConfigRefusesUnknownKeys = {
+    expr = lib.instanceConfig {v6egress.subnet = "172.31.250.0/24";};
+    expectThrow = true;
+  };
 }
