@@ -157,6 +157,30 @@ let
     };
   };
 
+  # The few nixpkgs types the table uses, as predicates with nixpkgs' meaning, so render refuses what the
+  # module's types refuse (a port written as a string, a bad interface name) from the same declaration.
+  pureTypes = let
+    type = description: check: {inherit description check;};
+  in {
+    str = type "string" builtins.isString;
+    bool = type "boolean" builtins.isBool;
+    port = type "16 bit unsigned integer; between 0 and 65535 (both inclusive)" (value: builtins.isInt value && value >= 0 && value <= 65535);
+    nullOr = inner: type "null or ${inner.description}" (value: value == null || inner.check value);
+    addCheck = inner: extra: inner // {check = value: inner.check value && extra value;};
+    strMatching = pattern: type "string matching the pattern ${pattern}" (value: builtins.isString value && builtins.match pattern value != null);
+    # The freeform settings: any attribute set (the config contract checks its content).
+    submodule = _: type "attribute set" isAttrs;
+  };
+  typeCheck = path: spec: value: let
+    type = spec.type {
+      types = pureTypes;
+      yaml = null;
+    };
+  in
+    if type.check value
+    then value
+    else throw "powersync-nix instance: `${path}` must be: ${type.description}; not ${builtins.toJSON value}";
+
   tree = mapAttrs (_: section: section.options) sections;
   mapOptions = f: node:
     mapAttrs (_: child:
@@ -175,18 +199,20 @@ let
     else if unknown != []
     then throw "powersync-nix instance: unknown key(s) ${concatStringsSep ", " unknown} in `${path}`; known: ${concatStringsSep ", " (attrNames node)}"
     else
-      mapAttrs (name: child:
+      strict (mapAttrs (name: child: let
+        at = "${
+          if path == ""
+          then ""
+          else "${path}."
+        }${name}";
+      in
         if isOption node.${name}
-        then child
-        else
-          checked "${
-            if path == ""
-            then ""
-            else "${path}."
-          }${name}"
-          node.${name}
-          child)
-      value;
+        then typeCheck at node.${name} child
+        else checked at node.${name} child)
+      value);
+  # Every key checked now, not when (or if) the config reads it: render refuses what the module refuses even
+  # where the option shapes no config (listen.port, interfaceName).
+  strict = attrs: foldl' (checkedSoFar: name: builtins.seq attrs.${name} checkedSoFar) attrs (attrNames attrs);
   # Every option's value: the instance's where it sets one, else the default.
   complete = instance: let
     fill = node: value:

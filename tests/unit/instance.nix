@@ -217,4 +217,25 @@ in {
     expr = lib.instanceConfig {v6egress.subnet = "172.31.250.0/24";};
     expectThrow = true;
   };
+  # The table's types hold for render's data too: what the module's option types refuse, render refuses.
+  testInstanceRefusesAPortWrittenAsAString = {
+    expr = lib.renderInstance {powersync.replication.port = "5432";};
+    expectThrow = true;
+  };
+  testInstanceRefusesAPortAbove65535 = {
+    expr = lib.renderInstance {powersync.listen.port = 65536;};
+    expectThrow = true;
+  };
+  testInstanceRefusesAnInterfaceNameLinuxRefuses = {
+    expr = lib.renderInstance {v6egress.interfaceName = "a-name-longer-than-15";};
+    expectThrow = true;
+  };
+  testInstanceRefusesAJwksUriThatIsNoUrl = {
+    expr = lib.renderInstance {powersync.auth.jwksUri = "majx.supabase.co/auth/v1/.well-known/jwks.json";};
+    expectThrow = true;
+  };
+  testInstanceAcceptsNullWhereTheOptionDoes = {
+    expr = lib.publicUrl {powersync.nginx.domain = null;};
+    expected = null;
+  };
 }
