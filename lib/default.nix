@@ -14,6 +14,7 @@ let
   watchdog = import ./watchdog.nix;
   systemd = import ./systemd.nix;
   nginx = import ./nginx.nix;
+  script = import ./script.nix;
 in {
   inherit (yaml) toYAML env envNumber envBoolean isEnv;
   inherit (settings) generatedSettings mergeSettings renderConfig configPath syncConfigPath prometheusPort;
@@ -23,7 +24,8 @@ in {
   inherit (instance) defaults instanceOptions instanceOf instanceConfig instanceSettings publicUrl;
   inherit (alerts) alertRules;
   inherit (storage) remoteStorageSettings storageConnectionsPerProcess storageProxyLimit proxydConnectionsMaxFor;
-  inherit (watchdog) watchdogTlsProblems;
+  inherit (watchdog) watchdogTlsProblems watchdogCommands;
+  inherit (script) scriptText shellApplication;
   inherit (systemd) escapeSystemdExecArg escapeSystemdExecArgs escapeSystemdEnvironmentValue isHttpUrl;
   # The public vhost's directives (the module's services.nginx values).
   nginx = {inherit (nginx) defaults frontend streamCapacity workerConnectionsNeeded clientTimeoutSeconds retryAfterSeconds;};

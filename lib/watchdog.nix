@@ -17,4 +17,12 @@
       ''
         services.powersync.operations.watchdog: the service verifies the source's certificate (sslmode ${sslmode}), but the watchdog has no CA to verify it with: anyone in the path could answer it, relay its login as the replication role, or guess the password from its answer. Set services.powersync.operations.watchdog.sourceCaCertificate to the CA that signed the source's certificate (for Supabase, the root certificate the dashboard offers under Database → SSL; it is public), or accept that risk knowingly with services.powersync.operations.watchdog.allowUnverifiedSource = true.''
     ];
+
+  # How the watchdog asks systemd about the replicating runner's unit and restarts it. --no-block: a stuck
+  # service ignores SIGTERM, so a restart waits for the container's stop timeout; the watchdog must not sit in
+  # it (and be killed by its TimeoutStartSec) meanwhile.
+  watchdogCommands = unit: {
+    RESTART_CMD = "systemctl restart --no-block ${unit}";
+    LIVE_CMD = "systemctl is-active --quiet ${unit}";
+  };
 }

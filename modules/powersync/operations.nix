@@ -1,6 +1,6 @@
 # Operating PowerSync safely: the checks that stop a bad start, the slot watchdog that sees what liveness
 # cannot (a replication slot nobody consumes makes the source keep WAL without bound), Prometheus scraping
-# and alerts, and a clean decommission. The scripts live in ./ops and are tested there on their own.
+# and alerts, and a clean decommission. The scripts live in ./operations and are tested there on their own.
 #
 # Upstream options used (nixpkgs nixos-26.05):
 #   systemd.services.<name>.{serviceConfig.ExecStartPre,path,environment,startAt}, systemd.timers
@@ -8,6 +8,8 @@
 #     ours before its podman rm/load.
 #   services.prometheus.{enable,scrapeConfigs,ruleFiles}  nixos/modules/services/monitoring/prometheus/default.nix
 #   environment.systemPackages                         nixos/modules/config/system-path.nix
+#   pkgs.writeShellApplication {runtimeInputs, runtimeEnv}  pkgs/build-support/trivial-builders/default.nix
+#     (through lib/script.nix)
 {
   config,
   lib,
@@ -30,16 +32,15 @@
   # What every container shares: user, network, secrets and mounts (container.nix).
   container = cfg.container.spec;
 
-  # writeShellApplication writes its own shebang and `set -euo pipefail`, then the text, and runs shellcheck on
-  # the result at build time; ./ops/embed.nix gives it exactly the text the ops tests check the same way.
-  script = name: runtimeInputs:
-    pkgs.writeShellApplication {
-      inherit name runtimeInputs;
-      text = import ./ops/embed.nix name;
+  # Each script with the values it needs (runtimeEnv), built the one way lib/script.nix says.
+  script = name: runtimeInputs: runtimeEnv:
+    pure.shellApplication pkgs {
+      inherit name runtimeInputs runtimeEnv;
+      source = ./operations + "/${name}.sh";
     };
 
   # The rendered source connection's own keys win over PS_SOURCE_DSN in the service, so the preflight and the
-  # watchdog get them too (ops/source-connection.sh): a literal value as SOURCE_<KEY>, an `!env PS_X` key as
+  # watchdog get them too (operations/source-connection.sh): a literal value as SOURCE_<KEY>, an `!env PS_X` key as
   # SOURCE_<KEY>_VAR = "PS_X", read from the same env files the container gets.
   connections = cfg.finalSettings.replication.connections or [];
   connection =
@@ -65,13 +66,10 @@
     then connection.sslmode
     else "verify-full";
 
-  preflightDsn = script "preflight-dsn" [];
-  preflightDsnCommand = pkgs.writeShellScript "powersync-preflight-dsn" ''
-    ${lib.concatStrings (lib.mapAttrsToList (name: value: "export ${name}=${lib.escapeShellArg value}\n") sourceKeys)}
-    exec ${lib.getExe preflightDsn} ${lib.escapeShellArgs containerEnvFiles}
-  '';
-  preflightJwks = script "preflight-jwks" [pkgs.coreutils pkgs.curl pkgs.jq];
-  # The watchdog's psql needs libpq >= 16 (require_auth, ops/slot-watchdog.sh). The host's own PostgreSQL
+  # The env files are its arguments, as the container gets them.
+  preflightDsn = script "preflight-dsn" [] sourceKeys;
+  preflightJwks = script "preflight-jwks" [pkgs.coreutils pkgs.curl pkgs.jq] {};
+  # The watchdog's psql needs libpq >= 16 (require_auth, operations/slot-watchdog.sh). The host's own PostgreSQL
   # serves when it is new enough; web-arm's is 14, so its client is postgresql_17 (the NixOS default since
   # stateVersion 25.11, nixos/modules/services/databases/postgresql.nix): a client talks to any server.
   psqlClient = let
@@ -81,24 +79,46 @@
     then hostPostgresql
     else pkgs.postgresql_17;
   # bash: RESTART_CMD and LIVE_CMD run through `bash -c`; a unit's default PATH has no bash.
-  watchdog = script "slot-watchdog" [pkgs.bash pkgs.coreutils pkgs.gnugrep pkgs.gnused psqlClient config.systemd.package];
-  teardown = script "teardown" [pkgs.coreutils config.systemd.package config.virtualisation.podman.package];
+  watchdog = script "slot-watchdog" [pkgs.bash pkgs.coreutils pkgs.gnugrep pkgs.gnused psqlClient config.systemd.package] (
+    sourceKeys
+    // pure.watchdogCommands unit
+    // {
+      POWERSYNC_ENV_FILES = lib.concatStringsSep " " containerEnvFiles;
+      SOURCE_SSLMODE = sourceSslmode;
+      SLOT_PREFIX = cfg.replication.slotNamePrefix;
+      STATE_DIR = "/var/lib/powersync-watchdog";
+      TEXTFILE = ops.watchdog.textfile;
+      MAX_INACTIVE_SECONDS = toString ops.watchdog.maxInactiveSeconds;
+      MAX_RETAINED_BYTES = toString ops.watchdog.maxRetainedBytes;
+      GROWTH_CHECKS = toString ops.watchdog.growthChecks;
+      MIN_RESTART_INTERVAL_SECONDS = toString ops.watchdog.minRestartIntervalSeconds;
+    }
+    // lib.optionalAttrs (ops.watchdog.sourceCaCertificate != null) {
+      # Interpolated, so a path in the configuration's tree is copied to the store the host gets.
+      SOURCE_CA_FILE = "${ops.watchdog.sourceCaCertificate}";
+    }
+    // lib.optionalAttrs ops.preflight.jwks {
+      JWKS_URI = cfg.auth.jwksUri;
+      JWKS_CHECK = lib.getExe preflightJwks;
+    }
+  );
 
   # What the teardown stops: every runner, and a compaction that may be running (it would race the wipe).
   teardownUnits = map (r: r.unit) runners ++ lib.optional cfg.compact.enable "powersync-compact.service";
   # The command operators type: the image's teardown with exactly the service's config, env and network.
-  teardownCommand = pkgs.writeShellApplication {
+  teardown = pure.shellApplication pkgs {
     name = "powersync-teardown";
-    text = ''
-      export UNITS=${lib.escapeShellArg (lib.concatStringsSep " " teardownUnits)}
-      export DECOMMISSIONED_FILE=${lib.escapeShellArg pure.decommissionedFile}
-      export IMAGE=${lib.escapeShellArg cfg.image}
-      export NETWORK=${lib.escapeShellArg container.network}
-      export CONTAINER_USER=${lib.escapeShellArg container.user}
-      export CONFIG_MOUNTS=${lib.escapeShellArg (lib.concatStringsSep " " container.volumes)}
-      export ENV_FILES=${lib.escapeShellArg (lib.concatStringsSep " " container.environmentFiles)}
-      exec ${lib.getExe teardown} "$@"
-    '';
+    source = ./operations/teardown.sh;
+    runtimeInputs = [pkgs.coreutils config.systemd.package config.virtualisation.podman.package];
+    runtimeEnv = {
+      UNITS = lib.concatStringsSep " " teardownUnits;
+      DECOMMISSIONED_FILE = pure.decommissionedFile;
+      IMAGE = cfg.image;
+      NETWORK = container.network;
+      CONTAINER_USER = container.user;
+      CONFIG_MOUNTS = lib.concatStringsSep " " container.volumes;
+      ENV_FILES = lib.concatStringsSep " " container.environmentFiles;
+    };
   };
 
   alertRules = pure.alertRules {
@@ -284,7 +304,7 @@ in {
           value.serviceConfig.ExecStartPre = lib.mkBefore (
             # Escaped for systemd's command-line syntax: a `%` in the URI would otherwise be a specifier
             # (the unit fails to load) and a space would split the argument.
-            lib.optional (ops.preflight.dsn && runner.replicates) (pure.escapeSystemdExecArg preflightDsnCommand)
+            lib.optional (ops.preflight.dsn && runner.replicates) (pure.escapeSystemdExecArgs ([(lib.getExe preflightDsn)] ++ containerEnvFiles))
             ++ lib.optional (ops.preflight.jwks && runner.serves) (pure.escapeSystemdExecArgs [(lib.getExe preflightJwks) cfg.auth.jwksUri])
           );
         })
@@ -320,7 +340,7 @@ in {
           }
         ];
 
-      environment.systemPackages = lib.optional ops.teardown teardownCommand;
+      environment.systemPackages = lib.optional ops.teardown teardown;
     }
 
     (mkIf ops.watchdog.enable {
@@ -330,34 +350,6 @@ in {
         unitConfig = pure.haltedWhenDecommissioned;
         after = ["network-online.target"];
         wants = ["network-online.target"];
-        # NixOS writes these as Environment= lines, where systemd expands `%` specifiers (and drops an
-        # assignment whose `%` is none): a `%` in a database name or the JWKS URI must stay a `%`.
-        environment = lib.mapAttrs (_: pure.escapeSystemdEnvironmentValue) (
-          sourceKeys
-          // {
-            POWERSYNC_ENV_FILES = lib.concatStringsSep " " containerEnvFiles;
-            SOURCE_SSLMODE = sourceSslmode;
-            SLOT_PREFIX = cfg.replication.slotNamePrefix;
-            STATE_DIR = "/var/lib/powersync-watchdog";
-            TEXTFILE = ops.watchdog.textfile;
-            MAX_INACTIVE_SECONDS = toString ops.watchdog.maxInactiveSeconds;
-            MAX_RETAINED_BYTES = toString ops.watchdog.maxRetainedBytes;
-            GROWTH_CHECKS = toString ops.watchdog.growthChecks;
-            MIN_RESTART_INTERVAL_SECONDS = toString ops.watchdog.minRestartIntervalSeconds;
-            # --no-block: a stuck service ignores SIGTERM, so a restart waits for the container's stop
-            # timeout; the watchdog must not sit in it (and be killed by TimeoutStartSec) meanwhile.
-            RESTART_CMD = "systemctl restart --no-block ${unit}";
-            LIVE_CMD = "systemctl is-active --quiet ${unit}";
-          }
-          // lib.optionalAttrs (ops.watchdog.sourceCaCertificate != null) {
-            # Interpolated, so a path in the configuration's tree is copied to the store the host gets.
-            SOURCE_CA_FILE = "${ops.watchdog.sourceCaCertificate}";
-          }
-          // lib.optionalAttrs ops.preflight.jwks {
-            JWKS_URI = cfg.auth.jwksUri;
-            JWKS_CHECK = lib.getExe preflightJwks;
-          }
-        );
         serviceConfig = {
           Type = "oneshot";
           ExecStart = lib.getExe watchdog;

@@ -8,6 +8,8 @@
 #   systemd.timers.<name>.{wantedBy,timerConfig}             nixos/lib/systemd-unit-options.nix
 #     (restartIfChanged = false: switch-to-configuration leaves a changed unit running and says so)
 #   OnCalendar=, RandomizedDelaySec=, Persistent=            systemd.timer(5)
+#   pkgs.writeShellApplication {runtimeInputs, runtimeEnv}   pkgs/build-support/trivial-builders/default.nix
+#     (through lib/script.nix; the scripts are ./runners/*.sh)
 {
   config,
   lib,
@@ -30,24 +32,29 @@
   containers = cfg.container.entries;
 
   # What a change to any API runner changes: its whole container definition (container.nix). The rolling
-  # unit carries it in its environment, so switch-to-configuration restarts the rolling unit, not the runners
-  # themselves.
+  # unit's script carries it, so switch-to-configuration restarts the rolling unit, not the runners themselves.
   apiGeneration = builtins.hashString "sha256" (builtins.toJSON (map (r: {
       inherit (containers.${r.name}) image cmd environment environmentFiles volumes ports extraOptions;
       imageFile = toString containers.${r.name}.imageFile;
     })
     apiRunners));
 
-  rollingRestart = pkgs.writeShellApplication {
+  rollingRestart = pure.shellApplication pkgs {
     name = "powersync-api-rolling-restart";
+    source = ./runners/rolling-restart.sh;
     runtimeInputs = [pkgs.coreutils config.systemd.package podman];
-    text = builtins.readFile ./runners/rolling-restart.sh;
+    runtimeEnv = {
+      POWERSYNC_API_GENERATION = apiGeneration;
+      CONTAINERS = lib.concatMapStringsSep " " (r: r.name) apiRunners;
+      STATE_FILE = "/run/powersync/api-generation";
+    };
   };
 
-  compactScript = pkgs.writeShellApplication {
+  compactScript = pure.shellApplication pkgs {
     name = "powersync-compact";
+    source = ./runners/compact.sh;
     runtimeInputs = [pkgs.coreutils pkgs.gnused podman];
-    text = lib.removePrefix "#!/usr/bin/env bash\n" (builtins.readFile ./compact/compact.sh);
+    runtimeEnv.TEXTFILE = "${dirOf cfg.operations.watchdog.textfile}/powersync-compact.prom";
   };
   compactArguments = pure.compactArguments {
     inherit (cfg) image;
@@ -179,11 +186,6 @@ in {
             wantedBy = ["multi-user.target"];
             after = map (r: r.unit) apiRunners;
             unitConfig = pure.haltedWhenDecommissioned;
-            environment = {
-              POWERSYNC_API_GENERATION = apiGeneration;
-              CONTAINERS = lib.concatMapStringsSep " " (r: r.name) apiRunners;
-              STATE_FILE = "/run/powersync/api-generation";
-            };
             serviceConfig = {
               Type = "oneshot";
               RemainAfterExit = true;
@@ -202,7 +204,6 @@ in {
         }
         // {
           description = "PowerSync storage compaction (the image's compact, in a one-off container)";
-          environment.TEXTFILE = "${dirOf cfg.operations.watchdog.textfile}/powersync-compact.prom";
           serviceConfig = {
             Type = "oneshot";
             ExecStart = "${lib.getExe compactScript} ${pure.escapeSystemdExecArgs compactArguments}";

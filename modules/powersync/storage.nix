@@ -28,6 +28,8 @@
 #     Accept=yes (systemd.socket(5)), so the limit is the proxy's own --connections-max
 #     (systemd-socket-proxyd(8)).
 #   pkgs.writers.writePython3                                      pkgs/build-support/writers/scripts.nix
+#   pkgs.writeShellApplication {runtimeInputs, runtimeEnv}        pkgs/build-support/trivial-builders/default.nix
+#     (through lib/script.nix)
 #   networking.firewall.interfaces.<if>.allowedTCPPorts           nixos/modules/services/networking/firewall.nix
 {
   config,
@@ -82,10 +84,17 @@
   scramVerifier = pkgs.writers.writePython3 "powersync-scram-verifier" {flakeIgnore = ["E501"];} (
     lib.removePrefix "#!/usr/bin/env python3\n" (builtins.readFile ./storage/scram-verifier.py)
   );
-  setPassword = pkgs.writeShellApplication {
+  setPassword = pure.shellApplication pkgs {
     name = "powersync-storage-set-password";
+    source = ./storage/set-password.sh;
     runtimeInputs = [pg.package pkgs.coreutils pkgs.util-linux];
-    text = lib.removePrefix "#!/usr/bin/env bash\n" (builtins.readFile ./storage/set-password.sh);
+    runtimeEnv = {
+      STATE_DIR = stateDir;
+      ENV_FILE = cfg.storage.environmentFile;
+      ROLE = role;
+      SCRAM_VERIFIER = "${scramVerifier}";
+      PGPORT = toString pg.settings.port;
+    };
   };
 in {
   options.services.powersync.storage = {
@@ -265,13 +274,6 @@ in {
         description = "Generate the PowerSync storage password and set it on the ${role} role";
         after = ["postgresql-setup.service"];
         requires = ["postgresql-setup.service"];
-        environment = {
-          STATE_DIR = stateDir;
-          ENV_FILE = cfg.storage.environmentFile;
-          ROLE = role;
-          SCRAM_VERIFIER = scramVerifier;
-          PGPORT = toString pg.settings.port;
-        };
         serviceConfig = {
           Type = "oneshot";
           RemainAfterExit = true;

@@ -1,11 +1,11 @@
-//! The daily compaction wrapper (modules/powersync/compact/compact.sh), run for real with podman injected:
+//! The daily compaction wrapper (modules/powersync/runners/compact.sh), run for real with podman injected:
 //! it passes the module's arguments through, records the outcome in a metrics file Prometheus can read
 //! (checked with promtool), keeps the last success across a failure, and fails when compaction fails.
 //!
 //! Needs (Debian): bash, prometheus (promtool), shellcheck. A missing one fails the test with its package.
 
 mod common;
-use common::{require, TempDir};
+use common::{require, script::assert_shellcheck_clean, TempDir};
 
 use std::{
     fs,
@@ -14,7 +14,7 @@ use std::{
 };
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules/powersync/compact/compact.sh")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules/powersync/runners/compact.sh")
 }
 
 struct Scratch(TempDir);
@@ -160,25 +160,11 @@ fn without_a_metrics_file_it_refuses_to_run() {
 
 #[test]
 fn it_passes_shellcheck_as_the_module_embeds_it() {
-    require("shellcheck", "shellcheck");
-    let source = fs::read_to_string(script()).unwrap();
-    let body = source
-        .strip_prefix("#!/usr/bin/env bash\n")
-        .expect("#!/usr/bin/env bash first");
-    let scratch = Scratch::new();
-    let embedded = scratch.path("embedded.sh");
-    fs::write(
-        &embedded,
-        format!("#!/bin/bash\nset -o errexit\nset -o nounset\nset -o pipefail\nexport PATH=\"/x:$PATH\"\n\n{body}"),
-    )
-    .unwrap();
-    for file in [script(), embedded] {
-        let output = Command::new("shellcheck").arg(&file).output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}: {}",
-            file.display(),
-            String::from_utf8_lossy(&output.stdout)
-        );
-    }
+    assert_shellcheck_clean(
+        &script(),
+        &[(
+            "TEXTFILE",
+            "/var/lib/prometheus-node-exporter-text/powersync-compact.prom",
+        )],
+    );
 }

@@ -1,4 +1,4 @@
-//! The operations scripts of the PowerSync module (modules/powersync/ops), run for real: the DSN preflight
+//! The operations scripts of the PowerSync module (modules/powersync/operations), run for real: the DSN preflight
 //! against env files, the JWKS preflight against a local HTTP server, the slot watchdog against a real
 //! PostgreSQL with logical replication slots, and the teardown with the container runtime injected. Every
 //! case that handles a DSN also checks that its password never shows.
@@ -7,7 +7,13 @@
 //! prometheus (promtool), shellcheck. A missing one fails the test with the package to install.
 
 mod common;
-use common::{assert_contains, free_port, http::HttpServer, require, text, TempDir};
+use common::{
+    assert_contains, free_port,
+    http::HttpServer,
+    require,
+    script::{assert_shellcheck_clean, script_text},
+    text, TempDir,
+};
 
 use std::{
     fs,
@@ -23,7 +29,7 @@ const PASSWORD: &str = "s3cr3t-Pa55";
 
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../modules/powersync/ops")
+        .join("../modules/powersync/operations")
         .join(name)
 }
 
@@ -725,6 +731,7 @@ mod slot_watchdog {
             }
             let output = command
                 .arg(script("slot-watchdog.sh"))
+                .envs(module_limits())
                 .env("POWERSYNC_ENV_FILES", &self.env_file)
                 // The test server has no TLS; the module passes the connection's sslmode key.
                 .env("SOURCE_SSLMODE", "disable")
@@ -1255,8 +1262,8 @@ mod slot_watchdog {
         run.assert_value("powersync_watchdog_source_up", "0");
     }
 
-    /// The default restart does not wait for the container (a stuck service ignores SIGTERM): it only
-    /// queues the job.
+    /// The module's restart (lib.watchdogCommands) does not wait for the container (a stuck service ignores
+    /// SIGTERM): it only queues the job.
     #[test]
     fn the_default_restart_does_not_wait_for_the_container() {
         let pg = Postgres::start();
@@ -1273,6 +1280,8 @@ mod slot_watchdog {
         );
         let output = Command::new("bash")
             .arg(script("slot-watchdog.sh"))
+            .envs(module_limits())
+            .envs(watchdog_commands("podman-powersync.service"))
             .env("POWERSYNC_ENV_FILES", &watchdog.env_file)
             .env("SOURCE_SSLMODE", "disable")
             .env("SLOT_PREFIX", "powersync_selfhost_")
@@ -1324,8 +1333,8 @@ mod slot_watchdog {
             (server.url("/empty"), "1", Some("0")),
             (unreachable, "0", None),
         ] {
-            // JWKS_CHECK unset: the preflight next to the script.
-            let run = watchdog.run(T0, true, &[("JWKS_URI", &uri)]);
+            let jwks_check = script("preflight-jwks.sh").display().to_string();
+            let run = watchdog.run(T0, true, &[("JWKS_URI", &uri), ("JWKS_CHECK", &jwks_check)]);
             assert_eq!(run.code, Some(0), "{uri}: {}", run.output);
             assert_eq!(run.restarts, 0);
             run.assert_value("powersync_jwks_check_up", up);
@@ -1336,6 +1345,38 @@ mod slot_watchdog {
                 run.metrics
             );
         }
+    }
+
+    /// The module passes each of these (operations.nix, runtimeEnv) and the watchdog keeps no default for
+    /// any: one missing is a configuration error before the source is asked or anything restarts.
+    #[test]
+    fn every_value_the_module_passes_is_required() {
+        let watchdog = Watchdog::new(&format!("postgresql://u:{PASSWORD}@127.0.0.1:1/postgres"));
+        for var in [
+            "POWERSYNC_ENV_FILES",
+            "SOURCE_SSLMODE",
+            "SLOT_PREFIX",
+            "STATE_DIR",
+            "TEXTFILE",
+            "MAX_INACTIVE_SECONDS",
+            "MAX_RETAINED_BYTES",
+            "GROWTH_CHECKS",
+            "MIN_RESTART_INTERVAL_SECONDS",
+            "RESTART_CMD",
+            "LIVE_CMD",
+        ] {
+            let run = watchdog.run(T0, true, &[(var, "")]);
+            assert_eq!(run.code, Some(2), "{var}: {}", run.output);
+            assert_contains(&run.output, &format!("set {var}"));
+            assert_eq!(run.restarts, 0, "{var}");
+        }
+        let run = watchdog.run(
+            T0,
+            true,
+            &[("JWKS_URI", "https://auth.example.org/jwks.json")],
+        );
+        assert_eq!(run.code, Some(2), "{}", run.output);
+        assert_contains(&run.output, "set JWKS_CHECK");
     }
 
     #[test]
@@ -1722,6 +1763,48 @@ fn watchdog_defaults() -> serde_json::Value {
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The watchdog's limits as the module passes them by default (its options default to lib's values).
+/// Read once per test binary: every watchdog run needs them.
+fn module_limits() -> Vec<(&'static str, String)> {
+    static LIMITS: std::sync::OnceLock<Vec<(&'static str, String)>> = std::sync::OnceLock::new();
+    LIMITS
+        .get_or_init(|| {
+            let defaults = watchdog_defaults();
+            [
+                ("MAX_INACTIVE_SECONDS", "maxInactiveSeconds"),
+                ("MAX_RETAINED_BYTES", "maxRetainedBytes"),
+                ("GROWTH_CHECKS", "growthChecks"),
+                ("MIN_RESTART_INTERVAL_SECONDS", "minRestartIntervalSeconds"),
+            ]
+            .into_iter()
+            .map(|(var, option)| (var, defaults[option].to_string()))
+            .collect()
+        })
+        .clone()
+}
+
+/// RESTART_CMD and LIVE_CMD as the module passes them for this unit (lib.watchdogCommands), read with real Nix.
+fn watchdog_commands(unit: &str) -> Vec<(String, String)> {
+    require("nix-instantiate", "nix-bin");
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lib");
+    let output = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "--expr"])
+        .arg(format!(
+            "(import {}).watchdogCommands {}",
+            lib.display(),
+            serde_json::to_string(unit).unwrap()
+        ))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let commands: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&output.stdout).unwrap();
+    commands
+        .into_iter()
+        .map(|(var, command)| (var, command.as_str().unwrap().to_owned()))
+        .collect()
 }
 
 mod healing_time {
@@ -2434,62 +2517,88 @@ mod dsn_oracle {
     }
 }
 
-/// The text the module gives writeShellApplication for one script: modules/powersync/ops/embed.nix,
-/// evaluated by real Nix (it is builtins only).
+/// The text the module gives writeShellApplication for one script (lib.scriptText).
 fn embedded_text(name: &str) -> String {
-    require("nix-instantiate", "nix-bin");
-    let ops = script("embed.nix");
-    let output = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "--expr"])
-        .arg(format!("import {} \"{name}\"", ops.display()))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "embed.nix {name}: {}",
-        text(&output)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    script_text(&script(&format!("{name}.sh")))
 }
 
-/// The module embeds each script with writeShellApplication (through embed.nix), which writes its own header
-/// and runs shellcheck at build time: check that exact text, and each file as it runs from the repository.
+/// The module builds each script with writeShellApplication (through lib.shellApplication), which writes
+/// its own header and runtimeEnv lines: check that exact text, and each file as it runs from the repository.
 #[test]
 fn scripts_pass_shellcheck_as_the_module_embeds_them() {
-    require("shellcheck", "shellcheck");
-    let dir = TempDir::new("shellcheck");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for name in [
-        "preflight-dsn",
-        "preflight-jwks",
-        "slot-watchdog",
-        "teardown",
-    ] {
-        let body = embedded_text(name);
+    let env_files = (
+        "POWERSYNC_ENV_FILES",
+        "/run/secrets/source.env /var/lib/powersync/storage.env",
+    );
+    let source_keys = [
+        ("SOURCE_HOSTNAME", "db.x.supabase.co"),
+        ("SOURCE_PORT", "5432"),
+    ];
+    let watchdog = [
+        env_files,
+        ("SOURCE_SSLMODE", "verify-full"),
+        ("SLOT_PREFIX", "powersync_selfhost_"),
+        ("STATE_DIR", "/var/lib/powersync-watchdog"),
+        (
+            "TEXTFILE",
+            "/var/lib/prometheus-node-exporter-text/powersync.prom",
+        ),
+        ("MAX_INACTIVE_SECONDS", "100"),
+        ("MAX_RETAINED_BYTES", "1073741824"),
+        ("GROWTH_CHECKS", "18"),
+        ("MIN_RESTART_INTERVAL_SECONDS", "1800"),
+        (
+            "RESTART_CMD",
+            "systemctl restart --no-block podman-powersync.service",
+        ),
+        (
+            "LIVE_CMD",
+            "systemctl is-active --quiet podman-powersync.service",
+        ),
+        (
+            "JWKS_URI",
+            "https://x.supabase.co/auth/v1/.well-known/jwks.json",
+        ),
+        (
+            "JWKS_CHECK",
+            "/nix/store/x-preflight-jwks/bin/preflight-jwks",
+        ),
+    ];
+    let teardown = [
+        (
+            "UNITS",
+            "podman-powersync.service powersync-compact.service",
+        ),
+        ("DECOMMISSIONED_FILE", "/var/lib/powersync/decommissioned"),
+        (
+            "IMAGE",
+            "docker.io/journeyapps/powersync-service:1.26.1@sha256:abc",
+        ),
+        ("NETWORK", "v6egress"),
+        ("CONTAINER_USER", "901:901"),
+        (
+            "CONFIG_MOUNTS",
+            "/nix/store/x-service.yaml:/config/service.yaml:ro",
+        ),
+        (
+            "ENV_FILES",
+            "/run/secrets/source.env /var/lib/powersync/storage.env",
+        ),
+    ];
+    let cases: [(&str, &[(&str, &str)]); 4] = [
+        ("preflight-dsn", &source_keys),
+        ("preflight-jwks", &[]),
+        ("slot-watchdog", &watchdog),
+        ("teardown", &teardown),
+    ];
+    for (name, runtime_env) in cases {
+        assert_shellcheck_clean(&script(&format!("{name}.sh")), runtime_env);
         assert!(
-            body.contains("\nset -euo pipefail\n"),
-            "{name}: set -euo pipefail"
+            !embedded_text(name).contains("#!/usr/bin/env bash"),
+            "{name}: shebang"
         );
-        assert!(!body.contains("#!/usr/bin/env bash"), "{name}: shebang");
-        let embedded = dir.file(
-            name,
-            &format!("#!/bin/bash\nset -o errexit\nset -o nounset\nset -o pipefail\nexport PATH=\"/x:$PATH\"\n\n{body}"),
-        );
-        let output = Command::new("shellcheck").arg(&embedded).output().unwrap();
-        assert!(
-            output.status.success(),
-            "{name} as embedded:\n{}",
-            text(&output)
-        );
-        // From the repository, sourcing source-connection.sh from beside itself (-x follows it).
-        let output = Command::new("shellcheck")
-            .arg("-x")
-            .arg(script(&format!("{name}.sh")))
-            .current_dir(&repo)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{name}.sh:\n{}", text(&output));
     }
+    require("shellcheck", "shellcheck");
     let output = Command::new("shellcheck")
         .arg(script("source-connection.sh"))
         .output()

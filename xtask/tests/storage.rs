@@ -7,7 +7,7 @@
 //! package to install.
 
 mod common;
-use common::{free_port, require, text, wait_for_port, TempDir};
+use common::{free_port, require, script::assert_shellcheck_clean, text, wait_for_port, TempDir};
 
 use std::{
     fs,
@@ -94,6 +94,28 @@ mod password {
             .env("PGPORT", pg.port.to_string())
             .output()
             .unwrap()
+    }
+
+    /// The module passes each of these (storage.nix, runtimeEnv); without one the script stops before it
+    /// writes anything.
+    #[test]
+    fn every_value_the_module_passes_is_required() {
+        for var in ["STATE_DIR", "ENV_FILE", "ROLE", "SCRAM_VERIFIER", "PGPORT"] {
+            let state = TempDir::new("storage-required");
+            let output = Command::new("bash")
+                .arg(storage_dir().join("set-password.sh"))
+                .env("STATE_DIR", &state.0)
+                .env("ENV_FILE", state.path("storage.env"))
+                .env("ROLE", ROLE)
+                .env("SCRAM_VERIFIER", "false")
+                .env("PGPORT", "5432")
+                .env_remove(var)
+                .output()
+                .unwrap();
+            assert!(!output.status.success(), "{var}: {}", text(&output));
+            assert!(text(&output).contains(var), "{var}: {}", text(&output));
+            assert_eq!(fs::read_dir(&state.0).unwrap().count(), 0, "{var}");
+        }
     }
 
     fn password(state: &TempDir) -> String {
@@ -319,4 +341,19 @@ mod proxy {
             text(&login)
         );
     }
+}
+
+/// The script as the module installs it (lib/script.nix, writeShellApplication with its runtimeEnv).
+#[test]
+fn the_set_password_script_passes_shellcheck_as_the_module_embeds_it() {
+    assert_shellcheck_clean(
+        &storage_dir().join("set-password.sh"),
+        &[
+            ("ENV_FILE", "/var/lib/powersync/storage.env"),
+            ("PGPORT", "5432"),
+            ("ROLE", ROLE),
+            ("SCRAM_VERIFIER", "/nix/store/x-powersync-scram-verifier"),
+            ("STATE_DIR", "/var/lib/powersync"),
+        ],
+    );
 }

@@ -1,8 +1,10 @@
 //! Values the module puts on systemd unit lines, held to the real `systemd-analyze verify` (Debian's systemd):
 //! lib/systemd.nix's escaping, evaluated with nix-instantiate exactly as the module calls it, for the JWKS
-//! preflight's ExecStartPre (`escapeSystemdExecArgs [ <check> auth.jwksUri ]`) and the watchdog's
-//! Environment= lines. Each case is also written the way the module wrote it before, to show that
-//! systemd-analyze sees the difference.
+//! preflight's ExecStartPre (`escapeSystemdExecArgs [ <check> auth.jwksUri ]`), and
+//! `escapeSystemdEnvironmentValue` for Environment= lines (the flake's public lib; the watchdog once took its
+//! values that way, and now takes them through writeShellApplication's runtimeEnv, which systemd never
+//! expands). Each case is also written the way the module wrote it before, to show that systemd-analyze sees
+//! the difference.
 //!
 //! Needs (Debian): systemd (systemd-analyze), nix-bin (nix-instantiate). A missing one fails the test.
 
@@ -138,8 +140,8 @@ fn an_escaped_argument_is_the_value_itself() {
     assert!(!loads && said.contains("is not executable"), "{said}");
 }
 
-/// The watchdog's environment as NixOS writes it (Environment="NAME=value", JSON-quoted by
-/// nixos/lib/systemd-lib.nix): escaped, no assignment is dropped; as it was, systemd drops the URI's.
+/// An environment as NixOS writes it (Environment="NAME=value", JSON-quoted by nixos/lib/systemd-lib.nix):
+/// escaped, no assignment is dropped; as it was, systemd drops the URI's.
 #[test]
 fn the_watchdog_environment_keeps_every_uri() {
     let dir = TempDir::new("systemd-env");

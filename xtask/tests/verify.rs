@@ -1,4 +1,4 @@
-//! The post-deploy checklist, run for real. `host`: modules/powersync/ops/verify.sh (`powersync-verify`)
+//! The post-deploy checklist, run for real. `host`: modules/powersync/verify/verify.sh (`powersync-verify`)
 //! against a real PostgreSQL, real curl, jq, tar and runuser, with `systemctl`, `podman`, `journalctl` and `ss`
 //! replaced on PATH by stand-ins that serve a host's state from files. `outside`: `cargo xtask verify` against
 //! a local TLS server whose certificates openssl makes at test time, with an SSH stand-in that runs the host
@@ -13,7 +13,11 @@ mod host;
 mod outside;
 
 mod common;
-use common::{assert_contains, free_port, http::HttpServer, require, text, TempDir};
+use common::{
+    assert_contains, free_port, http::HttpServer, require, script::assert_shellcheck_clean, text,
+    TempDir,
+};
+use serde_json::{json, Value};
 
 use std::{
     fs,
@@ -42,7 +46,7 @@ fn repo() -> PathBuf {
 }
 
 fn verify_script() -> PathBuf {
-    repo().join("modules/powersync/ops/verify.sh")
+    repo().join("modules/powersync/verify/verify.sh")
 }
 
 fn assert_no_secret(what: &str) {
@@ -51,30 +55,14 @@ fn assert_no_secret(what: &str) {
     }
 }
 
-/// The module embeds verify.sh with writeShellApplication (verify.nix strips exactly the first line, as
-/// operations.nix does for the other scripts): shellcheck both forms.
+/// The module builds verify.sh with writeShellApplication (lib.shellApplication), its one input the manifest:
+/// shellcheck that text and the file itself.
 #[test]
 fn the_host_script_passes_shellcheck_as_the_module_embeds_it() {
-    require("shellcheck", "shellcheck");
-    let dir = TempDir::new("shellcheck");
-    let source = fs::read_to_string(verify_script()).unwrap();
-    let body = source
-        .strip_prefix("#!/usr/bin/env bash\n")
-        .expect("verify.sh must start with #!/usr/bin/env bash (verify.nix strips it)");
-    assert!(body.contains("\nset -euo pipefail\n"), "set -euo pipefail");
-    let embedded = dir.file(
-        "verify.sh",
-        &format!("#!/bin/bash\nset -o errexit\nset -o nounset\nset -o pipefail\nexport PATH=\"/x:$PATH\"\n\n{body}"),
+    assert_shellcheck_clean(
+        &verify_script(),
+        &[("MANIFEST", "/nix/store/x-powersync-verify.json")],
     );
-    for file in [verify_script(), embedded] {
-        let output = Command::new("shellcheck").arg(&file).output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}:\n{}",
-            file.display(),
-            text(&output)
-        );
-    }
 }
 
 /// Every check id either side can report has its section in the runbook, where each failure points.

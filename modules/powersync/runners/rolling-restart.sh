@@ -1,12 +1,15 @@
+#!/usr/bin/env bash
 # powersync-api-rolling-restart: after a change to the API runners, restart them one at a time, each healthy
 # again before the next goes down, so clients always have a runner to reconnect to.
 #
-# Environment: POWERSYNC_API_GENERATION (a hash of the runners' definitions), CONTAINERS (their container
-# names, in order), STATE_FILE (where the generation last applied is kept; under /run, so empty at boot).
-# The first run after boot only records the generation: the runners have just started with it.
+# Environment, set by the module (runtimeEnv) and required: POWERSYNC_API_GENERATION (a hash of the runners'
+# definitions), CONTAINERS (their container names, in order), STATE_FILE (where the generation last applied
+# is kept; under /run, so empty at boot). The first run after boot only records the generation: the runners
+# have just started with it. HEALTH_TIMEOUT, how long one runner may take to answer its health check again
+# (180 s), is never set by the module: tests shorten it.
+set -euo pipefail
 
 : "${POWERSYNC_API_GENERATION:?}" "${CONTAINERS:?}" "${STATE_FILE:?}"
-# How long one runner may take to answer its health check again.
 health_timeout=${HEALTH_TIMEOUT:-180}
 
 applied=

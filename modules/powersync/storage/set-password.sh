@@ -4,12 +4,13 @@
 # neither its log (log_statement = ddl/all, or the STATEMENT line of a failed ALTER ROLE) nor
 # pg_stat_activity can show it. It never appears in argv either: the verifier goes to psql on stdin.
 #
-# Environment: STATE_DIR (root-only directory), ENV_FILE (the env file the container reads), ROLE (the
-# storage role), SCRAM_VERIFIER (command printing the verifier of the password on its stdin). psql reaches
-# PostgreSQL as the `postgres` OS user through PGHOST/PGPORT (default: the local socket).
+# Environment, set by the module (runtimeEnv) and required: STATE_DIR (root-only directory), ENV_FILE (the env
+# file the container reads), ROLE (the storage role), SCRAM_VERIFIER (command printing the verifier of the
+# password on its stdin), PGPORT (PostgreSQL's port, read by psql). psql reaches PostgreSQL as the
+# `postgres` OS user on the local socket; tests point PGHOST at theirs.
 set -euo pipefail
 
-: "${STATE_DIR:?}" "${ENV_FILE:?}" "${ROLE:?}" "${SCRAM_VERIFIER:?}"
+: "${STATE_DIR:?}" "${ENV_FILE:?}" "${ROLE:?}" "${SCRAM_VERIFIER:?}" "${PGPORT:?}"
 umask 077
 
 case $ROLE in

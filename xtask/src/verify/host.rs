@@ -51,7 +51,7 @@ pub fn report(sh: &Shell, ssh: &str, target: &str) -> Report {
     }
 }
 
-/// Reads powersync-verify's JSON (modules/powersync/ops/verify.sh, the `--json` branch).
+/// Reads powersync-verify's JSON (modules/powersync/verify/verify.sh, the `--json` branch).
 pub fn parse(text: &str) -> Result<Report> {
     let value: Value = serde_json::from_str(text).context("not JSON")?;
     let checks = value["checks"]

@@ -5,6 +5,7 @@
 pub mod http;
 pub mod pki;
 pub mod postgres;
+pub mod script;
 
 use std::{
     fs,

@@ -119,7 +119,8 @@ pub struct Host {
     pub metrics: Option<String>,
     pub journal: String,
     pub ss: String,
-    pub env: Vec<(String, String)>,
+    /// Keys of the module's manifest that differ from the healthy host's.
+    pub manifest: Vec<(String, Value)>,
     pub sql: Vec<String>,
 }
 
@@ -155,7 +156,7 @@ impl Host {
                  Request failed: [PSYNC_S2105] Unexpected \"aud\" claim value: \"someone-else\"\n"
             ),
             ss: SS.into(),
-            env: Vec::new(),
+            manifest: Vec::new(),
             sql: Vec::new(),
         }
     }
@@ -169,11 +170,12 @@ impl Host {
             .push((name.into(), unit(active, sub, restarts, since)));
     }
 
-    pub fn env(&mut self, name: &str, value: &str) {
-        self.env.push((name.into(), value.into()));
+    pub fn set(&mut self, key: &str, value: Value) {
+        self.manifest.push((key.into(), value));
     }
 
-    /// The stand-ins, the env files and the environment the module would set, in `dir`.
+    /// The stand-ins, the env files and the manifest the module would write, in `dir`; the environment
+    /// verify.sh runs with.
     pub fn world(&self, dir: &TempDir, pg: &Postgres, metrics_url: &str) -> Vec<(String, String)> {
         let calls = dir.path("calls.log");
         let log = format!("echo \"$(basename \"$0\") $*\" >> {}", calls.display());
@@ -233,43 +235,43 @@ impl Host {
             dir.path("bin").display(),
             std::env::var("PATH").unwrap()
         );
-        let mut env: Vec<(String, String)> = [
+        let mut manifest = json!({
+            "runners": [{"unit": UNIT, "container": "powersync"}],
+            "sockets": ["powersync-storage-proxy.socket"],
+            "timers": ["powersync-slot-watchdog.timer"],
+            "imageDigest": PIN,
+            "imageArchive": null,
+            "configMounts": [
+                format!("{CONFIG}:/config/service.yaml:ro"),
+                format!("{SYNC_CONFIG}:/config/sync-config.yaml:ro"),
+            ],
+            "textfile": textfile,
+            "watchdogInterval": 120,
+            "maxRetainedBytes": 1073741824_u64,
+            "metricsUrls": [metrics_url],
+            "maxLagSeconds": 300,
+            "slotPrefix": "powersync_selfhost_",
+            "replicates": true,
+            "storageRole": "powersync_storage",
+            "pgport": pg.port,
+            "ourPorts": [8080, 5432, 9464],
+            "allowedAddresses": ["127.0.0.1", "::1", "10.89.64.1"],
+            "secretFiles": [source_env, storage_env],
+            "privatePorts": [8080, 9464],
+        });
+        for (key, value) in &self.manifest {
+            manifest[key] = value.clone();
+        }
+        let manifest = dir.file("manifest.json", &manifest.to_string());
+        [
             ("PATH", path),
-            ("RUNNERS", format!("{UNIT}=powersync")),
-            ("SOCKETS", "powersync-storage-proxy.socket".into()),
-            ("TIMERS", "powersync-slot-watchdog.timer".into()),
-            ("IMAGE_DIGEST", PIN.into()),
-            ("IMAGE_ARCHIVE", String::new()),
-            (
-                "CONFIG_MOUNTS",
-                format!(
-                    "{CONFIG}:/config/service.yaml:ro {SYNC_CONFIG}:/config/sync-config.yaml:ro"
-                ),
-            ),
-            ("TEXTFILE", textfile.display().to_string()),
-            ("WATCHDOG_INTERVAL", "120".into()),
-            ("MAX_RETAINED_BYTES", "1073741824".into()),
-            ("METRICS_URLS", metrics_url.into()),
-            ("MAX_LAG_SECONDS", "300".into()),
-            ("SLOT_PREFIX", "powersync_selfhost_".into()),
-            ("REPLICATES", "yes".into()),
-            ("STORAGE_ROLE", "powersync_storage".into()),
+            ("MANIFEST", manifest.display().to_string()),
             ("PGHOST", pg.dir.0.display().to_string()),
-            ("PGPORT", pg.port.to_string()),
-            ("OUR_PORTS", "8080 5432 9464".into()),
-            ("ALLOWED_ADDRESSES", "127.0.0.1 ::1 10.89.64.1".into()),
-            (
-                "SECRET_FILES",
-                format!("{} {}", source_env.display(), storage_env.display()),
-            ),
-            ("PRIVATE_PORTS", "8080 9464".into()),
             ("NOW", T0.to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        env.extend(self.env.iter().cloned());
-        env
+        .collect()
     }
 
     /// Runs verify.sh on this state, as a table and as JSON; both must agree on the exit code.
@@ -521,7 +523,7 @@ fn an_image_without_the_pinned_digest_fails() {
     );
 
     let mut host = Host::healthy();
-    host.env("IMAGE_DIGEST", "");
+    host.set("imageDigest", Value::Null);
     host.run().assert_failed(&["image-pinned"]);
 }
 
@@ -544,8 +546,8 @@ fn a_loaded_archive_is_the_pin_when_its_image_id_runs() {
         .unwrap();
     assert!(status.success());
     let mut host = Host::healthy();
-    host.env("IMAGE_DIGEST", "");
-    host.env("IMAGE_ARCHIVE", &archive.display().to_string());
+    host.set("imageDigest", Value::Null);
+    host.set("imageArchive", json!(archive));
     host.image = image_json(&[]);
     let run = host.run();
     run.assert_failed(&[]);
@@ -749,7 +751,7 @@ fn the_lag_is_read_as_the_services_exporter_prints_it() {
     ] {
         let service = ServiceMetrics::start(lag);
         let mut host = Host::healthy();
-        host.env("METRICS_URLS", &service.url);
+        host.set("metricsUrls", json!([service.url]));
         let run = host.run();
         run.assert_status("lag", &service.url, status, detail);
         let expected: &[&str] = if status == "fail" { &["lag"] } else { &[] };
@@ -819,7 +821,7 @@ fn a_password_across_the_cut_does_not_show_in_part() {
     host.journal += &format!("{journal_line}\n");
     // The same for a password the env files did not name (it is scrubbed by pattern, not by value).
     let mut unnamed = Host::healthy();
-    unnamed.env("SECRET_FILES", "/nonexistent/source.env");
+    unnamed.set("secretFiles", json!(["/nonexistent/source.env"]));
     unnamed.journal = host.journal.clone();
     for host in [host, unnamed] {
         let run = host.run();
@@ -842,36 +844,53 @@ fn a_password_across_the_cut_does_not_show_in_part() {
     }
 }
 
-/// verify.sh keeps no defaults: each variable the module passes (modules/powersync/verify.nix's `env`) is
-/// required, so a module that stops passing one is an error, not a silent guess.
+/// verify.sh keeps no defaults: each key of the manifest the module writes (modules/powersync/verify.nix's
+/// `manifest`) is required, so a module that stops writing one is an error, not a silent guess.
 #[test]
 fn every_value_the_module_passes_is_required() {
     let module = fs::read_to_string(repo().join("modules/powersync/verify.nix")).unwrap();
     let block = module
-        .split("  env = {\n")
+        .split("  manifest = {\n")
         .nth(1)
-        .expect("env = { in verify.nix");
+        .expect("manifest = { in verify.nix");
     let block = &block[..block.find("\n  };").unwrap()];
     let names: Vec<&str> = block
         .lines()
-        .filter_map(|line| line.trim_start().split_once(" ="))
+        .filter_map(|line| line.strip_prefix("    ")?.split_once(" ="))
         .map(|(name, _)| name)
-        .filter(|name| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .filter(|name| name.chars().all(|c| c.is_ascii_alphanumeric()))
         .collect();
     assert!(names.len() >= 18, "{names:?}");
     let host = Host::healthy();
     let dir = TempDir::new("required");
     let pg = Postgres::start();
     let env = host.world(&dir, &pg, "http://127.0.0.1:1/metrics");
+    let manifest: serde_json::Map<String, Value> =
+        serde_json::from_str(&fs::read_to_string(dir.path("manifest.json")).unwrap()).unwrap();
+    let mut keys: Vec<&str> = manifest.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        keys, sorted,
+        "the test world's manifest and the module's differ"
+    );
     for name in &names {
-        assert!(
-            env.iter().any(|(k, _)| k == name),
-            "the test world lacks {name}"
+        let mut without = manifest.clone();
+        without.remove(*name);
+        let file = dir.file(
+            &format!("without-{name}.json"),
+            &Value::Object(without).to_string(),
         );
         let output = Command::new("bash")
             .arg(verify_script())
             .env_clear()
-            .envs(env.iter().filter(|(k, _)| k != name).map(|(k, v)| (k, v)))
+            .envs(
+                env.iter()
+                    .filter(|(k, _)| k != "MANIFEST")
+                    .map(|(k, v)| (k, v)),
+            )
+            .env("MANIFEST", &file)
             .output()
             .unwrap();
         assert_eq!(
@@ -880,7 +899,30 @@ fn every_value_the_module_passes_is_required() {
             "without {name}: {}",
             text(&output)
         );
-        assert_contains(&text(&output), &format!("set {name}:"));
+        assert_contains(&text(&output), &format!("lacks {name}:"));
+    }
+}
+
+/// A manifest that is missing or no JSON object is a configuration error, never a partial check.
+#[test]
+fn an_unreadable_manifest_is_a_configuration_error() {
+    let dir = TempDir::new("manifest");
+    for (label, content) in [
+        ("not-json", Some("runners=powersync\n")),
+        ("array", Some("[]")),
+        ("absent", None),
+    ] {
+        let file = match content {
+            Some(content) => dir.file(label, content),
+            None => dir.path(label),
+        };
+        let output = Command::new("bash")
+            .arg(verify_script())
+            .env("MANIFEST", &file)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{label}: {}", text(&output));
+        assert_contains(&text(&output), "cannot read the manifest");
     }
 }
 
@@ -904,7 +946,7 @@ fn service_errors_in_the_journal_fail_without_showing_the_password() {
 #[test]
 fn the_password_is_scrubbed_even_when_the_env_files_cannot_be_read() {
     let mut host = Host::healthy();
-    host.env("SECRET_FILES", "/nonexistent/source.env");
+    host.set("secretFiles", json!(["/nonexistent/source.env"]));
     host.journal += &format!("[PSYNC_S1141] postgresql://u:{PASSWORD}@h/db password={PASSWORD}\n");
     host.run().assert_failed(&["journal-errors"]);
 }
@@ -936,8 +978,8 @@ fn a_journal_without_slot_creation_or_resumption_fails() {
 fn an_api_only_host_on_shared_storage_skips_the_slot_and_storage_role() {
     let mut host = Host::healthy();
     host.journal = "Booting PowerSync Service v1.26.1\n".into();
-    host.env("REPLICATES", "no");
-    host.env("STORAGE_ROLE", "");
+    host.set("replicates", json!(false));
+    host.set("storageRole", Value::Null);
     let run = host.run();
     run.assert_failed(&[]);
     let ids: Vec<&str> = run.json["checks"]
@@ -977,7 +1019,7 @@ fn a_storage_role_with_superuser_or_replication_fails() {
     );
 
     let mut host = Host::healthy();
-    host.env("STORAGE_ROLE", "no_such_role");
+    host.set("storageRole", json!("no_such_role"));
     let run = host.run();
     run.assert_failed(&["storage-role"]);
     run.assert_status("storage-role", "no_such_role", "fail", "does not exist");
@@ -1004,9 +1046,12 @@ fn bad_arguments_are_usage_errors() {
     }
     let output = Command::new("bash")
         .arg(verify_script())
-        .env_remove("RUNNERS")
+        .env_remove("MANIFEST")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
-    assert_contains(&text(&output), "the NixOS module passes every variable");
+    assert_contains(
+        &text(&output),
+        "run the powersync-verify the NixOS module installs",
+    );
 }

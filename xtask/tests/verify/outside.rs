@@ -1,6 +1,6 @@
 //! `cargo xtask verify` against a local TLS server (rustls, certificates made by openssl at test time: a
 //! test CA, a leaf valid for 90 days, one expiring in 5, one for another name), with and without HSTS, and
-//! an SSH stand-in that runs the host script (modules/powersync/ops/verify.sh) on a host world of host.rs.
+//! an SSH stand-in that runs the host script (modules/powersync/verify/verify.sh) on a host world of host.rs.
 
 use super::common::http::Acceptor;
 use super::common::pki::{openssl, Pki};
@@ -522,7 +522,7 @@ fn the_host_report_and_the_outside_checks_make_one_table() {
     let closed = free_port();
     let mut host = Host::healthy();
     // The ports come from the host's report; the metrics endpoint is down (one failure).
-    host.env("PRIVATE_PORTS", &closed.to_string());
+    host.set("privatePorts", json!([closed]));
     let (ssh, log) = ssh_stand_in(&dir, &host, &pg);
     let token = jwt_file(&dir, TOKEN);
     let ca = pki.ca().display().to_string();

@@ -4,13 +4,14 @@
 # which drops the replication slot(s) and wipes the bucket storage. The mark (DECOMMISSIONED_FILE) keeps every
 # runner, the compaction and the watchdog from starting again, through deploys and reboots, until it is deleted.
 #   powersync-teardown [--yes]   exit 0 done, 1 aborted or failed, 2 usage or configuration
-# Environment (set by the NixOS module; all required):
+# Environment (set by the NixOS module through writeShellApplication's runtimeEnv; all required, no defaults):
 #   UNITS                     every unit to stop, space-separated: the runners and the compaction
 #   DECOMMISSIONED_FILE       the mark the units check (ConditionPathExists=!…)
 #   IMAGE, NETWORK            the service's image and podman network
 #   ENV_FILES, CONFIG_MOUNTS  space-separated env files and `-v` specs of the service
 #   CONTAINER_USER            the service's user (uid:gid)
-# SYSTEMCTL and PODMAN name the tools (default: systemctl and podman on PATH).
+# SYSTEMCTL and PODMAN name the tools, default systemctl and podman on PATH (the module's runtimeInputs): never
+# set by the module, so tests can put stand-ins there.
 set -euo pipefail
 
 SYSTEMCTL=${SYSTEMCTL:-systemctl}

@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2034 # conn_* are results, read by the scripts that source this file
 # The source connection exactly as the PowerSync Service will use it: one reading, shared by preflight-dsn.sh
-# and slot-watchdog.sh (embed.nix inlines this file into both; run from the repository they source it).
+# and slot-watchdog.sh (lib/script.nix inlines this file into both; run from the repository they source it).
 #
 # Why not ask the service: its own `test-connection` command crashes in 1.25.0 before it checks anything
 # (powersync-ja/powersync-service#751; the fix, PR #790, was still open in September 2026). Once the pinned image

@@ -7,28 +7,30 @@
 # environment) is only ever read through jq, and every detail line is scrubbed of the values in the
 # service's env files before it is printed.
 #   powersync-verify [--json]   exit 0 all pass (warnings allowed), 1 a check failed, 2 usage or configuration
-# Environment, every variable set by the NixOS module (modules/powersync/verify.nix); the script keeps no
-# defaults of its own, so a missing one is a configuration error (exit 2), never a guess:
-#   RUNNERS             space-separated unit=container pairs, one per PowerSync runner
-#                       (podman-powersync.service=powersync)
-#   SOCKETS, TIMERS     further units that must be active (the storage proxy socket, the watchdog timer)
-#   IMAGE_DIGEST        the pinned digest (sha256:…) the running image must carry; or
-#   IMAGE_ARCHIVE       the image archive loaded instead of a pull (imageFile): its image ID is the pin
-#   CONFIG_MOUNTS       the container's volumes as the module declares them (src:dst[:ro] …)
-#   TEXTFILE            the slot watchdog's metrics file (empty: the watchdog is off)
-#   WATCHDOG_INTERVAL   seconds between watchdog runs; a run older than 3 intervals is stale
-#   MAX_RETAINED_BYTES  the watchdog's retained-WAL limit per slot
-#   METRICS_URLS        the runners' Prometheus endpoints on 127.0.0.1 (empty: metrics are off)
-#   MAX_LAG_SECONDS     the lag alert's threshold
-#   SLOT_PREFIX         the replication slots' name prefix
-#   REPLICATES          "no" on an API-only host (runners.mode = "api"): no slot to see in the journal
-#   STORAGE_ROLE        the bucket storage's PostgreSQL role; PGPORT (and the optional PGHOST) reach
-#                       PostgreSQL locally (empty: the storage is another host's, storage.remote, not checked here)
-#   OUR_PORTS           ports that are ours on the host; ALLOWED_ADDRESSES where they may listen
-#   SECRET_FILES        env files whose values must never be printed (the service's)
-#   PRIVATE_PORTS       passed on in --json: ports `cargo xtask verify` must find closed from outside
-# SOCKETS, TIMERS, IMAGE_DIGEST, IMAGE_ARCHIVE, TEXTFILE, METRICS_URLS, STORAGE_ROLE and PRIVATE_PORTS may be
-# empty (that part is off or absent); the others may not. Optional: NOW, the current time in epoch seconds (tests).
+# Input: MANIFEST, a JSON file the NixOS module writes with what this generation deployed
+# (modules/powersync/verify.nix, passed through writeShellApplication's runtimeEnv). Every key must be there;
+# the script keeps no defaults of its own, so a missing key is a configuration error (exit 2), never a guess:
+#   runners            [{unit, container}], one per PowerSync runner
+#                      ({unit: "podman-powersync.service", container: "powersync"})
+#   sockets, timers    further units that must be active (the storage proxy socket, the watchdog timer)
+#   imageDigest        the pinned digest (sha256:…) the running image must carry; or
+#   imageArchive       the image archive loaded instead of a pull (imageFile): its image ID is the pin
+#   configMounts       the container's volumes as the module declares them (src:dst[:ro], …)
+#   textfile           the slot watchdog's metrics file (null: the watchdog is off)
+#   watchdogInterval   seconds between watchdog runs; a run older than 3 intervals is stale
+#   maxRetainedBytes   the watchdog's retained-WAL limit per slot
+#   metricsUrls        the runners' Prometheus endpoints on 127.0.0.1 ([]: metrics are off)
+#   maxLagSeconds      the lag alert's threshold
+#   slotPrefix         the replication slots' name prefix
+#   replicates         false on an API-only host (runners.mode = "api"): no slot to see in the journal
+#   storageRole        the bucket storage's PostgreSQL role, reached locally on port pgport (null: the
+#                      storage is another host's, storage.remote, not checked here)
+#   ourPorts           ports that are ours on the host; allowedAddresses where they may listen
+#   secretFiles        env files whose values must never be printed (the service's)
+#   privatePorts       passed on in --json: ports `cargo xtask verify` must find closed from outside
+# sockets, timers, metricsUrls and privatePorts may be empty, imageDigest, imageArchive, textfile and
+# storageRole null (that part is off or absent); the others may not. Never set by the module, for tests:
+# PGHOST (PostgreSQL's socket directory, default libpq's) and NOW (the current time in epoch seconds).
 set -euo pipefail
 
 usage="usage: powersync-verify [--json]"
@@ -53,28 +55,45 @@ config_error() {
   echo "powersync-verify: $*" >&2
   exit 2
 }
-missing() { config_error "set $1: the NixOS module passes every variable in the header of verify.sh (modules/powersync/verify.nix)"; }
-for name in SOCKETS TIMERS IMAGE_DIGEST IMAGE_ARCHIVE TEXTFILE METRICS_URLS STORAGE_ROLE PRIVATE_PORTS; do
-  [ -n "${!name+set}" ] || missing "$name"
+manifest=${MANIFEST:-}
+[ -n "$manifest" ] || config_error "set MANIFEST: run the powersync-verify the NixOS module installs (modules/powersync/verify.nix)"
+# One line per key, `key<TAB>value`: a list joined by spaces (a runner as unit=container), null as empty.
+entries=$(jq -r '
+  def flat: if type == "array" then map(if type == "object" then "\(.unit)=\(.container)" else tostring end) | join(" ")
+            elif . == null then "" else tostring end;
+  if type == "object" then to_entries[] | "\(.key)\t\(.value | flat)" else error("not a JSON object") end' -- "$manifest" 2>&1) ||
+  config_error "cannot read the manifest $manifest: $entries"
+declare -A given=()
+while IFS=$'\t' read -r key value; do
+  [ -z "$key" ] || given[$key]=$value
+done <<<"$entries"
+missing() { config_error "the manifest $manifest lacks $1: the NixOS module writes every key in the header of verify.sh (modules/powersync/verify.nix)"; }
+for key in sockets timers imageDigest imageArchive textfile metricsUrls storageRole privatePorts; do
+  [ -n "${given[$key]+set}" ] || missing "$key"
 done
-for name in RUNNERS CONFIG_MOUNTS WATCHDOG_INTERVAL MAX_RETAINED_BYTES MAX_LAG_SECONDS SLOT_PREFIX REPLICATES \
-  PGPORT OUR_PORTS ALLOWED_ADDRESSES SECRET_FILES; do
-  [ -n "${!name:-}" ] || missing "$name"
+for key in runners configMounts watchdogInterval maxRetainedBytes maxLagSeconds slotPrefix replicates pgport ourPorts \
+  allowedAddresses secretFiles; do
+  [ -n "${given[$key]:-}" ] || missing "$key"
 done
+RUNNERS=${given[runners]} SOCKETS=${given[sockets]} TIMERS=${given[timers]} IMAGE_DIGEST=${given[imageDigest]}
+IMAGE_ARCHIVE=${given[imageArchive]} CONFIG_MOUNTS=${given[configMounts]} TEXTFILE=${given[textfile]}
+METRICS_URLS=${given[metricsUrls]} PGPORT=${given[pgport]} OUR_PORTS=${given[ourPorts]}
+ALLOWED_ADDRESSES=${given[allowedAddresses]} SECRET_FILES=${given[secretFiles]} PRIVATE_PORTS=${given[privatePorts]}
 [ "$(id -u)" = 0 ] || config_error "run as root (podman, the journal and PostgreSQL's postgres role need it): sudo powersync-verify"
 now=${NOW:-$(printf '%(%s)T' -1)}
 whole() { [[ $2 =~ ^[0-9]+$ ]] || config_error "$1 must be a whole number, not '$2'"; }
 whole NOW "$now"
-interval=${WATCHDOG_INTERVAL:?}
-max_retained=${MAX_RETAINED_BYTES:?}
-max_lag=${MAX_LAG_SECONDS:?}
-whole WATCHDOG_INTERVAL "$interval"
-whole MAX_RETAINED_BYTES "$max_retained"
-whole MAX_LAG_SECONDS "$max_lag"
-slot_prefix=${SLOT_PREFIX:?}
-storage_role=${STORAGE_ROLE?}
-replicates=${REPLICATES:?}
-case $replicates in yes | no) ;; *) config_error "REPLICATES must be yes or no, not '$replicates'" ;; esac
+interval=${given[watchdogInterval]}
+max_retained=${given[maxRetainedBytes]}
+max_lag=${given[maxLagSeconds]}
+whole watchdogInterval "$interval"
+whole maxRetainedBytes "$max_retained"
+whole maxLagSeconds "$max_lag"
+whole pgport "$PGPORT"
+slot_prefix=${given[slotPrefix]}
+storage_role=${given[storageRole]}
+replicates=${given[replicates]}
+case $replicates in true | false) ;; *) config_error "replicates must be true or false, not '$replicates'" ;; esac
 
 # Every value of the service's env files (and a URI's password on its own) is a secret to scrub.
 secrets=()
@@ -326,7 +345,7 @@ for runner in $RUNNERS; do
   [ -n "$line" ] || line=$(grep -F "[$slot_prefix" <<<"$journal" | grep -m1 -F "Initial replication already done" || true)
   [ -z "$line" ] || slot_seen=$line
 done
-if [ "$replicates" = no ]; then
+if [ "$replicates" = false ]; then
   :
 elif [ -n "$slot_seen" ]; then
   case $slot_seen in

@@ -3,8 +3,9 @@
 #
 #   compact.sh <podman run arguments…>     (the module passes lib.compactArguments)
 #
-# Environment: TEXTFILE, where to write the metrics (node exporter textfile collector); PODMAN, the podman
-# binary (default: podman on PATH).
+# Environment: TEXTFILE, where to write the metrics (node exporter textfile collector), set by the module
+# (runtimeEnv) and required. PODMAN, the podman binary, defaults to podman on PATH (the module's
+# runtimeInputs): never set by the module, so tests can put a stand-in there.
 #
 # Compaction rewrites superseded operations in bucket storage into fewer rows, so storage stops growing
 # with every update a client has already seen; PowerSync recommends it daily. It reads and writes storage

@@ -6,30 +6,32 @@
 # gauge stay green in exactly these cases (a half-open source connection, powersync-service#700), while the
 # source keeps WAL for the slot without bound. It never prints the DSN or its password.
 #
-# Environment (set by the NixOS module):
+# Environment, set by the NixOS module (operations.nix, through writeShellApplication's runtimeEnv); the
+# script keeps no defaults for these, so a missing one is a configuration error (exit 2), never a guess:
 #   POWERSYNC_ENV_FILES           the service's env files, space-separated, read as podman reads them
-#   SOURCE_HOSTNAME, SOURCE_PORT, … the connection's own keys, which win over PS_SOURCE_DSN
-#                                 (source-connection.sh); SOURCE_SSLMODE its sslmode key (verify-full)
-#   SOURCE_CA_FILE                optional: the CA that signed the source's certificate, to verify it as the
-#                                 service does; without it, TLS is unverified and only SCRAM-SHA-256 is
-#                                 accepted (needs libpq >= 16)
+#   SOURCE_SSLMODE                the connection's sslmode key (the service's own default when it has none)
 #   SLOT_PREFIX                   the slots' name prefix (slot_name_prefix), matched literally
 #   STATE_DIR                     where it remembers slots and restarts between runs (created if missing)
 #   TEXTFILE                      metrics file for the node exporter's textfile collector (replaced atomically)
 #   MAX_INACTIVE_SECONDS          restart when a slot has been inactive this long while live, counted from
-#                                 the later of the first sighting and the last restart (100)
-#   MAX_RETAINED_BYTES            retained-WAL limit per slot (1073741824)
-#   GROWTH_CHECKS                 restart when above the limit and grown on this many live runs in a row (18)
-#   MIN_RESTART_INTERVAL_SECONDS  at most one restart per this many seconds; later ones are logged (1800)
+#                                 the later of the first sighting and the last restart
+#   MAX_RETAINED_BYTES            retained-WAL limit per slot
+#   GROWTH_CHECKS                 restart when above the limit and grown on this many live runs in a row
+#   MIN_RESTART_INTERVAL_SECONDS  at most one restart per this many seconds; later ones are logged
 #   RESTART_CMD                   how to restart, run with bash -c; it must not wait for the restart
-#                                 (systemctl restart --no-block podman-powersync.service)
 #   LIVE_CMD                      exit 0 when the container claims to be live, run with bash -c
-#                                 (systemctl is-active --quiet podman-powersync.service)
-#   JWKS_URI                      optional: also run the JWKS preflight each time and export its result
-#   JWKS_CHECK                    that preflight (preflight-jwks.sh next to this script)
-#   PSQL                          the psql command (psql, libpq >= 16); PGCONNECT_TIMEOUT (10 s) bounds its connect,
-#                                 STATEMENT_TIMEOUT_SECONDS (20) its query
-#   NOW                           optional: the current time in epoch seconds (tests)
+# Set by the module only where they apply:
+#   SOURCE_HOSTNAME, SOURCE_PORT, … the connection's own keys, which win over PS_SOURCE_DSN
+#                                 (source-connection.sh); absent keys leave the DSN's
+#   SOURCE_CA_FILE                the CA that signed the source's certificate, to verify it as the service
+#                                 does; without it, TLS is unverified and only SCRAM-SHA-256 is accepted
+#                                 (needs libpq >= 16)
+#   JWKS_URI, JWKS_CHECK          both or neither: also run that JWKS preflight on the URI each time and
+#                                 export its result
+# Never set by the module, for tests and debugging: PSQL (the psql command, default psql on PATH, libpq >= 16;
+# a test wraps it to see its argv), PGCONNECT_TIMEOUT (10 s, libpq's own variable) and
+# STATEMENT_TIMEOUT_SECONDS (20) bound its connect and query (the unit's TimeoutStartSec counts on them),
+# NOW the current time in epoch seconds.
 # Exit status: 0; 1 when the source could not be queried or the restart command failed; 2 bad configuration.
 set -euo pipefail
 
@@ -40,13 +42,15 @@ config_error() {
   exit 2
 }
 
-for var in POWERSYNC_ENV_FILES SLOT_PREFIX STATE_DIR TEXTFILE; do
+for var in POWERSYNC_ENV_FILES SOURCE_SSLMODE SLOT_PREFIX STATE_DIR TEXTFILE MAX_INACTIVE_SECONDS MAX_RETAINED_BYTES \
+  GROWTH_CHECKS MIN_RESTART_INTERVAL_SECONDS RESTART_CMD LIVE_CMD; do
   [ -n "${!var:-}" ] || config_error "set $var (see the header of slot-watchdog.sh)"
 done
-max_inactive=${MAX_INACTIVE_SECONDS:-100}
-max_retained=${MAX_RETAINED_BYTES:-1073741824}
-growth_checks=${GROWTH_CHECKS:-18}
-min_interval=${MIN_RESTART_INTERVAL_SECONDS:-1800}
+[ -z "${JWKS_URI:-}" ] || [ -n "${JWKS_CHECK:-}" ] || config_error "set JWKS_CHECK, the JWKS preflight to run on JWKS_URI"
+max_inactive=${MAX_INACTIVE_SECONDS:?}
+max_retained=${MAX_RETAINED_BYTES:?}
+growth_checks=${GROWTH_CHECKS:?}
+min_interval=${MIN_RESTART_INTERVAL_SECONDS:?}
 now=${NOW:-$(printf '%(%s)T' -1)}
 whole() { [[ $2 =~ ^[0-9]+$ ]] || config_error "$1 must be a whole number, not '$2'"; }
 whole MAX_INACTIVE_SECONDS "$max_inactive"
@@ -67,7 +71,7 @@ whole STATEMENT_TIMEOUT_SECONDS "$statement_timeout"
 # reported not to offer SCRAM-SHA-256-PLUS, porsager/postgres#1008, so the watchdog cannot require it.)
 source_ca=${SOURCE_CA_FILE:-}
 pg_require_auth=
-case ${SOURCE_SSLMODE:-verify-full} in
+case $SOURCE_SSLMODE in
   disable) pg_sslmode=disable ;;
   verify-full | verify-ca)
     if [ -n "$source_ca" ]; then
@@ -79,10 +83,10 @@ case ${SOURCE_SSLMODE:-verify-full} in
     ;;
   *) config_error "SOURCE_SSLMODE must be verify-full, verify-ca or disable (the service's sslmode values), not '${SOURCE_SSLMODE}'" ;;
 esac
-restart_cmd=${RESTART_CMD:-systemctl restart --no-block podman-powersync.service}
-live_cmd=${LIVE_CMD:-systemctl is-active --quiet podman-powersync.service}
+restart_cmd=${RESTART_CMD:?}
+live_cmd=${LIVE_CMD:?}
 PSQL=${PSQL:-psql}
-jwks_check=${JWKS_CHECK:-$(dirname "${BASH_SOURCE[0]}")/preflight-jwks.sh}
+jwks_check=${JWKS_CHECK:-}
 
 mkdir -p "$STATE_DIR"
 # State: one file per slot (see the loop below), plus last_restart and restarts_total.
@@ -135,7 +139,7 @@ jwks_metrics() {
   metric powersync_jwks_usable_keys_ok gauge "Whether the JWKS serves a usable signing key." ${ok:+"" "$ok"}
 }
 
-# shellcheck source=modules/powersync/ops/source-connection.sh
+# shellcheck source=modules/powersync/operations/source-connection.sh
 . "$(dirname "${BASH_SOURCE[0]}")/source-connection.sh"
 
 # The connection exactly as the service makes it (the same reading as the preflight), so the watchdog can

@@ -4,7 +4,8 @@
 # and refuse every client (401 PSYNC_S2101). Transient trouble only warns, so an outage cannot block a restart.
 #   preflight-jwks.sh URI   exit 0 usable keys, or a WARNING line (network trouble, a timeout, HTTP 401, 403,
 #   429, 5xx: transient); 1 refused (HTTP 404, or 200 without a usable key); 2 usage or a missing tool
-# Environment: CURL, JQ (the commands), JWKS_CONNECT_TIMEOUT (5 s), JWKS_MAX_TIME (15 s).
+# Its one input is the argument. Never set by the module, for tests: CURL, JQ (the commands, default curl and
+# jq on PATH), JWKS_CONNECT_TIMEOUT (5 s) and JWKS_MAX_TIME (15 s; the watchdog's TimeoutStartSec counts on it).
 set -euo pipefail
 
 [ "$#" -eq 1 ] || {

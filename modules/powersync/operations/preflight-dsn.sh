@@ -5,7 +5,8 @@
 # old pooler port 6543, or `replication=database`. It never prints the DSN, the user or the password: only
 # host and port.
 #   preflight-dsn.sh ENV_FILE...   exit 0 ok, 1 refused, 2 usage
-# Environment: the connection's own keys, as source-connection.sh describes (SOURCE_HOSTNAME, …).
+# Environment: the connection's own keys, as source-connection.sh describes (SOURCE_HOSTNAME, …), set by the
+# module (runtimeEnv) for each key the rendered connection has; an absent key leaves the DSN's.
 # Pure bash (no external command), so there is nothing to inject and nothing that can see the secret.
 set -euo pipefail
 
@@ -19,7 +20,7 @@ refuse() {
   exit 1
 }
 
-# shellcheck source=modules/powersync/ops/source-connection.sh
+# shellcheck source=modules/powersync/operations/source-connection.sh
 . "$(dirname "${BASH_SOURCE[0]}")/source-connection.sh"
 
 source_connection "$@" || refuse "$conn_error"
