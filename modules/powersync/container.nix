@@ -4,7 +4,8 @@
 #
 # Upstream options used (nixpkgs nixos-26.05):
 #   virtualisation.oci-containers.{backend,containers.<name>.*}  nixos/modules/virtualisation/oci-containers.nix
-#     (unit podman-<name>.service; `pull` defaults to "missing"; extraOptions go to `podman run` verbatim)
+#     (`serviceName`, default podman-<name>, set from the runner record; `pull` defaults to "missing";
+#     extraOptions go to `podman run` verbatim)
 #   systemd.services.<name>.{after,requires,startLimitIntervalSec,serviceConfig}
 #     nixos/lib/systemd-unit-options.nix (startLimitIntervalSec lands in [Unit]); RestartSteps= and
 #     RestartMaxDelaySec= need systemd >= 254 (systemd.service(5))
