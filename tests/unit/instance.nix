@@ -238,4 +238,19 @@ in {
     expr = lib.publicUrl {powersync.nginx.domain = null;};
     expected = null;
   };
+  # Every option of the table becomes one, typed and described (a type the stand-ins lack fails here first).
+  testInstanceOptionsEveryOneIsTypedAndDescribed = {
+    expr = let
+      leaves = node:
+        builtins.concatMap (name: let
+          child = node.${name};
+        in
+          if child.isOption or false
+          then [(builtins.isString child.type.name && builtins.stringLength child.description > 20)]
+          else leaves child) (builtins.attrNames node);
+      all = leaves declared.powersync ++ leaves declared.v6egress;
+    in
+      all != [] && builtins.all (ok: ok) all;
+    expected = true;
+  };
 }
