@@ -21,7 +21,7 @@ in {
   inherit (contract) checkSettings;
   inherit (image) imagePin;
   inherit (network) gateway4 gateway6;
-  inherit (instance) defaults instanceSettings publicUrl;
+  inherit (instance) defaults instanceOptions instanceOf instanceConfig instanceSettings publicUrl;
   inherit (alerts) alertRules;
   inherit (storage) remoteStorageSettings storageConnectionsPerProcess storageProxyLimit proxydConnectionsMaxFor;
   inherit (watchdog) watchdogTlsProblems watchdogCommands;
@@ -29,7 +29,7 @@ in {
   inherit (systemd) escapeSystemdExecArg escapeSystemdExecArgs escapeSystemdEnvironmentValue isHttpUrl;
   # The public vhost's directives (the module's services.nginx values).
   nginx = {inherit (nginx) defaults frontend streamCapacity workerConnectionsNeeded clientTimeoutSeconds retryAfterSeconds;};
-  inherit (topology) runners unitOf replicatingRunner tearsDown decommissionedFile haltedWhenDecommissioned compactUnit servingRunners compactArguments checkTopology heapMiB nodeOptions;
+  inherit (topology) runners replicatingRunner tearsDown decommissionedFile haltedWhenDecommissioned compactUnit servingRunners containerSpec compactArguments checkTopology heapMiB nodeOptions;
   # The config file a host's instance (hosts/<host>/modules/powersync/instance.nix) runs with.
   renderInstance = i: settings.renderConfig (instance.instanceSettings i);
 }

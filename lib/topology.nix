@@ -6,7 +6,8 @@
 # ~80 % of it; at most ~100 concurrent connections per API runner (the service refuses beyond 200); a daily
 # `compact`. The default stays one unified container, `podman-powersync.service`.
 let
-  inherit (builtins) concatLists filter genList length sort lessThan toString;
+  inherit (builtins) attrNames concatLists filter genList length sort lessThan toString;
+  inherit (import ./settings.nix) configPath syncConfigPath;
 
   # Below this heap a fresh process (~360 MB RSS) has nothing left for streams and checkpoints.
   minHeapMiB = 384;
@@ -16,10 +17,18 @@ in rec {
   heapMiB = memoryMiB: memoryMiB * 4 / 5;
   nodeOptions = memoryMiB: "--max-old-space-size=${toString (heapMiB memoryMiB)}";
 
-  # The runners, in start order. Every runner reads the same rendered config, so inside each container the API
-  # listens on the config's `port` and metrics on its `telemetry.prometheus_port`; only the host ports differ.
-  # The first API runner keeps the unified container's host ports (listen.port, and metrics.port + 1 for its
-  # metrics), and the sync runner keeps metrics.port, which carries the lag gauge in both modes.
+  # The runners, in start order, each a record that everything else reads: containers, compaction, teardown,
+  # the watchdog, rolling restarts, nginx and verify never rebuild it or test a role by name.
+  #   name         the container's name; serviceName its systemd service (oci-containers' `serviceName`),
+  #                unit the unit that service is
+  #   role         "unified", "sync" or "api": the Prometheus label the alert rules select on
+  #   replicates   holds the replication slot (the DSN preflight, the watchdog and teardown are its)
+  #   serves       answers clients over HTTP (nginx's upstream, the JWKS preflight, the rolling restart)
+  #   command      the image's command; apiPort (null unless it serves), metricsPort: host ports
+  # Every runner reads the same rendered config, so inside each container the API listens on the config's
+  # `port` and metrics on its `telemetry.prometheus_port`; only the host ports differ. The first API runner
+  # keeps the unified container's host ports (listen.port, and metrics.port + 1 for its metrics), and the
+  # sync runner keeps metrics.port, which carries the lag gauge in both modes.
   #   mode: "unified", "split", or "api" (API runners only: a further host on storage shared with the one
   #   host that replicates); apiRunners: how many API runners in split and api modes.
   runners = {
@@ -28,50 +37,61 @@ in rec {
     listenPort,
     metricsPort,
   }: let
+    # Units are named after their containers, as oci-containers would name them (podman-<name>.service).
+    runner = fields: let
+      serviceName = "podman-${fields.name}";
+    in
+      fields
+      // {
+        inherit serviceName;
+        unit = "${serviceName}.service";
+        serves = fields.apiPort != null;
+      };
     api = first:
-      genList (index: {
-        name = "powersync-api-${toString (index + 1)}";
-        role = "api";
-        command = ["start" "-r" "api"];
-        apiPort = listenPort + index;
-        metricsPort = first + index;
-      })
+      genList (index:
+        runner {
+          name = "powersync-api-${toString (index + 1)}";
+          role = "api";
+          replicates = false;
+          command = ["start" "-r" "api"];
+          apiPort = listenPort + index;
+          metricsPort = first + index;
+        })
       apiRunners;
   in
     if mode == "unified"
     then [
-      {
+      (runner {
         name = "powersync";
         role = "unified";
+        replicates = true;
         command = [];
         apiPort = listenPort;
         inherit metricsPort;
-      }
+      })
     ]
     else if mode == "split"
     then
       [
-        {
+        (runner {
           name = "powersync-sync";
           role = "sync";
+          replicates = true;
           command = ["start" "-r" "sync"];
           # The sync runner opens no HTTP port; its probes are files in <cwd>/.probes.
           apiPort = null;
           inherit metricsPort;
-        }
+        })
       ]
       ++ api (metricsPort + 1)
     else if mode == "api"
     then api metricsPort
     else throw "services.powersync.runners.mode must be \"unified\", \"split\" or \"api\", not ${toString mode}";
 
-  # Units are named after their containers by oci-containers (podman-<name>.service).
-  unitOf = runner: "podman-${runner.name}.service";
-
   # The runner that replicates and so holds the slot: the one the slot watchdog restarts (null on an
   # API-only host).
   replicatingRunner = rs: let
-    replicating = filter (r: r.role != "api") rs;
+    replicating = filter (r: r.replicates) rs;
   in
     if replicating == []
     then null
@@ -93,43 +113,80 @@ in rec {
     runners,
     needs,
   }: {
-    after = needs ++ map unitOf runners;
+    after = needs ++ map (r: r.unit) runners;
     requires = needs;
     unitConfig = haltedWhenDecommissioned;
   };
 
   # The runners that serve clients: nginx's upstream.
-  servingRunners = filter (r: r.apiPort != null);
+  servingRunners = filter (r: r.serves);
 
-  # `podman run` arguments (after `run`) of the daily compaction: a one-off container with the service's
-  # image, config, env files and network, memory-limited, removed afterwards. The command exits when done.
-  compactArguments = {
-    image,
-    user,
-    network,
+  # What every PowerSync container of a host shares, the runners' and the daily compaction's alike: the
+  # image's own user (stated so a changed image default cannot silently run us as root), the v6egress
+  # network, the secrets, the config mounts, a memory limit with Node's heap at 80 % of it, and the hardening.
+  # container.nix turns it into oci-containers entries, `compactArguments` into a `podman run`.
+  containerSpec = {
     memoryMiB,
     environmentFiles,
-    environment,
-    volumes,
+    configFile,
+    syncConfig,
   }:
+    withMemory memoryMiB {
+      user = "901:901";
+      network = "v6egress";
+      environment.POWERSYNC_CONFIG_PATH = configPath;
+      inherit environmentFiles;
+      volumes = [
+        "${configFile}:${configPath}:ro"
+        "${syncConfig}:${syncConfigPath}:ro"
+      ];
+      # Hardening: nothing in the image is written at run time except tmpfs, each noexec and size-limited.
+      # --read-write-tmpfs=false drops podman's default writable /run, /tmp and /var/tmp under --read-only,
+      # which are neither (and leaves /dev, /dev/shm read-only).
+      readOnlyRoot = [
+        "--read-only"
+        "--read-write-tmpfs=false"
+        "--tmpfs=/tmp:rw,nosuid,nodev,noexec,size=64m,mode=1777"
+      ];
+      privileges = [
+        "--cap-drop=all"
+        "--security-opt=no-new-privileges"
+      ];
+    };
+  # The spec with another memory limit (the compaction has its own), Node's heap following it.
+  withMemory = memoryMiB: spec:
+    spec
+    // {
+      environment = spec.environment // {NODE_OPTIONS = nodeOptions memoryMiB;};
+      memoryLimit = [
+        "--memory=${toString memoryMiB}m"
+        # Equal to --memory: no swap on top, so the limit is the limit.
+        "--memory-swap=${toString memoryMiB}m"
+      ];
+    };
+
+  # `podman run` arguments (after `run`) of the daily compaction: a one-off container of the service's image
+  # with the runners' `containerSpec` but its own memory limit, removed afterwards. The command exits when done.
+  compactArguments = {
+    image,
+    runnerSpec,
+    memoryMiB,
+  }: let
+    container = withMemory memoryMiB runnerSpec;
+  in
     [
       "--rm"
       "--name=powersync-compact"
-      "--user=${user}"
-      "--network=${network}"
-      "--memory=${toString memoryMiB}m"
-      "--memory-swap=${toString memoryMiB}m"
-      "--read-only"
-      "--read-write-tmpfs=false"
-      "--tmpfs=/tmp:rw,nosuid,nodev,noexec,size=64m,mode=1777"
-      "--cap-drop=all"
-      "--security-opt=no-new-privileges"
-      "--pull=never"
-      "--env=NODE_OPTIONS=${nodeOptions memoryMiB}"
+      "--user=${container.user}"
+      "--network=${container.network}"
     ]
-    ++ map (name: "--env=${name}=${environment.${name}}") (sort lessThan (builtins.attrNames environment))
-    ++ map (file: "--env-file=${file}") environmentFiles
-    ++ map (volume: "--volume=${volume}") volumes
+    ++ container.memoryLimit
+    ++ container.readOnlyRoot
+    ++ container.privileges
+    ++ ["--pull=never"]
+    ++ map (name: "--env=${name}=${container.environment.${name}}") (sort lessThan (attrNames container.environment))
+    ++ map (file: "--env-file=${file}") container.environmentFiles
+    ++ map (volume: "--volume=${volume}") container.volumes
     ++ [image "compact"];
 
   # What cannot work, as actionable messages (empty when the topology is sound).

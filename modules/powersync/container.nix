@@ -4,7 +4,8 @@
 #
 # Upstream options used (nixpkgs nixos-26.05):
 #   virtualisation.oci-containers.{backend,containers.<name>.*}  nixos/modules/virtualisation/oci-containers.nix
-#     (unit podman-<name>.service; `pull` defaults to "missing"; extraOptions go to `podman run` verbatim)
+#     (`serviceName`, default podman-<name>, set from the runner record; `pull` defaults to "missing";
+#     extraOptions go to `podman run` verbatim)
 #   systemd.services.<name>.{after,requires,startLimitIntervalSec,serviceConfig}
 #     nixos/lib/systemd-unit-options.nix (startLimitIntervalSec lands in [Unit]); RestartSteps= and
 #     RestartMaxDelaySec= need systemd >= 254 (systemd.service(5))
@@ -27,69 +28,53 @@
   # while its replication loop runs. Healthy while that file is younger than 60 s.
   probeFileFresh = "try { process.exit(Date.now() - require('fs').statSync('/app/.probes/poll').mtimeMs < 60000 ? 0 : 1) } catch (e) { process.exit(1) }";
 
-  # One runner's container: every runner runs the same image, config, secrets and hardening; they differ in
-  # the command (the runner type), the host ports and the health check.
+  spec = cfg.container.spec;
+
+  # One runner's container: every runner runs the same image and `spec` (lib/topology.nix: user, network,
+  # secrets, mounts, memory, hardening); they differ in the command (the runner type), the host ports and
+  # the health check.
   container = runner: {
     inherit (cfg) image imageFile;
+    inherit (runner) serviceName;
     # "missing" is enough for a digest pin (a digest never moves); an archive is loaded, never pulled.
     pull =
       if cfg.imageFile == null
       then "missing"
       else "never";
     cmd = runner.command;
-    environment = {
-      POWERSYNC_CONFIG_PATH = pure.configPath;
-      NODE_OPTIONS = pure.nodeOptions cfg.container.memoryMiB;
-    };
-    environmentFiles = [
-      cfg.sourceEnvironmentFile
-      config.services.powersync.storage.environmentFile
-    ];
-    volumes = [
-      "${cfg.configFile}:${pure.configPath}:ro"
-      "${cfg.syncConfig}:${pure.syncConfigPath}:ro"
-    ];
+    inherit (spec) environment environmentFiles volumes user;
     # Published ports bypass the NixOS firewall: bind them to loopback only; nginx is the public face.
     # Each runner has its own network namespace, so inside they all use the config's ports.
     ports =
-      lib.optional (runner.apiPort != null) "127.0.0.1:${toString runner.apiPort}:${toString settings.port}"
+      lib.optional runner.serves "127.0.0.1:${toString runner.apiPort}:${toString settings.port}"
       ++ lib.optional (cfg.metrics.enable && builtins.isInt prometheusPort)
       "127.0.0.1:${toString runner.metricsPort}:${toString prometheusPort}";
-    # The image's own user; stated so a changed image default cannot silently run us as root.
-    user = "901:901";
-    networks = ["v6egress"];
-    extraOptions = [
-      # Hardening: nothing in the image is written at run time except these tmpfs, each noexec and
-      # size-limited. --read-write-tmpfs=false drops podman's default writable /run, /tmp and /var/tmp
-      # under --read-only, which are neither (and leaves /dev, /dev/shm read-only).
-      "--read-only"
-      "--read-write-tmpfs=false"
-      "--tmpfs=/tmp:rw,nosuid,nodev,noexec,size=64m,mode=1777"
-      "--tmpfs=/app/.probes:rw,nosuid,nodev,noexec,size=1m,mode=1777"
-      "--memory=${toString cfg.container.memoryMiB}m"
-      # Equal to --memory: no swap on top, so the limit is the limit.
-      "--memory-swap=${toString cfg.container.memoryMiB}m"
-      "--stop-timeout=${toString cfg.container.stopTimeoutSeconds}"
-      "--cap-drop=all"
-      "--security-opt=no-new-privileges"
-      # A podman health check that fits the runner; a container that fails it is killed, and the unit's
-      # Restart=always (oci-containers' setting for a container with autoStart, the default here) brings it
-      # back.
-      "--health-cmd=${builtins.toJSON [
-        "node"
-        "-e"
-        (
-          if runner.role == "sync"
-          then probeFileFresh
-          else liveness
-        )
-      ]}"
-      "--health-interval=30s"
-      "--health-timeout=5s"
-      "--health-retries=3"
-      "--health-start-period=60s"
-      "--health-on-failure=kill"
-    ];
+    networks = [spec.network];
+    extraOptions =
+      spec.readOnlyRoot
+      ++ ["--tmpfs=/app/.probes:rw,nosuid,nodev,noexec,size=1m,mode=1777"]
+      ++ spec.memoryLimit
+      ++ ["--stop-timeout=${toString cfg.container.stopTimeoutSeconds}"]
+      ++ spec.privileges
+      ++ [
+        # A podman health check that fits the runner; a container that fails it is killed, and the unit's
+        # Restart=always (oci-containers' setting for a container with autoStart, the default here) brings it
+        # back.
+        "--health-cmd=${builtins.toJSON [
+          "node"
+          "-e"
+          (
+            if runner.serves
+            then liveness
+            else probeFileFresh
+          )
+        ]}"
+        "--health-interval=30s"
+        "--health-timeout=5s"
+        "--health-retries=3"
+        "--health-start-period=60s"
+        "--health-on-failure=kill"
+      ];
   };
 
   unit = {
@@ -133,20 +118,40 @@ in {
         90, so podman is done before the unit's TimeoutStopSec (120 s, oci-containers.nix) kills it.
       '';
     };
+
+    spec = mkOption {
+      type = types.attrs;
+      internal = true;
+      readOnly = true;
+      default = pure.containerSpec {
+        inherit (cfg.container) memoryMiB;
+        environmentFiles = [cfg.sourceEnvironmentFile cfg.storage.environmentFile];
+        inherit (cfg) configFile syncConfig;
+      };
+      description = "What every PowerSync container shares, the compaction's included (`lib.containerSpec`).";
+    };
+
+    entries = mkOption {
+      type = types.attrsOf types.attrs;
+      internal = true;
+      readOnly = true;
+      default = lib.listToAttrs (map (runner: {
+          inherit (runner) name;
+          value = container runner;
+        })
+        cfg.runners.all);
+      description = "The runners' oci-containers entries, by container name, as this module declares them.";
+    };
   };
 
   config = lib.mkIf cfg.enable {
     virtualisation.oci-containers.backend = "podman";
 
-    virtualisation.oci-containers.containers = lib.listToAttrs (map (runner: {
-        inherit (runner) name;
-        value = container runner;
-      })
-      cfg.runners.all);
+    virtualisation.oci-containers.containers = cfg.container.entries;
 
     # Nothing upstream orders a container after a custom network or a database, so say it here.
     systemd.services = lib.listToAttrs (map (runner: {
-        name = "podman-${runner.name}";
+        name = runner.serviceName;
         value = unit;
       })
       cfg.runners.all);

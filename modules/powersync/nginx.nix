@@ -57,12 +57,7 @@ in {
   options.services.powersync.nginx = {
     enable = mkEnableOption "an nginx virtual host with ACME (DNS-01) in front of the service";
 
-    domain = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      example = "powersync.example.com";
-      description = "Domain of the virtual host.";
-    };
+    # domain is the instance's (lib/instance.nix), where `cargo xtask verify` reads it too.
 
     openFirewall = mkOption {
       type = types.bool;

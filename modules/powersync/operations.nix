@@ -28,9 +28,9 @@
   unit =
     if replicating == null
     then "the replicating runner"
-    else pure.unitOf replicating;
-  # Every runner has the same secrets and mounts.
-  firstContainer = config.virtualisation.oci-containers.containers.${(builtins.head runners).name};
+    else replicating.unit;
+  # What every container shares: user, network, secrets and mounts (container.nix).
+  container = cfg.container.spec;
 
   # Each script with the values it needs (runtimeEnv), built the one way lib/script.nix says.
   script = name: runtimeInputs: runtimeEnv:
@@ -59,7 +59,7 @@
         else lib.optionalAttrs (key != "password") {${var} = toString value;}
     )
     (lib.filterAttrs (key: value: builtins.elem key ["hostname" "port" "username" "database" "password"] && value != null) connection);
-  containerEnvFiles = firstContainer.environmentFiles;
+  containerEnvFiles = container.environmentFiles;
   # The service's own default when the key is absent (or an `!env` value the host cannot read).
   sourceSslmode =
     if builtins.isString (connection.sslmode or null)
@@ -104,7 +104,7 @@
   );
 
   # What the teardown stops: every runner, and a compaction that may be running (it would race the wipe).
-  teardownUnits = map pure.unitOf runners ++ lib.optional cfg.compact.enable "powersync-compact.service";
+  teardownUnits = map (r: r.unit) runners ++ lib.optional cfg.compact.enable "powersync-compact.service";
   # The command operators type: the image's teardown with exactly the service's config, env and network.
   teardown = pure.shellApplication pkgs {
     name = "powersync-teardown";
@@ -114,10 +114,10 @@
       UNITS = lib.concatStringsSep " " teardownUnits;
       DECOMMISSIONED_FILE = pure.decommissionedFile;
       IMAGE = cfg.image;
-      NETWORK = "v6egress";
-      CONTAINER_USER = "901:901";
-      CONFIG_MOUNTS = lib.concatStringsSep " " firstContainer.volumes;
-      ENV_FILES = lib.concatStringsSep " " [cfg.sourceEnvironmentFile cfg.storage.environmentFile];
+      NETWORK = container.network;
+      CONTAINER_USER = container.user;
+      CONFIG_MOUNTS = lib.concatStringsSep " " container.volumes;
+      ENV_FILES = lib.concatStringsSep " " container.environmentFiles;
     };
   };
 
@@ -300,12 +300,12 @@ in {
       # Each check where it matters: the DSN before the runner that replicates, the JWKS before those that
       # serve clients.
       systemd.services = lib.listToAttrs (map (runner: {
-          name = "podman-${runner.name}";
+          name = runner.serviceName;
           value.serviceConfig.ExecStartPre = lib.mkBefore (
             # Escaped for systemd's command-line syntax: a `%` in the URI would otherwise be a specifier
             # (the unit fails to load) and a space would split the argument.
-            lib.optional (ops.preflight.dsn && runner.role != "api") (pure.escapeSystemdExecArgs ([(lib.getExe preflightDsn)] ++ containerEnvFiles))
-            ++ lib.optional (ops.preflight.jwks && runner.apiPort != null) (pure.escapeSystemdExecArgs [(lib.getExe preflightJwks) cfg.auth.jwksUri])
+            lib.optional (ops.preflight.dsn && runner.replicates) (pure.escapeSystemdExecArgs ([(lib.getExe preflightDsn)] ++ containerEnvFiles))
+            ++ lib.optional (ops.preflight.jwks && runner.serves) (pure.escapeSystemdExecArgs [(lib.getExe preflightJwks) cfg.auth.jwksUri])
           );
         })
         runners);

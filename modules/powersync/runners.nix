@@ -27,11 +27,12 @@
     metricsPort = cfg.metrics.port;
   };
   runners = pure.runners topology;
-  apiRunners = builtins.filter (r: r.role == "api") runners;
-  containers = config.virtualisation.oci-containers.containers;
+  # The runners that a rolling restart takes down one at a time: those that serve and hold no slot.
+  apiRunners = builtins.filter (r: r.serves && !r.replicates) runners;
+  containers = cfg.container.entries;
 
-  # What a change to any API runner changes: its whole container definition. The rolling unit's script carries
-  # it, so switch-to-configuration restarts the rolling unit, not the runners themselves.
+  # What a change to any API runner changes: its whole container definition (container.nix). The rolling
+  # unit's script carries it, so switch-to-configuration restarts the rolling unit, not the runners themselves.
   apiGeneration = builtins.hashString "sha256" (builtins.toJSON (map (r: {
       inherit (containers.${r.name}) image cmd environment environmentFiles volumes ports extraOptions;
       imageFile = toString containers.${r.name}.imageFile;
@@ -57,11 +58,8 @@
   };
   compactArguments = pure.compactArguments {
     inherit (cfg) image;
-    # The same user, secrets and mounts as the runners (every runner has the same).
-    inherit (containers.${(builtins.head runners).name}) user environmentFiles volumes;
-    network = "v6egress";
-    memoryMiB = cfg.compact.memoryMiB;
-    environment.POWERSYNC_CONFIG_PATH = pure.configPath;
+    runnerSpec = cfg.container.spec;
+    inherit (cfg.compact) memoryMiB;
   };
 in {
   options.services.powersync = {
@@ -109,7 +107,7 @@ in {
         readOnly = true;
         default = runners;
         defaultText = lib.literalExpression "lib.runners { … }";
-        description = "The runners this host runs: name, role (unified, sync or api), command and host ports.";
+        description = "The runners this host runs (`lib.runners`): name, serviceName, unit, role, whether it replicates and serves, command and host ports.";
       };
     };
 
@@ -172,13 +170,13 @@ in {
         ];
     }
 
-    (mkIf (cfg.runners.mode != "unified") {
+    (mkIf (apiRunners != []) {
       # switch-to-configuration would stop every changed API runner at once, leaving clients with no server.
       # So a change leaves them running, and this unit, whose environment changes with them, restarts them one
       # at a time, each healthy before the next. At boot it only records the generation: nothing to roll.
       systemd.services =
         lib.listToAttrs (map (r: {
-            name = "podman-${r.name}";
+            name = r.serviceName;
             value.restartIfChanged = false;
           })
           apiRunners)
@@ -186,7 +184,7 @@ in {
           powersync-api-rolling-restart = {
             description = "Restart the PowerSync API runners one at a time after a change";
             wantedBy = ["multi-user.target"];
-            after = map pure.unitOf apiRunners;
+            after = map (r: r.unit) apiRunners;
             unitConfig = pure.haltedWhenDecommissioned;
             serviceConfig = {
               Type = "oneshot";

@@ -4,8 +4,6 @@
 # on. `cargo xtask verify` runs it over SSH with --json and adds the checks that must come from outside.
 #
 # Upstream options used (nixpkgs nixos-26.05):
-#   virtualisation.oci-containers.containers.<name>.volumes
-#     nixos/modules/virtualisation/oci-containers.nix (the unit is podman-<name>.service)
 #   services.postgresql.{package,settings.port}  nixos/modules/services/databases/postgresql.nix
 #   environment.systemPackages                   nixos/modules/config/system-path.nix
 #   pkgs.writeShellApplication {runtimeInputs, runtimeEnv}, pkgs.writeText
@@ -20,11 +18,11 @@
   cfg = config.services.powersync;
   ops = cfg.operations;
   pure = import ../../lib;
-  # Every runner has the same mounts.
-  container = config.virtualisation.oci-containers.containers.${(builtins.head cfg.runners.all).name};
+  # What every container mounts (container.nix).
+  container = cfg.container.spec;
   replicating = pure.replicatingRunner cfg.runners.all;
   localStorage = cfg.storage.remote == null;
-  ports = builtins.concatMap (r: lib.optional (r.apiPort != null) r.apiPort ++ optional cfg.metrics.enable r.metricsPort) cfg.runners.all;
+  ports = builtins.concatMap (r: lib.optional r.serves r.apiPort ++ optional cfg.metrics.enable r.metricsPort) cfg.runners.all;
   v6egress = config.networking.v6egress;
   pg = config.services.postgresql;
 
@@ -40,7 +38,7 @@
     # One unified runner, or a sync runner and API runners (runners.nix).
     runners =
       map (r: {
-        unit = pure.unitOf r;
+        inherit (r) unit;
         container = r.name;
       })
       cfg.runners.all;
@@ -62,7 +60,7 @@
     pgport = pg.settings.port;
     ourPorts = ports ++ optional localStorage cfg.storage.proxyPort;
     allowedAddresses = ["127.0.0.1" "::1" v6egress.gateway4];
-    secretFiles = [cfg.sourceEnvironmentFile cfg.storage.environmentFile];
+    secretFiles = container.environmentFiles;
     privatePorts = ports;
   };
 

@@ -32,34 +32,12 @@
   # What `podman network inspect` must report for the network to match this configuration.
   expected = "${cfg.interfaceName} ${lib.concatStringsSep "," (lib.sort (a: b: a < b) [cfg.subnet4 cfg.subnet6])}";
 in {
+  # interfaceName, subnet4 and subnet6 shape the PowerSync config too: they are declared once, in
+  # lib/instance.nix, where `cargo xtask render` reads them as well.
+  imports = [{options.networking.v6egress = pure.instanceOptions {inherit (lib) mkOption literalExpression types;} "v6egress";}];
+
   options.networking.v6egress = {
     enable = mkEnableOption "the `v6egress` podman network: IPv4 plus a unique local IPv6 subnet with NAT66, so containers reach IPv6-only hosts";
-
-    interfaceName = mkOption {
-      type = types.strMatching "[a-zA-Z0-9_-]{1,15}";
-      default = pure.defaults.v6egress.interfaceName;
-      description = ''
-        Name of the network's bridge interface. Fixed (not podman's `podmanN`) so firewall rules and sockets
-        can name it. Linux limits interface names to 15 characters.
-      '';
-    };
-
-    subnet4 = mkOption {
-      type = types.str;
-      default = pure.defaults.v6egress.subnet4;
-      example = "172.31.250.0/24";
-      description = "IPv4 subnet of the network, written with its network address. Pick one no other network on the host or LAN uses.";
-    };
-
-    subnet6 = mkOption {
-      type = types.str;
-      default = pure.defaults.v6egress.subnet6;
-      example = "fd12:3456:789a:1::/64";
-      description = ''
-        Unique local (fc00::/7) IPv6 subnet of the network, ending in `::`. Netavark masquerades it (NAT66) to
-        the host's global address, so containers reach IPv6-only services without routed addresses.
-      '';
-    };
 
     gateway4 = mkOption {
       type = types.str;

@@ -26,7 +26,7 @@
   mentions = needle: messages: builtins.any (m: builtins.match ".*${needle}.*" m != null) messages;
 in {
   testTopologyUnifiedIsOneContainerWithTheHistoricUnit = {
-    expr = map lib.unitOf unified;
+    expr = map (r: r.unit) unified;
     expected = ["podman-powersync.service"];
   };
   testTopologyUnifiedRunsTheImageDefaultCommand = {
@@ -34,7 +34,7 @@ in {
     expected = [];
   };
   testTopologySplitUnits = {
-    expr = map lib.unitOf (split 3);
+    expr = map (r: r.unit) (split 3);
     expected = [
       "podman-powersync-sync.service"
       "podman-powersync-api-1.service"
@@ -135,12 +135,13 @@ in {
   testTopologyCompactArguments = {
     expr = lib.compactArguments {
       image = "docker.io/journeyapps/powersync-service:1.26.1";
-      user = "901:901";
-      network = "v6egress";
       memoryMiB = 512;
-      environmentFiles = ["/run/secrets/source.env" "/run/powersync/storage.env"];
-      environment.POWERSYNC_CONFIG_PATH = "/config/service.yaml";
-      volumes = ["/etc/powersync:/config:ro"];
+      runnerSpec = lib.containerSpec {
+        memoryMiB = 1024;
+        environmentFiles = ["/run/secrets/source.env" "/run/powersync/storage.env"];
+        configFile = "/nix/store/x-powersync-service.yaml";
+        syncConfig = "/nix/store/y-sync-config.yaml";
+      };
     };
     expected = [
       "--rm"
@@ -159,10 +160,56 @@ in {
       "--env=POWERSYNC_CONFIG_PATH=/config/service.yaml"
       "--env-file=/run/secrets/source.env"
       "--env-file=/run/powersync/storage.env"
-      "--volume=/etc/powersync:/config:ro"
+      "--volume=/nix/store/x-powersync-service.yaml:/config/service.yaml:ro"
+      "--volume=/nix/store/y-sync-config.yaml:/config/sync-config.yaml:ro"
       "docker.io/journeyapps/powersync-service:1.26.1"
       "compact"
     ];
+  };
+  # The runners and the compaction share one spec: the same user, network, secrets, mounts and hardening.
+  testTopologyContainerSpecIsTheRunnersAndTheCompactions = {
+    expr = let
+      spec = lib.containerSpec {
+        memoryMiB = 1024;
+        environmentFiles = ["/run/secrets/source.env"];
+        configFile = "/c";
+        syncConfig = "/s";
+      };
+    in {
+      inherit (spec) user network environment volumes;
+      hardening = spec.readOnlyRoot ++ spec.memoryLimit ++ spec.privileges;
+    };
+    expected = {
+      user = "901:901";
+      network = "v6egress";
+      environment = {
+        POWERSYNC_CONFIG_PATH = "/config/service.yaml";
+        NODE_OPTIONS = "--max-old-space-size=819";
+      };
+      volumes = ["/c:/config/service.yaml:ro" "/s:/config/sync-config.yaml:ro"];
+      hardening = [
+        "--read-only"
+        "--read-write-tmpfs=false"
+        "--tmpfs=/tmp:rw,nosuid,nodev,noexec,size=64m,mode=1777"
+        "--memory=1024m"
+        "--memory-swap=1024m"
+        "--cap-drop=all"
+        "--security-opt=no-new-privileges"
+      ];
+    };
+  };
+  # Each runner says what it does; nothing downstream infers it from its name, role or ports.
+  testTopologyRunnersCarryTheirRole = {
+    expr = map (r: [r.name r.serviceName r.replicates r.serves]) (unified ++ split 1);
+    expected = [
+      ["powersync" "podman-powersync" true true]
+      ["powersync-sync" "podman-powersync-sync" true false]
+      ["powersync-api-1" "podman-powersync-api-1" false true]
+    ];
+  };
+  testTopologyServingRunnersAreTheOnesThatServe = {
+    expr = map (r: r.name) (lib.servingRunners (split 2));
+    expected = ["powersync-api-1" "powersync-api-2"];
   };
   testTopologySoundSplitHasNoProblems = {
     expr = check {};
