@@ -1,23 +1,9 @@
-# Bucket storage in this host's PostgreSQL, reachable from the container over TCP with a password.
-#
-# Why this shape: the service connects over TCP only and requires a password (no Unix socket, no peer auth);
-# no secret may enter the Nix store (so no ensureClauses.password); PostgreSQL must not listen beyond
-# localhost; and netavark only creates the bridge, and so its gateway address, when the first container
-# starts. So:
-#   - a root-only password generated once under /var/lib/powersync, handed to the container as
-#     PS_STORAGE_PASSWORD through an env file, and set on the role after PostgreSQL's setup as a SCRAM
-#     verifier computed on the host, so the password itself never reaches PostgreSQL or its log
-#     (./storage/set-password.sh, ./storage/scram-verifier.py);
-#   - a socket unit with FreeBind=true on the v6egress gateway that accepts packets from the v6egress subnet
-#     only (IPAddressAllow/IPAddressDeny, on top of the port being opened on that bridge only), whose
-#     systemd-socket-proxyd forwards to PostgreSQL's Unix socket, at most `maxConnections` at a time;
-#   - pg_hba: `local powersync_storage powersync_storage scram-sha-256` above the default `peer` rules.
-# Through the proxy every connection is `local` to PostgreSQL, so every `local` pg_hba rule applies to
-# whoever reaches the port: the proxy runs as a dynamic user that is no PostgreSQL role (the default `peer`
-# rules then refuse everything but our scram line), and any other `local` line with a password or trust
-# method is refused (lib/contract.nix exposedLocalHbaLines).
-# TLS cannot run over the Unix socket, hence `sslmode: disable` on the storage connection; the bytes never
-# leave the host.
+# Bucket storage in this host's PostgreSQL, reachable from the container over TCP with a password (the service
+# speaks TCP only and needs one): a root-only password made on the host and set on the role as a SCRAM
+# verifier (./storage/), a FreeBind socket on the v6egress gateway whose systemd-socket-proxyd forwards at most
+# `maxConnections` connections to PostgreSQL's Unix socket as a dynamic user that is no PostgreSQL role, and
+# one scram pg_hba line; any other `local` line with a password or trust method is refused, since the proxy
+# makes every connection `local`. Why this shape, in full: docs/module.md ("Bucket storage").
 #
 # Upstream options used (nixpkgs nixos-26.05):
 #   services.postgresql.{enable,ensureDatabases,ensureUsers,authentication,package,settings.port}
