@@ -218,6 +218,32 @@ const MODULES_WRAPPER: &str = r#"{
 }
 "#;
 
+/// What `expression`, a function of `{file}`, evaluates to for `file` (relative to `root`), read as JSON:
+/// for the steps that read tests/vm/scripts.nix. An evaluation error is reported with Nix's own message.
+pub fn eval_file_json(
+    sh: &Shell,
+    root: &Path,
+    file: &str,
+    expression: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let path = root.join(file);
+    let output = cmd!(
+        sh,
+        "nix-instantiate --eval --strict --json --argstr file {path} -E {expression}"
+    )
+    .ignore_status()
+    .quiet()
+    .output()
+    .with_context(|| format!("run nix-instantiate on {file}"))?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "{file} does not evaluate:\n{}",
+            String::from_utf8_lossy(&output.stderr).trim_end()
+        );
+    }
+    serde_json::from_slice(&output.stdout).with_context(|| format!("read what {file} evaluates to"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

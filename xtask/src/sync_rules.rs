@@ -23,7 +23,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 use xshell::{cmd, Shell};
 
-use crate::{tools, util};
+use crate::{nix, tools, util};
 
 /// A VM test's stream as tests/vm/scripts.nix declares it.
 struct Stream {
@@ -112,29 +112,13 @@ fn check_repository(sh: &Shell, oracle: &Path, root: &Path) -> Result<()> {
 
 /// The `sync` declarations of tests/vm/scripts.nix.
 fn declared_streams(sh: &Shell, root: &Path) -> Result<Vec<Stream>> {
-    let file = root.join("tests/vm/scripts.nix");
     let expression = r#"{file}: let
       stream = spec: if spec.sync or null == null then null else {
         config = toString spec.sync.config;
         inherit (spec.sync) claims rows;
       };
     in builtins.mapAttrs (_: stream) (import file)"#;
-    let output = cmd!(
-        sh,
-        "nix-instantiate --eval --strict --json --argstr file {file} -E {expression}"
-    )
-    .ignore_status()
-    .quiet()
-    .output()
-    .context("run nix-instantiate on tests/vm/scripts.nix")?;
-    if !output.status.success() {
-        bail!(
-            "tests/vm/scripts.nix does not evaluate:\n{}",
-            String::from_utf8_lossy(&output.stderr).trim_end()
-        );
-    }
-    let tests: Map<String, Value> =
-        serde_json::from_slice(&output.stdout).context("read the VM tests' sync declarations")?;
+    let tests = nix::eval_file_json(sh, root, "tests/vm/scripts.nix", expression)?;
     let mut streams = Vec::new();
     for (test, sync) in tests {
         if sync.is_null() {

@@ -18,10 +18,9 @@
 use std::{fs, path::Path};
 
 use anyhow::{bail, Context, Result};
-use serde_json::Value;
 use xshell::{cmd, Shell};
 
-use crate::{tools, util};
+use crate::{nix, tools, util};
 
 /// The names `Driver.test_symbols()` puts in a script's scope besides the machines and vlans (nixpkgs
 /// nixos/lib/test-driver/src/test_driver/driver.py); the linters treat them as builtins, as the driver's
@@ -108,7 +107,6 @@ pub fn check(sh: &Shell, root: &Path) -> Result<()> {
 
 /// Evaluates every entry of `tests/vm/scripts.nix` with a placeholder of store-path shape for each global.
 fn assemble(sh: &Shell, root: &Path) -> Result<Vec<VmScript>> {
-    let file = root.join("tests/vm/scripts.nix");
     let expression = r#"{file}: let
       placeholder = name: "/nix/store/00000000000000000000000000000000-${name}";
       build = spec: {
@@ -116,22 +114,7 @@ fn assemble(sh: &Shell, root: &Path) -> Result<Vec<VmScript>> {
         script = spec.script (builtins.listToAttrs (map (name: {inherit name; value = placeholder name;}) spec.globals));
       };
     in builtins.mapAttrs (_: build) (import file)"#;
-    let output = cmd!(
-        sh,
-        "nix-instantiate --eval --strict --json --argstr file {file} -E {expression}"
-    )
-    .ignore_status()
-    .quiet()
-    .output()
-    .context("run nix-instantiate on tests/vm/scripts.nix")?;
-    if !output.status.success() {
-        bail!(
-            "tests/vm/scripts.nix does not evaluate:\n{}",
-            String::from_utf8_lossy(&output.stderr).trim_end()
-        );
-    }
-    let tests: serde_json::Map<String, Value> =
-        serde_json::from_slice(&output.stdout).context("read the assembled scripts")?;
+    let tests = nix::eval_file_json(sh, root, "tests/vm/scripts.nix", expression)?;
     if tests.is_empty() {
         bail!("tests/vm/scripts.nix names no VM test");
     }
