@@ -15,6 +15,7 @@ mod render;
 mod schema;
 mod sync_client;
 mod test;
+mod tls;
 mod tools;
 mod util;
 mod verify;
