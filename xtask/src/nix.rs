@@ -221,7 +221,9 @@ const MODULES_WRAPPER: &str = r#"{
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::util::{project_root, testing::Scratch};
+    use xtask_testkit::Scratch;
+
+    use crate::util::project_root;
 
     fn runner() -> PathBuf {
         project_root().join("tests/run-unit.nix")

@@ -7,7 +7,6 @@
 //! misses its hash there, and the VM tests say how to compute it. Every failure leaves the pin byte for byte
 //! as it was; with --commit, git is checked before anything is written.
 
-pub mod local_registry;
 mod network;
 mod pin;
 mod registry;

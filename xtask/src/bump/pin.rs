@@ -176,7 +176,9 @@ pub fn is_digest(digest: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{tools, util::testing::Scratch};
+    use xtask_testkit::Scratch;
+
+    use crate::tools;
 
     pub const PIN: &str = "# comment\n{\n  name = \"docker.io/journeyapps/powersync-service\";\n  tag = \"1.26.1\";\n  digest = \"sha256:413a0c813e96935ebe7203b5759f8a594a7b7cd8aa42134713e63af637e0f079\";\n}\n";
 
