@@ -70,7 +70,8 @@
         version = "0.1.0";
         src = pkgs.lib.fileset.toSource {
           root = ./.;
-          fileset = pkgs.lib.fileset.unions [./Cargo.toml ./Cargo.lock ./xtask];
+          # bump compiles in the pin grammar that lib/image.nix reads.
+          fileset = pkgs.lib.fileset.unions [./Cargo.toml ./Cargo.lock ./xtask ./lib/image-pin.json];
         };
         cargoLock.lockFile = ./Cargo.lock;
         cargoBuildFlags = ["--package" "xtask"];

@@ -2,27 +2,20 @@
 # here, so a hand-edited or half-rewritten pin fails at evaluation with the reason instead of pulling something
 # unexpected.
 #
-# The pin file has one layout, read the same way by `cargo xtask bump` (xtask/src/bump/pin.rs; keep the two in
-# sync): lines that are blank or `#` comments, then `{`, then exactly the fields name, tag and digest, one per
-# line as `  field = "value";` (two spaces), then `}`; the file ends with a newline. Anything else is refused by
-# both readers, which xtask/tests/fixtures/pins/ proves on one corpus (tests/unit/image.nix and pin.rs).
+# The pin file has one layout, declared once in ./image-pin.json, which `cargo xtask bump` reads too
+# (xtask/src/bump/pin.rs): lines that are blank or `#` comments (`ignoredLine`), then `{`, then exactly the
+# fields name, tag and digest, one per line as `  field = "value";` (`fieldLine`), then `}`; the file ends with a
+# newline. Each value matches its field's `pattern`: a tag has at most nine digits a part, so every reader holds
+# the numbers exactly, and no leading zero, so no two spellings name one version (bump reads registry tags with
+# the same pattern). xtask/tests/fixtures/pins/ shows both readers judge every file alike.
 let
-  inherit (builtins) attrNames concatStringsSep elem elemAt filter genList head isAttrs isString length match readFile split toJSON;
+  inherit (builtins) attrNames concatStringsSep elem elemAt filter fromJSON genList head isAttrs isString length mapAttrs match readFile split toJSON;
   fail = why: throw "powersync-nix image pin: ${why}";
 
-  fields = ["name" "tag" "digest"];
-  patterns = {
-    name = "[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+";
-    # At most nine digits a part, so every reader holds the numbers exactly, and no leading zero, so no two
-    # spellings name one version (bump reads registry tags with the same grammar: xtask/src/bump/version.rs).
-    tag = "(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})\\.(0|[1-9][0-9]{0,8})";
-    digest = "sha256:[0-9a-f]{64}";
-  };
-  hints = {
-    name = "a repository like docker.io/journeyapps/powersync-service";
-    tag = "a stable X.Y.Z tag";
-    digest = "a sha256 digest (sha256: and 64 lowercase hex digits)";
-  };
+  grammar = fromJSON (readFile ./image-pin.json);
+  fields = attrNames grammar.fields;
+  patterns = mapAttrs (_: field: field.pattern) grammar.fields;
+  hints = mapAttrs (_: field: field.hint) grammar.fields;
 
   # { name; tag; digest; } -> the same, plus `reference` = "name:tag@digest", the string podman runs.
   fromValue = pin: let
@@ -55,10 +48,10 @@ let
         line = elemAt pieces i;
       })
       count;
-    significant = filter (l: match " *(#.*)?" l.line == null) lines;
+    significant = filter (l: match grammar.ignoredLine l.line == null) lines;
     body = genList (i: elemAt significant (i + 1)) (length significant - 2);
     assignment = l: let
-      parts = match "  ([a-z]+) = \"([^\"]*)\";" l.line;
+      parts = match grammar.fieldLine l.line;
     in
       if parts == null
       then fail "${toString file} line ${toString l.number}: `${l.line}` is not a `  field = \"value\";` line (two spaces, one field a line)"

@@ -157,7 +157,7 @@ mod fixture_tests {
     //! The plumbing with real Nix on fixture flakes that need no nixpkgs.
 
     use super::*;
-    use crate::util::testing::Scratch;
+    use xtask_testkit::Scratch;
 
     fn dry_build(scratch: &Scratch, hosts: &[&str], all: bool) -> Result<()> {
         flags::DryBuild {

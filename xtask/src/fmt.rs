@@ -129,7 +129,7 @@ fn collect_nix_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::util::testing::Scratch;
+    use xtask_testkit::Scratch;
 
     const UNFORMATTED: &str = "{a=1;b=[1 2];}\n";
 

@@ -16,6 +16,7 @@ mod schema;
 mod sync_client;
 mod sync_rules;
 mod test;
+mod tls;
 mod tools;
 mod util;
 mod verify;

@@ -247,7 +247,9 @@ pub fn eval_file_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::util::{project_root, testing::Scratch};
+    use xtask_testkit::Scratch;
+
+    use crate::util::project_root;
 
     fn runner() -> PathBuf {
         project_root().join("tests/run-unit.nix")

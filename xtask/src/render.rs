@@ -128,7 +128,9 @@ fn strings(value: &Value) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::util::{project_root, testing::Scratch};
+    use xtask_testkit::Scratch;
+
+    use crate::util::project_root;
 
     /// A scratch repository with this repository's lib and one host instance.
     fn repo_with(instance: &str) -> Scratch {

@@ -73,7 +73,9 @@ fn config_files(root: &Path) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::util::{project_root, testing::Scratch};
+    use xtask_testkit::Scratch;
+
+    use crate::util::project_root;
 
     fn validate_text(text: &str) -> Result<()> {
         let scratch = Scratch::new("schema");

@@ -19,6 +19,8 @@ use std::{
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 
+use crate::tls;
+
 /// How long one TCP connect (and the reachability check) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of a refusal's body is kept (a 401 carries a JSON error naming the code).
@@ -154,40 +156,18 @@ pub(crate) fn agent(ca_file: Option<&Path>, roots: Roots) -> Result<ureq::Agent>
         .redirects(0)
         .max_idle_connections(0);
     if let Some(ca_file) = ca_file {
-        builder = builder.tls_config(Arc::new(tls_config(ca_file, roots)?));
+        builder = builder.tls_config(tls_config(ca_file, roots)?);
     }
     Ok(builder.build())
 }
 
-fn tls_config(ca_file: &Path, roots: Roots) -> Result<rustls::ClientConfig> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer};
-    let mut store = rustls::RootCertStore::empty();
-    for certificate in CertificateDer::pem_file_iter(ca_file)
-        .with_context(|| format!("read the CA file {}", ca_file.display()))?
-    {
-        let certificate =
-            certificate.with_context(|| format!("parse the CA file {}", ca_file.display()))?;
-        store
-            .add(certificate)
-            .with_context(|| format!("use a certificate of {} as a CA", ca_file.display()))?;
+fn tls_config(ca_file: &Path, roots: Roots) -> Result<Arc<rustls::ClientConfig>> {
+    let from_file = tls::Roots::ca_file(ca_file)?;
+    Ok(match roots {
+        Roots::CaFileOnly => from_file,
+        Roots::PublicAndCaFile => tls::Roots::public().and(&from_file),
     }
-    if store.is_empty() {
-        bail!(
-            "{} holds no PEM certificate: give the CA certificate the service's chain ends in",
-            ca_file.display()
-        );
-    }
-    if let Roots::PublicAndCaFile = roots {
-        store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    }
-    // The provider ureq itself uses, named explicitly so no process-wide default is needed.
-    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .context("set the TLS versions")?
-    .with_root_certificates(store)
-    .with_no_client_auth())
+    .client_config())
 }
 
 /// Unique per run, for client ids (and anything else a later run must not mistake for its own).

@@ -334,7 +334,8 @@ fn relative(root: &Path, path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::util::{project_root, testing::Scratch};
+    use crate::util::project_root;
+    use xtask_testkit::Scratch;
 
     const CONFIG: &str = "bucket_definitions:
   user_data:

@@ -98,83 +98,10 @@ pub fn fresh_temp_dir(label: &str) -> Result<PathBuf> {
 }
 
 #[cfg(test)]
-pub mod testing {
-    //! A scratch git repository for tests that need files on disk.
-
-    use std::{
-        fs,
-        path::PathBuf,
-        sync::atomic::{AtomicUsize, Ordering},
-    };
-
-    use xshell::{cmd, Shell};
-
-    pub struct Scratch {
-        pub root: PathBuf,
-    }
-
-    impl Scratch {
-        /// A fresh, empty git repository under the system temporary directory.
-        pub fn new(label: &str) -> Scratch {
-            let scratch = Scratch::plain(label);
-            let sh = Shell::new().unwrap();
-            let _dir = sh.push_dir(&scratch.root);
-            cmd!(sh, "git init --quiet").run().unwrap();
-            scratch
-        }
-
-        /// A fresh directory that is not a git repository, holding a copy of `xtask/tests/fixtures/<name>`
-        /// (Nix would ignore untracked files in a git repository).
-        pub fn fixture(name: &str) -> Scratch {
-            let scratch = Scratch::plain(&name.replace('/', "-"));
-            let source = super::project_root()
-                .join("xtask/tests/fixtures")
-                .join(name);
-            for entry in fs::read_dir(&source).unwrap() {
-                let path = entry.unwrap().path();
-                fs::copy(&path, scratch.root.join(path.file_name().unwrap())).unwrap();
-            }
-            scratch
-        }
-
-        fn plain(label: &str) -> Scratch {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let root = std::env::temp_dir().join(format!(
-                "xtask-{label}-{}-{}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::SeqCst)
-            ));
-            let _ = fs::remove_dir_all(&root);
-            fs::create_dir_all(&root).unwrap();
-            Scratch { root }
-        }
-
-        pub fn write(&self, relative: &str, content: &str) -> &Scratch {
-            let path = self.root.join(relative);
-            fs::create_dir_all(path.parent().unwrap()).unwrap();
-            fs::write(path, content).unwrap();
-            self
-        }
-
-        pub fn read(&self, relative: &str) -> String {
-            fs::read_to_string(self.root.join(relative)).unwrap()
-        }
-
-        pub fn path(&self, relative: &str) -> PathBuf {
-            self.root.join(relative)
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.root);
-        }
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use super::{testing::Scratch, *};
+    use xtask_testkit::Scratch;
+
+    use super::*;
 
     #[test]
     fn nix_files_lists_tracked_and_new_files_but_not_ignored_ones() {

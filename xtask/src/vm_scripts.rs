@@ -296,7 +296,9 @@ fn indent(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::util::{project_root, testing::Scratch};
+    use xtask_testkit::Scratch;
+
+    use crate::util::project_root;
 
     /// A scratch repository with the real typed stand-ins and a one-test `scripts.nix` written like ours.
     fn repository(script: &str) -> Scratch {

@@ -234,7 +234,7 @@ mod fixture_tests {
     //! The plumbing with real Nix on a fixture flake whose checks are plain derivations.
 
     use super::*;
-    use crate::util::testing::Scratch;
+    use xtask_testkit::Scratch;
 
     fn vm_test(scratch: &Scratch, names: &[&str], list: bool, interactive: bool) -> Result<()> {
         flags::VmTest {

@@ -7,7 +7,6 @@
 //! misses its hash there, and the VM tests say how to compute it. Every failure leaves the pin byte for byte
 //! as it was; with --commit, git is checked before anything is written.
 
-pub mod local_registry;
 mod network;
 mod pin;
 mod registry;
@@ -21,7 +20,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::{flags, util};
+use crate::{flags, tls::Roots, util};
 use network::{Env, Proxies, Trust};
 use pin::Pin;
 use registry::{Manifest, Net, Registry};
@@ -58,10 +57,7 @@ impl flags::Bump {
             .repository
             .clone()
             .unwrap_or_else(|| pin.repository().to_string());
-        let extra_roots = match &self.ca_file {
-            Some(file) => network::read_ca_file(file)?,
-            None => Vec::new(),
-        };
+        let extra_roots = self.ca_file.as_deref().map(Roots::ca_file).transpose()?;
         let net = Net {
             proxies: Proxies::from_env(env),
             trust: Arc::new(Trust::new(

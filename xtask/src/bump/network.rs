@@ -18,13 +18,9 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
-use ureq::{
-    rustls::{
-        self,
-        pki_types::{pem::PemObject, CertificateDer},
-    },
-    ReadWrite, TlsConnector,
-};
+use ureq::{rustls, ReadWrite, TlsConnector};
+
+use crate::tls::Roots;
 
 /// Where distributions keep their CA bundle, most common first (the list Go's crypto/x509 searches on Linux).
 const BUNDLES: [&str; 6] = [
@@ -236,18 +232,6 @@ fn in_cidr(address: IpAddr, network: &str, bits: &str) -> bool {
     }
 }
 
-/// The certificates of a PEM file, for --ca-file.
-pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
-    let certificates = CertificateDer::pem_file_iter(path)
-        .with_context(|| format!("read {}", path.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("{} is not a PEM certificate file", path.display()))?;
-    if certificates.is_empty() {
-        bail!("{} holds no PEM certificate", path.display());
-    }
-    Ok(certificates)
-}
-
 /// The system CA bundle: SSL_CERT_FILE when set (an error if it cannot be read), else the first bundle found.
 pub fn system_bundle(env: &Env) -> Result<Option<(PathBuf, String)>> {
     if let Some((variable, file)) = env.first(&["SSL_CERT_FILE"]) {
@@ -264,17 +248,13 @@ pub fn system_bundle(env: &Env) -> Result<Option<(PathBuf, String)>> {
 /// connection, so a bump over plain HTTP never reads a bundle.
 pub struct Trust {
     system: Option<(PathBuf, String)>,
-    extra: Vec<CertificateDer<'static>>,
+    extra: Option<Roots>,
     verbose: bool,
     config: OnceLock<Arc<rustls::ClientConfig>>,
 }
 
 impl Trust {
-    pub fn new(
-        system: Option<(PathBuf, String)>,
-        extra: Vec<CertificateDer<'static>>,
-        verbose: bool,
-    ) -> Trust {
+    pub fn new(system: Option<(PathBuf, String)>, extra: Option<Roots>, verbose: bool) -> Trust {
         Trust {
             system,
             extra,
@@ -287,19 +267,18 @@ impl Trust {
         if let Some(config) = self.config.get() {
             return Ok(config.clone());
         }
-        let mut roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
+        let mut roots = Roots::public();
         let mut from_system = 0;
         if let Some((path, _)) = &self.system {
-            let certificates = CertificateDer::pem_file_iter(path)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|error| {
-                    std::io::Error::other(format!("read the CA bundle {}: {error}", path.display()))
-                })?;
-            (from_system, _) = roots.add_parsable_certificates(certificates);
+            let bundle = Roots::bundle(path)?;
+            from_system = bundle.len();
+            roots = roots.and(&bundle);
         }
-        let (from_file, _) = roots.add_parsable_certificates(self.extra.clone());
+        let mut from_file = 0;
+        if let Some(extra) = &self.extra {
+            from_file = extra.len();
+            roots = roots.and(extra);
+        }
         if self.verbose {
             let system = self
                 .system
@@ -311,14 +290,7 @@ impl Trust {
                 "bump: TLS trusts the public web roots, {system} and {from_file} CAs from --ca-file"
             );
         }
-        let config = rustls::ClientConfig::builder_with_provider(
-            rustls::crypto::ring::default_provider().into(),
-        )
-        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
-        .expect("ring supports TLS 1.2 and 1.3")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        Ok(self.config.get_or_init(|| Arc::new(config)).clone())
+        Ok(self.config.get_or_init(|| roots.client_config()).clone())
     }
 }
 
@@ -479,7 +451,7 @@ mod tests {
             .unwrap()
             .expect("a CA bundle (apt-get install ca-certificates)");
         assert_eq!(from, format!("the system store {}", path.display()));
-        let certificates = read_ca_file(&path).unwrap();
+        let certificates = Roots::bundle(&path).unwrap();
         assert!(certificates.len() > 50, "{}", certificates.len());
         let err = format!(
             "{:#}",

@@ -1,17 +1,88 @@
-//! The image pin file (modules/powersync/image.nix), the one file a bump rewrites. Its layout is read the same
-//! way by lib/image.nix (keep the two in sync): lines that are blank or `#` comments, then `{`, then exactly the
-//! fields name, tag and digest, one per line as `  field = "value";` (two spaces), then `}`; the file ends with
-//! a newline. Both readers refuse anything else; xtask/tests/fixtures/pins/ is the corpus that proves they agree
-//! (the tests below and tests/unit/image.nix).
+//! The image pin file (modules/powersync/image.nix), the one file a bump rewrites. Its grammar is declared once,
+//! in lib/image-pin.json, which lib/image.nix reads too: lines that are blank or `#` comments, then `{`, then
+//! exactly the fields name, tag and digest, one per line as `  field = "value";` (two spaces), then `}`; the
+//! file ends with a newline; each value matches its field's pattern. xtask/tests/fixtures/pins/ is the corpus on
+//! which the tests below run both readers.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::OnceLock,
+};
 
 use anyhow::{bail, Context, Result};
+use regex_lite::Regex;
+use serde_json::Value;
 
 use super::version::Version;
 use crate::util;
 
-const FIELDS: [&str; 3] = ["name", "tag", "digest"];
+/// The grammar as lib/image.nix reads it (`builtins.fromJSON (readFile ./image-pin.json)`).
+const GRAMMAR: &str = include_str!("../../../lib/image-pin.json");
+
+/// lib/image-pin.json's patterns, each anchored at both ends as `builtins.match` is.
+#[derive(Debug)]
+pub struct Grammar {
+    ignored_line: Regex,
+    field_line: Regex,
+    /// (field, pattern, what a value should be).
+    fields: Vec<(String, Regex, String)>,
+}
+
+impl Grammar {
+    /// The grammar built into this binary.
+    pub fn get() -> &'static Grammar {
+        static BUILT: OnceLock<Grammar> = OnceLock::new();
+        BUILT.get_or_init(|| {
+            Grammar::from_json(GRAMMAR).expect("lib/image-pin.json is a valid grammar")
+        })
+    }
+
+    fn from_json(text: &str) -> Result<Grammar> {
+        let json: Value = serde_json::from_str(text).context("parse the pin grammar")?;
+        let pattern = |value: &Value, what: &str| -> Result<Regex> {
+            let pattern = value
+                .as_str()
+                .with_context(|| format!("{what} is not a string"))?;
+            Regex::new(&format!("^(?:{pattern})$")).with_context(|| format!("compile {what}"))
+        };
+        let fields = json["fields"]
+            .as_object()
+            .context("`fields` is not an object")?
+            .iter()
+            .map(|(field, spec)| {
+                let hint = spec["hint"]
+                    .as_str()
+                    .with_context(|| format!("{field}'s hint is not a string"))?;
+                Ok((
+                    field.clone(),
+                    pattern(&spec["pattern"], field)?,
+                    hint.to_string(),
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Grammar {
+            ignored_line: pattern(&json["ignoredLine"], "ignoredLine")?,
+            field_line: pattern(&json["fieldLine"], "fieldLine")?,
+            fields,
+        })
+    }
+
+    /// Whether `value` is a valid `field` (false for a field the grammar does not know).
+    pub fn matches(&self, field: &str, value: &str) -> bool {
+        self.field(field)
+            .is_some_and(|(_, pattern, _)| pattern.is_match(value))
+    }
+
+    fn field(&self, field: &str) -> Option<&(String, Regex, String)> {
+        self.fields.iter().find(|(name, _, _)| name == field)
+    }
+
+    /// `  field = "value";` → (field, value).
+    fn assignment<'a>(&self, line: &'a str) -> Option<(&'a str, &'a str)> {
+        let captures = self.field_line.captures(line)?;
+        Some((captures.get(1)?.as_str(), captures.get(2)?.as_str()))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pin {
@@ -31,7 +102,11 @@ impl Pin {
     }
 
     fn parse(path: &Path, text: String) -> Result<Pin> {
-        let values = layout(&text)?;
+        Pin::parse_with(Grammar::get(), path, text)
+    }
+
+    fn parse_with(grammar: &Grammar, path: &Path, text: String) -> Result<Pin> {
+        let values = layout(grammar, &text)?;
         let value = |field: &str| -> Result<String> {
             values
                 .iter()
@@ -42,22 +117,26 @@ impl Pin {
         let unknown: Vec<&str> = values
             .iter()
             .map(|(key, _)| key.as_str())
-            .filter(|key| !FIELDS.contains(key))
+            .filter(|key| grammar.field(key).is_none())
             .collect();
         if !unknown.is_empty() {
             bail!("unknown field(s) {}", unknown.join(", "));
         }
-        let name = value("name")?;
-        let tag = value("tag")?;
-        let digest = value("digest")?;
-        if !is_name(&name) {
-            bail!("`name` = \"{name}\" is not a repository like docker.io/journeyapps/powersync-service");
-        }
+        let checked = |field: &str| -> Result<String> {
+            let value = value(field)?;
+            let (_, pattern, hint) = grammar
+                .field(field)
+                .with_context(|| format!("lib/image-pin.json has no field `{field}`"))?;
+            if !pattern.is_match(&value) {
+                bail!("`{field}` = \"{value}\" is not {hint}");
+            }
+            Ok(value)
+        };
+        let name = checked("name")?;
+        let tag = checked("tag")?;
+        let digest = checked("digest")?;
         let version = Version::parse_stable(&tag)
             .with_context(|| format!("`tag` = \"{tag}\" is not a stable X.Y.Z tag"))?;
-        if !is_digest(&digest) {
-            bail!("`digest` = \"{digest}\" is not a sha256 digest (sha256: and 64 lowercase hex digits)");
-        }
         Ok(Pin {
             path: path.to_path_buf(),
             text,
@@ -77,7 +156,7 @@ impl Pin {
     pub fn updated(&self, tag: &str, digest: &str) -> Result<String> {
         let mut out = String::with_capacity(self.text.len());
         for line in self.text.split_inclusive('\n') {
-            match assignment(line.trim_end_matches('\n')) {
+            match Grammar::get().assignment(line.trim_end_matches('\n')) {
                 Some(("tag", _)) => out.push_str(&format!("  tag = \"{tag}\";\n")),
                 Some(("digest", _)) => out.push_str(&format!("  digest = \"{digest}\";\n")),
                 _ => out.push_str(line),
@@ -95,7 +174,7 @@ impl Pin {
 }
 
 /// The layout above → the (field, value) pairs in file order; any other line is an error naming it.
-fn layout(text: &str) -> Result<Vec<(String, String)>> {
+fn layout(grammar: &Grammar, text: &str) -> Result<Vec<(String, String)>> {
     let Some(text) = text.strip_suffix('\n') else {
         bail!("the file does not end with a newline");
     };
@@ -103,13 +182,13 @@ fn layout(text: &str) -> Result<Vec<(String, String)>> {
         .split('\n')
         .enumerate()
         .map(|(index, line)| (index + 1, line))
-        .filter(|(_, line)| !is_blank_or_comment(line))
+        .filter(|(_, line)| !grammar.ignored_line.is_match(line))
         .collect();
     match significant.as_slice() {
         [(_, "{"), body @ .., (_, "}")] => {
             let mut values: Vec<(String, String)> = Vec::new();
             for (number, line) in body {
-                let Some((key, value)) = assignment(line) else {
+                let Some((key, value)) = grammar.assignment(line) else {
                     bail!("line {number}: `{line}` is not a `  field = \"value\";` line (two spaces, one field a line)");
                 };
                 if values.iter().any(|(seen, _)| seen == key) {
@@ -124,59 +203,12 @@ fn layout(text: &str) -> Result<Vec<(String, String)>> {
     }
 }
 
-/// ` *(#.*)?`: spaces only, or spaces then a `#` comment.
-fn is_blank_or_comment(line: &str) -> bool {
-    let rest = line.trim_start_matches(' ');
-    rest.is_empty() || rest.starts_with('#')
-}
-
-/// `  field = "value";` with a lowercase field and a value without quotes → (field, value).
-fn assignment(line: &str) -> Option<(&str, &str)> {
-    let rest = line.strip_prefix("  ")?;
-    let (key, rest) = rest.split_once(" = \"")?;
-    let value = rest.strip_suffix("\";")?;
-    let key_ok = !key.is_empty() && key.bytes().all(|b| b.is_ascii_lowercase());
-    (key_ok && !value.contains('"')).then_some((key, value))
-}
-
-/// `[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+`, the pattern lib/image.nix checks.
-fn is_name(name: &str) -> bool {
-    let mut parts = name.split('/');
-    let first = parts.next().unwrap_or_default();
-    let (host, port) = match first.split_once(':') {
-        Some((host, port)) => (host, Some(port)),
-        None => (first, None),
-    };
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    let rest: Vec<&str> = parts.collect();
-    is_component(host) && port_ok && !rest.is_empty() && rest.iter().all(|c| is_component(c))
-}
-
-/// `[a-z0-9]+([._-][a-z0-9]+)*`.
-fn is_component(part: &str) -> bool {
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let separator = |b: u8| matches!(b, b'.' | b'_' | b'-');
-    let bytes = part.as_bytes();
-    !bytes.is_empty()
-        && alnum(bytes[0])
-        && alnum(bytes[bytes.len() - 1])
-        && bytes.iter().all(|&b| alnum(b) || separator(b))
-        && !bytes.windows(2).any(|w| separator(w[0]) && separator(w[1]))
-}
-
-pub fn is_digest(digest: &str) -> bool {
-    digest.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{tools, util::testing::Scratch};
+    use xtask_testkit::Scratch;
+
+    use crate::tools;
 
     pub const PIN: &str = "# comment\n{\n  name = \"docker.io/journeyapps/powersync-service\";\n  tag = \"1.26.1\";\n  digest = \"sha256:413a0c813e96935ebe7203b5759f8a594a7b7cd8aa42134713e63af637e0f079\";\n}\n";
 
@@ -240,6 +272,44 @@ mod tests {
                 "{file}: pin.rs {ours}, Nix {accepted}"
             );
         }
+    }
+
+    /// One grammar, not two kept alike: with a lib/image-pin.json that also allows uppercase hex digests, Nix
+    /// (a copy of lib/image.nix beside it) and pin.rs both accept the corpus file they both refuse today.
+    #[test]
+    fn both_readers_take_the_grammar_from_lib_image_pin_json() {
+        tools::NIX_INSTANTIATE.require().unwrap();
+        let root = util::project_root();
+        let file = root.join("xtask/tests/fixtures/pins/bad-uppercase-digest.pin");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let strict = "\"sha256:[0-9a-f]{64}\"";
+        assert!(GRAMMAR.contains(strict), "{GRAMMAR}");
+        let lenient = GRAMMAR.replace(strict, "\"sha256:[0-9a-fA-F]{64}\"");
+        let scratch = Scratch::new("pin-grammar");
+        scratch
+            .write(
+                "lib/image.nix",
+                &std::fs::read_to_string(root.join("lib/image.nix")).unwrap(),
+            )
+            .write("lib/image-pin.json", &lenient);
+        let nix_accepts = |lib: &Path| {
+            let expr = format!(
+                "builtins.deepSeq ((import {}/image.nix).imagePin {}) true",
+                lib.display(),
+                file.display()
+            );
+            std::process::Command::new("nix-instantiate")
+                .args(["--eval", "--strict", "-E", &expr])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        };
+        assert!(!nix_accepts(&root.join("lib")));
+        assert!(Pin::parse(&file, text.clone()).is_err());
+        assert!(nix_accepts(&scratch.path("lib")));
+        let grammar = Grammar::from_json(&lenient).unwrap();
+        Pin::parse_with(&grammar, &file, text).unwrap();
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl Registry {
     pub fn new(base: &str, repository: &str, budget: Duration) -> Registry {
         let net = Net {
             proxies: Proxies::default(),
-            trust: Arc::new(Trust::new(None, Vec::new(), false)),
+            trust: Arc::new(Trust::new(None, None, false)),
             verbose: false,
         };
         Registry::with_net(base, repository, budget, net)

@@ -1,4 +1,4 @@
-//! `bump` against a real registry (see local_registry.rs): each policy case and each failure, and that a
+//! `bump` against a real registry (see xtask/testkit/src/registry.rs): each policy case and each failure, and that a
 //! failure leaves the pin file byte for byte as it was; the hostile fronts of issue 13 (another host's Link,
 //! a Link loop, a redirect, a slow-loris, an oversize body, a re-pushed tag, a keep-alive front without
 //! TCP_NODELAY); and the cases of issue 19 (index entries, HEAD answers, odd tags, what a registry may send,
@@ -13,12 +13,13 @@ use serde_json::json;
 
 use xshell::{cmd, Shell};
 
-use super::{
-    local_registry::{Collector, Fault, Front, IndexEdit, LocalRegistry, Proxy, TestCa},
-    network::Env,
-    *,
+use xtask_testkit::{
+    registry::{Collector, Fault, Front, IndexEdit, LocalRegistry, Proxy, TestCa},
+    ForwardProxy, Scratch,
 };
-use crate::{tools::Tool, util::testing::Scratch};
+
+use super::{network::Env, *};
+use crate::tools::Tool;
 
 const REPO: &str = "test/powersync-service";
 const BOTH: &[&str] = &["amd64", "arm64"];
@@ -1008,10 +1009,6 @@ fn commit_through_a_symlinked_pin_commits_the_file_it_points_to() {
 
 // Issue 19: the command as an operator runs it, in its own process: its environment, its stderr, its syscalls.
 
-const TINYPROXY: Tool = Tool {
-    program: "tinyproxy",
-    install: "`apt-get install tinyproxy` (in `nix develop` it is there)",
-};
 const STRACE: Tool = Tool {
     program: "strace",
     install: "`apt-get install strace` (in `nix develop` it is there)",
@@ -1085,72 +1082,6 @@ fn bump_child() {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// tinyproxy on 127.0.0.1 that connects onwards from 127.0.0.2, so a server can tell a proxied connection
-/// from a direct one by its source address.
-struct ForwardProxy {
-    child: std::process::Child,
-    url: String,
-    log: std::path::PathBuf,
-    _scratch: Scratch,
-}
-
-impl ForwardProxy {
-    const SOURCE: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
-
-    fn start() -> ForwardProxy {
-        TINYPROXY.require().unwrap();
-        let scratch = Scratch::new("tinyproxy");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = scratch.path("tinyproxy.log");
-        scratch.write(
-            "tinyproxy.conf",
-            &format!(
-                "Port {port}\nListen 127.0.0.1\nBind {}\nTimeout 30\nMaxClients 20\nAllow 127.0.0.1\n\
-                 LogLevel Connect\nLogFile \"{}\"\n",
-                ForwardProxy::SOURCE,
-                log.display()
-            ),
-        );
-        let child = std::process::Command::new("tinyproxy")
-            .arg("-d")
-            .arg("-c")
-            .arg(scratch.path("tinyproxy.conf"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tinyproxy did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        ForwardProxy {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-            _scratch: scratch,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for ForwardProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::pin::Grammar;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Version {
     pub major: u64,
@@ -10,25 +12,21 @@ pub struct Version {
 }
 
 impl Version {
-    /// The one grammar of a stable tag, for the registry's tags and the pin's alike (pin.rs reads the pin's
-    /// tag with it; lib/image.nix checks the same pattern, and the pin corpus proves the two agree):
-    /// `N.N.N`, each N `0` or one to nine digits without a leading zero. Nine digits keep every reader exact,
-    /// and no leading zeros means no two spellings name one version (`1.26.05` is not `1.26.5`).
-    /// `-next` pre-releases, `latest`, `X.Y` and `X` aliases are not stable versions.
+    /// A stable tag, for the registry's tags and the pin's alike: the pin grammar's `tag` pattern
+    /// (lib/image-pin.json, read by lib/image.nix too), `N.N.N` with each N `0` or one to nine digits without a
+    /// leading zero. Nine digits keep every reader exact, and no leading zeros means no two spellings name one
+    /// version (`1.26.05` is not `1.26.5`). `-next` pre-releases, `latest`, `X.Y` and `X` aliases are not
+    /// stable versions.
     pub fn parse_stable(tag: &str) -> Option<Version> {
-        let mut parts = tag.split('.');
-        let mut number = || -> Option<u64> {
-            let part = parts.next()?;
-            let digits = part.bytes().all(|b| b.is_ascii_digit());
-            let canonical = part == "0" || (1..=9).contains(&part.len()) && !part.starts_with('0');
-            (digits && canonical).then(|| part.parse().ok())?
-        };
-        let version = Version {
-            major: number()?,
-            minor: number()?,
-            patch: number()?,
-        };
-        parts.next().is_none().then_some(version)
+        if !Grammar::get().matches("tag", tag) {
+            return None;
+        }
+        let mut numbers = tag.split('.').map(|part| part.parse().ok());
+        Some(Version {
+            major: numbers.next()??,
+            minor: numbers.next()??,
+            patch: numbers.next()??,
+        })
     }
 }
 

@@ -17,34 +17,16 @@ use std::{
 };
 
 use anyhow::{bail, format_err, Context, Result};
-use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, ServerName};
 
-/// The client config every `verify` connection uses.
+/// The client config every `verify` connection uses: the CA file's roots alone when one is given (test and
+/// staging certificates), else the public roots.
 pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .with_context(|| format!("read the CA file {}", path.display()))?;
-            for cert in certs {
-                let cert = cert.with_context(|| format!("parse the CA file {}", path.display()))?;
-                roots
-                    .add(cert)
-                    .with_context(|| format!("use the CA in {}", path.display()))?;
-            }
-            if roots.is_empty() {
-                bail!("{} holds no PEM certificate", path.display());
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("set up TLS")?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    let roots = match ca_file {
+        Some(path) => crate::tls::Roots::ca_file(path)?,
+        None => crate::tls::Roots::public(),
+    };
+    Ok(roots.client_config())
 }
 
 /// Completes a verified handshake with `host:port` and returns the chain the server sent, leaf first.

@@ -11,9 +11,6 @@
 //! the shape whose Nagle delay meets a client's delayed ACK; the latter also over TLS, with a throwaway CA made
 //! by `openssl`.
 
-// Fault injection and single-platform manifests serve the tests; the bench uses the well-behaved parts.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::{
     collections::HashMap,
     fs,
