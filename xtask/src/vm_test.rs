@@ -270,7 +270,11 @@ mod fixture_tests {
     fn pinned(hashes: &str) -> Scratch {
         let root = crate::util::project_root();
         let scratch = Scratch::new("vm-test-hashes");
-        for file in ["lib/image.nix", "modules/powersync/image.nix"] {
+        for file in [
+            "lib/image.nix",
+            "lib/image-pin.json",
+            "modules/powersync/image.nix",
+        ] {
             scratch.write(file, &std::fs::read_to_string(root.join(file)).unwrap());
         }
         scratch.write("tests/vm/image.nix", hashes);
