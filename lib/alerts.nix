@@ -10,15 +10,17 @@ let
     if condition
     then list
     else [];
-in {
+in rec {
+  # The Prometheus job that scrapes the service's metrics (operations.nix's scrapeConfigs).
+  scrapeJob = "powersync";
+
   # Arguments mirror services.powersync options: replication.slotNamePrefix, auth.jwksUri,
   # operations.alerts.maxLagSeconds and operations.watchdog.{enable,maxRetainedBytes,intervalSeconds}; `jwks`
-  # is operations.preflight.jwks (the watchdog exports the JWKS result only then). `job` is the Prometheus
-  # scrape job of the service's metrics (keep in sync with operations.nix's scrapeConfigs), whose targets
+  # is operations.preflight.jwks (the watchdog exports the JWKS result only then). The alerts select the
+  # service's metrics by `scrapeJob`, the Prometheus job operations.nix scrapes them as, whose targets
   # carry the labels `runner` and `role` (unified, sync or api; lib/topology.nix). `compact` is
   # services.powersync.compact.enable.
   alertRules = {
-    job ? "powersync",
     compact ? false,
     slotNamePrefix,
     maxLagSeconds,
@@ -38,14 +40,14 @@ in {
             # The lag gauge is absent both when nothing answers on the metrics port and while replication has
             # never connected since the start (source auth or TLS failing, waiting for the replication lock):
             # `up` of the scrape job tells the two apart.
-            (rule "PowerSyncMetricsDown" ''up{job="${job}"} == 0 or absent(up{job="${job}"})'' "10m"
+            (rule "PowerSyncMetricsDown" ''up{job="${scrapeJob}"} == 0 or absent(up{job="${scrapeJob}"})'' "10m"
               "Prometheus cannot scrape PowerSync's metrics: the container is down or its metrics port is unreachable.")
-            (rule "PowerSyncReplicationNotStarted" ''absent(powersync_replication_lag_seconds) and on() up{job="${job}",role!="api"} == 1'' "10m"
+            (rule "PowerSyncReplicationNotStarted" ''absent(powersync_replication_lag_seconds) and on() up{job="${scrapeJob}",role!="api"} == 1'' "10m"
               "PowerSync answers but has not replicated since it started (no lag gauge): the source refuses it (authentication, TLS) or it waits for the replication lock. See the service log.")
           ]
           ++ [
             # Split mode: the other API runners serve its clients meanwhile, with less headroom.
-            (rule "PowerSyncApiRunnerDown" ''up{job="${job}",role="api"} == 0'' "5m"
+            (rule "PowerSyncApiRunnerDown" ''up{job="${scrapeJob}",role="api"} == 0'' "5m"
               "PowerSync API runner {{ $labels.runner }} does not answer; its clients reconnect to the others. See journalctl -u podman-{{ $labels.runner }}.service.")
           ]
           ++ optionals compact [

@@ -22,7 +22,7 @@ in {
   inherit (image) imagePin;
   inherit (network) gateway4 gateway6;
   inherit (instance) defaults instanceOptions instanceOf instanceConfig instanceSettings publicUrl;
-  inherit (alerts) alertRules;
+  inherit (alerts) alertRules scrapeJob;
   inherit (storage) remoteStorageSettings storageConnectionsPerProcess storageProxyLimit proxydConnectionsMaxFor;
   inherit (watchdog) watchdogTlsProblems watchdogCommands;
   inherit (script) scriptText shellApplication;

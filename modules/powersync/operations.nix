@@ -403,7 +403,7 @@ in {
     (mkIf ops.alerts.enable {
       services.prometheus.scrapeConfigs = [
         {
-          job_name = "powersync";
+          job_name = pure.scrapeJob;
           # One target per runner, labelled, so the alerts can tell the replicating runner from the API ones.
           static_configs =
             map (runner: {
