@@ -24,15 +24,7 @@ const LAN_V4: &str = "192.0.2.2";
 const LAN_V6: &str = "2001:db8:1::2";
 const PORT: u16 = 9464;
 
-fn run(program: &str, args: &[&str]) {
-    let output = Command::new(program).args(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{program} {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
+use common::run_ok as run;
 
 /// The guard's `nft -f` file, rendered by the module's own function.
 fn ruleset() -> String {
@@ -41,16 +33,7 @@ fn ruleset() -> String {
         "(import {} {{ interfaceName = \"{BRIDGE}\"; }}).ruleset",
         file.display()
     );
-    let output = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "-E", &expr])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "nix-instantiate: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice::<String>(&output.stdout).unwrap()
+    serde_json::from_value(common::nix_eval(&expr)).unwrap()
 }
 
 /// Three namespaces, removed (with the listeners) on drop.

@@ -36,15 +36,7 @@ use serde_json::Value;
 const SERVER_V6: &str = "2001:db8:60:ff::1";
 const LISTEN_PORT: u16 = 8080;
 
-fn run(program: &str, args: &[&str]) {
-    let output = Command::new(program).args(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{program} {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
+use common::run_ok as run;
 
 /// What lib/nginx.nix renders for `mode` with the option defaults the module uses, `overrides` (a Nix
 /// attribute set) applied on top; workerConnections is the module's default for those values.
@@ -66,16 +58,7 @@ fn render(mode: &str, api_runners: u32, overrides: &str) -> Value {
         }})"#,
         lib = lib.display()
     );
-    let output = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "-E", &expr])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "nix-instantiate: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    common::nix_eval(&expr)
 }
 
 /// nginx.conf as nixpkgs' nginx module writes it (nixos/modules/services/web-servers/nginx/default.nix):

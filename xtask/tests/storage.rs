@@ -7,7 +7,9 @@
 //! package to install.
 
 mod common;
-use common::{free_port, require, script::assert_shellcheck_clean, text, wait_for_port, TempDir};
+use common::{
+    free_port, nix_eval, require, script::assert_shellcheck_clean, text, wait_for_port, TempDir,
+};
 
 use std::{
     fs,
@@ -212,19 +214,13 @@ mod proxy {
     /// runner and the compaction at the service's default pool size) and the `--connections-max` the proxy
     /// unit passes for it.
     fn module_limit() -> (u32, u32) {
-        require("nix-instantiate", "nix-bin");
         let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lib");
-        let output = Command::new("nix-instantiate")
-            .args(["--eval", "--strict", "--json", "--expr"])
-            .arg(format!(
-                "let l = import {}; limit = l.storageProxyLimit {{ processes = 2; maxPoolSize = null; }}; \
-                 in [limit (l.proxydConnectionsMaxFor limit)]",
-                lib.display()
-            ))
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{}", text(&output));
-        let [limit, flag]: [u32; 2] = serde_json::from_slice(&output.stdout).unwrap();
+        let [limit, flag]: [u32; 2] = serde_json::from_value(nix_eval(&format!(
+            "let l = import {}; limit = l.storageProxyLimit {{ processes = 2; maxPoolSize = null; }}; \
+             in [limit (l.proxydConnectionsMaxFor limit)]",
+            lib.display()
+        )))
+        .unwrap();
         (limit, flag)
     }
 

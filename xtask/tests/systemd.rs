@@ -9,7 +9,7 @@
 //! Needs (Debian): systemd (systemd-analyze), nix-bin (nix-instantiate). A missing one fails the test.
 
 mod common;
-use common::{require, text, TempDir};
+use common::{nix_eval, require, text, TempDir};
 
 use std::{
     fs,
@@ -39,18 +39,12 @@ fn repo() -> PathBuf {
 
 /// `lib.<function>` applied to each value, evaluated by nix-instantiate with the repository's lib.
 fn evaluate(function: &str, values: &[String]) -> Vec<String> {
-    require("nix-instantiate", "nix-bin");
-    let expr = format!(
+    serde_json::from_value(nix_eval(&format!(
         "let lib = import {}; in map ({function}) (builtins.fromJSON {})",
         repo().join("lib").display(),
         serde_json::to_string(&serde_json::to_string(values).unwrap()).unwrap()
-    );
-    let output = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "--expr", &expr])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", text(&output));
-    serde_json::from_slice(&output.stdout).unwrap()
+    )))
+    .unwrap()
 }
 
 /// `systemd-analyze verify` on a oneshot service with these [Service] lines: (loads, what it said).

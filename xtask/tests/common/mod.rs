@@ -102,3 +102,33 @@ pub fn text(output: &Output) -> String {
 pub fn assert_contains(what: &str, part: &str) {
     assert!(what.contains(part), "expected {part:?} in:\n{what}");
 }
+
+/// What a Nix expression evaluates to, with real Nix (`nix-instantiate --eval --strict --json`): how the tests
+/// read what lib/ and the modules render.
+pub fn nix_eval(expr: &str) -> serde_json::Value {
+    require("nix-instantiate", "nix-bin");
+    let output = std::process::Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "--expr", expr])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "nix-instantiate: {}",
+        text(&output)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Runs a command that must succeed (network namespace and nftables set-up), failing with its stderr.
+pub fn run_ok(program: &str, args: &[&str]) {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{program} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -20,23 +20,12 @@ pub fn repo() -> PathBuf {
 
 /// `lib.scriptText source`: the text the module gives writeShellApplication for this script.
 pub fn script_text(source: &Path) -> String {
-    require("nix-instantiate", "nix-bin");
-    let output = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "--expr"])
-        .arg(format!(
-            "(import {}).scriptText {}",
-            repo().join("lib").display(),
-            source.display()
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "scriptText {}: {}",
-        source.display(),
-        text(&output)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    serde_json::from_value(super::nix_eval(&format!(
+        "(import {}).scriptText {}",
+        repo().join("lib").display(),
+        source.display()
+    )))
+    .unwrap()
 }
 
 /// The installed script: writeShellApplication's header with these runtimeEnv values, then the text.
