@@ -19,6 +19,7 @@ impl flags::Test {
             Some(step) => vec![step],
             None => Step::value_variants().to_vec(),
         };
+        forget_cargo_run_vars();
         let mut results = Vec::new();
         for step in steps {
             let name = step_name(step);
@@ -37,6 +38,19 @@ impl flags::Test {
             std::process::exit(1);
         }
         Ok(())
+    }
+}
+
+/// `cargo run` hands this process the xtask package's own variables (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`).
+/// Dependencies' build scripts (ring's) are fingerprinted on them, so a nested cargo that inherits them rebuilds
+/// ring, rustls, ureq and every xtask target, and the next `cargo xtask` rebuilds them back: no run is warm.
+fn forget_cargo_run_vars() {
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        if name.starts_with("CARGO_PKG_") || name.starts_with("CARGO_MANIFEST_") {
+            // Still single-threaded: no other thread reads the environment.
+            std::env::remove_var(&key);
+        }
     }
 }
 
