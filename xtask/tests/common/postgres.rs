@@ -52,9 +52,11 @@ impl Postgres {
             .unwrap();
         assert!(status.success(), "chown to postgres failed (run as root)");
         let data = dir.path("data");
+        // --no-sync: a throwaway cluster (the server runs with fsync=off too); initdb's own sync of the new
+        // data directory is most of its time.
         let output = as_postgres(&bin, "initdb")
             .args(setup.initdb)
-            .args(["-U", "postgres", "-D"])
+            .args(["--no-sync", "-U", "postgres", "-D"])
             .arg(&data)
             .output()
             .unwrap();
