@@ -103,9 +103,15 @@ fn cargo_test(sh: &Shell) -> Result<()> {
     // .config/nextest.toml names the report.
     let report = target.join("nextest/default/junit.xml");
     let _ = std::fs::remove_file(&report);
-    let outcome = cmd!(sh, "cargo nextest run --workspace --no-fail-fast")
-        .run()
-        .context("cargo nextest failed, see above");
+    // Two tests per core: many wait on a real clock, a server or a child process rather than compute.
+    let threads = std::thread::available_parallelism().map_or(2, |cores| 2 * cores.get());
+    let threads = threads.to_string();
+    let outcome = cmd!(
+        sh,
+        "cargo nextest run --workspace --no-fail-fast --test-threads {threads}"
+    )
+    .run()
+    .context("cargo nextest failed, see above");
     match std::fs::read_to_string(&report) {
         Ok(junit) => {
             println!("    slowest tests:");
