@@ -2,7 +2,8 @@
 //! logical replication slots (common/watchdog.rs). No output may contain the password.
 //!
 //! Needs (Debian): bash, postgresql (server, psql, pg_recvlogical), util-linux (setpriv), prometheus
-//! (promtool). A missing one fails the test with the package to install.
+//! (promtool), nix-bin (nix-instantiate, for the module's limits and commands). A missing one fails the test
+//! with the package to install.
 
 mod common;
 use common::{

@@ -7,8 +7,8 @@
 //! libpq is 15, so the watchdog runs Debian's psql binary on the libpq 18 that psycopg-binary bundles
 //! (tests/oracle/libpq/requirements.txt), and the test first proves that this libpq is the one in effect.
 //!
-//! Needs (Debian): bash, postgresql (server, psql, pg_recvlogical), util-linux (setpriv), openssl.
-//! A missing one fails the test with the package to install.
+//! Needs (Debian): bash, postgresql (server, psql, pg_recvlogical), util-linux (setpriv), openssl, nix-bin
+//! (nix-instantiate, for the module's limits). A missing one fails the test with the package to install.
 
 mod common;
 use common::{
