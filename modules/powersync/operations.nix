@@ -190,7 +190,7 @@ in {
           60 s for the old one's storage lock (seen: ~45 s) after the old one is stopped: replication is back
           within ~280 s if stopping and starting the container take no more than 30 s. A restarted container
           gets the full 100 s to take its slot back before the watchdog counts again, and the restart rate
-          limit (`minRestartIntervalSeconds`) still bounds how often this happens. xtask/tests/ops.rs checks
+          limit (`minRestartIntervalSeconds`) still bounds how often this happens. xtask/tests/healing_time.rs checks
           this arithmetic and, ten times faster, the timing with a frozen consumer
           against a real PostgreSQL.
         '';

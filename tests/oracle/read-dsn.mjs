@@ -1,4 +1,4 @@
-// The PowerSync Service's reading of a source DSN, for the preflight's oracle test (xtask/tests/ops.rs).
+// The PowerSync Service's reading of a source DSN, for the preflight's oracle test (xtask/tests/dsn_oracle.rs).
 // The parser is the service's own dependency, uri-js 4.4.1 (pinned in package-lock.json). Around it, the
 // few steps of the service's normalizeConnectionConfig (libs/lib-postgres/src/types/types.ts, service 1.25.0)
 // that matter with no explicit keys: host and port from the URI (port 5432 when absent, parseInt of a string),

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use xshell::{cmd, Shell};
 
@@ -19,6 +19,7 @@ impl flags::Test {
             Some(step) => vec![step],
             None => Step::value_variants().to_vec(),
         };
+        forget_cargo_run_vars();
         let mut results = Vec::new();
         for step in steps {
             let name = step_name(step);
@@ -37,6 +38,19 @@ impl flags::Test {
             std::process::exit(1);
         }
         Ok(())
+    }
+}
+
+/// `cargo run` hands this process the xtask package's own variables (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`).
+/// Dependencies' build scripts (ring's) are fingerprinted on them, so a nested cargo that inherits them rebuilds
+/// ring, rustls, ureq and every xtask target, and the next `cargo xtask` rebuilds them back: no run is warm.
+fn forget_cargo_run_vars() {
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        if name.starts_with("CARGO_PKG_") || name.starts_with("CARGO_MANIFEST_") {
+            // Still single-threaded: no other thread reads the environment.
+            std::env::remove_var(&key);
+        }
     }
 }
 
@@ -59,9 +73,7 @@ fn run_step(sh: &Shell, step: Step) -> Result<()> {
         )
         .run()
         .context("clippy reported the problems above"),
-        Step::CargoTest => cmd!(sh, "cargo test --workspace --quiet --no-fail-fast")
-            .run()
-            .context("cargo test failed, see above"),
+        Step::CargoTest => cargo_test(sh),
         Step::NixParse => nix::parse_all(sh, &root),
         Step::NixFmt => fmt::check(&root, &util::nix_files(sh, &root)?),
         Step::Deadnix => nix::deadnix(sh, &root),
@@ -72,6 +84,67 @@ fn run_step(sh: &Shell, step: Step) -> Result<()> {
         Step::SyncRules => sync_rules::check(sh, &root),
         Step::Alerts => alerts::check(sh, &root),
     }
+}
+
+/// nextest, not cargo test: it runs the tests of every binary side by side, each in its own process, where
+/// cargo test runs one binary after the other; and its JUnit report has each test's time.
+fn cargo_test(sh: &Shell) -> Result<()> {
+    if cmd!(sh, "cargo nextest --version")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_err()
+    {
+        bail!("cargo-nextest is missing: cargo install --locked cargo-nextest");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| util::project_root().join("target"), Into::into);
+    // .config/nextest.toml names the report.
+    let report = target.join("nextest/default/junit.xml");
+    let _ = std::fs::remove_file(&report);
+    // Two tests per core: many wait on a real clock, a server or a child process rather than compute.
+    let threads = std::thread::available_parallelism().map_or(2, |cores| 2 * cores.get());
+    let threads = threads.to_string();
+    let outcome = cmd!(
+        sh,
+        "cargo nextest run --workspace --no-fail-fast --test-threads {threads}"
+    )
+    .run()
+    .context("cargo nextest failed, see above");
+    match std::fs::read_to_string(&report) {
+        Ok(junit) => {
+            println!("    slowest tests:");
+            for (name, took) in slowest(&junit, 10) {
+                println!("    {took:>7.1}s  {name}");
+            }
+        }
+        Err(error) => println!("    no test times: {} ({error})", report.display()),
+    }
+    outcome
+}
+
+/// The `count` slowest `<testcase>`s of nextest's JUnit report: (binary and test name, seconds).
+fn slowest(junit: &str, count: usize) -> Vec<(String, f64)> {
+    let attribute = |element: &str, name: &str| -> Option<String> {
+        let start = element.find(&format!(" {name}=\""))? + name.len() + 3;
+        let end = start + element[start..].find('"')?;
+        Some(element[start..end].to_owned())
+    };
+    let mut tests: Vec<(String, f64)> = junit
+        .split("<testcase")
+        .skip(1)
+        .filter_map(|case| {
+            let element = &case[..case.find('>')?];
+            let took = attribute(element, "time")?.parse().ok()?;
+            let binary = attribute(element, "classname")?;
+            let name = attribute(element, "name")?;
+            Some((format!("{binary} {name}"), took))
+        })
+        .collect();
+    tests.sort_by(|a, b| b.1.total_cmp(&a.1));
+    tests.truncate(count);
+    tests
 }
 
 /// Prints the table and the closing line; true when every step passed.
@@ -88,4 +161,42 @@ fn summarize(results: &[(String, bool, Duration)]) -> bool {
 
 fn seconds(duration: Duration) -> String {
     format!("{:.1}s", duration.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slowest;
+
+    /// The shape of cargo-nextest 0.9's report, a failed test (with its child elements) included.
+    const JUNIT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites name="nextest-run" tests="3" skipped="0" failures="1" errors="0" timestamp="2026-12-04T16:22:26.985+00:00" time="12.5">
+    <testsuite name="xtask::verify" tests="2" skipped="0" errors="0" failures="1">
+        <testcase name="host::a_healthy_host_passes_every_check" classname="xtask::verify" timestamp="2026-12-04T16:22:26.985+00:00" time="2.640">
+            <failure message="test failure" type="test failure">thread panicked at time="99"</failure>
+        </testcase>
+        <testcase name="every_check_has_its_runbook_anchor" classname="xtask::verify" timestamp="2026-12-04T16:22:26.985+00:00" time="0.051"/>
+    </testsuite>
+    <testsuite name="xtask::healing_time" tests="1" skipped="0" errors="0" failures="0">
+        <testcase name="a_frozen_consumer_is_restarted_within_the_scaled_window" classname="xtask::healing_time" timestamp="2026-12-04T16:22:27.036+00:00" time="34.55"/>
+    </testsuite>
+</testsuites>"#;
+
+    #[test]
+    fn the_slowest_tests_come_first_with_their_binary() {
+        assert_eq!(
+            slowest(JUNIT, 2),
+            [
+                (
+                    "xtask::healing_time a_frozen_consumer_is_restarted_within_the_scaled_window"
+                        .to_owned(),
+                    34.55
+                ),
+                (
+                    "xtask::verify host::a_healthy_host_passes_every_check".to_owned(),
+                    2.64
+                ),
+            ]
+        );
+        assert_eq!(slowest(JUNIT, 10).len(), 3);
+    }
 }

@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod ops;
 pub mod pki;
 pub mod postgres;
 pub mod script;
+pub mod watchdog;
 
 use std::{
     fs,
