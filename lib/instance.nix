@@ -240,6 +240,15 @@ in {
           maxRetainedBytes = 1024 * 1024 * 1024;
           growthChecks = 18;
           minRestartIntervalSeconds = 1800;
+          # What bounds one run (its unit's TimeoutStartSec is derived from them): psql's connect, the
+          # source's statement_timeout, and the JWKS check's own bounds below.
+          connectTimeoutSeconds = 10;
+          statementTimeoutSeconds = 20;
+        };
+        # The JWKS preflight's curl bounds, before a start and in every watchdog run.
+        preflight.jwks = {
+          connectTimeoutSeconds = 5;
+          maxTimeSeconds = 15;
         };
       };
     };

@@ -68,7 +68,14 @@
 
   # The env files are its arguments, as the container gets them.
   preflightDsn = script "preflight-dsn" [] sourceKeys;
-  preflightJwks = script "preflight-jwks" [pkgs.coreutils pkgs.curl pkgs.jq] {};
+  jwksBounds = pure.defaults.operations.preflight.jwks;
+  preflightJwks = script "preflight-jwks" [pkgs.coreutils pkgs.curl pkgs.jq] {
+    JWKS_CONNECT_TIMEOUT = toString jwksBounds.connectTimeoutSeconds;
+    JWKS_MAX_TIME = toString jwksBounds.maxTimeSeconds;
+  };
+  # What bounds one watchdog run: psql's connect and query, and the JWKS check's whole fetch.
+  watchdogBounds = pure.defaults.operations.watchdog;
+  watchdogRunSeconds = watchdogBounds.connectTimeoutSeconds + watchdogBounds.statementTimeoutSeconds + jwksBounds.maxTimeSeconds;
   # The watchdog's psql needs libpq >= 16 (require_auth, operations/slot-watchdog.sh). The host's own PostgreSQL
   # serves when it is new enough; web-arm's is 14, so its client is postgresql_17 (the NixOS default since
   # stateVersion 25.11, nixos/modules/services/databases/postgresql.nix): a client talks to any server.
@@ -92,6 +99,8 @@
       MAX_RETAINED_BYTES = toString ops.watchdog.maxRetainedBytes;
       GROWTH_CHECKS = toString ops.watchdog.growthChecks;
       MIN_RESTART_INTERVAL_SECONDS = toString ops.watchdog.minRestartIntervalSeconds;
+      PGCONNECT_TIMEOUT = toString watchdogBounds.connectTimeoutSeconds;
+      STATEMENT_TIMEOUT_SECONDS = toString watchdogBounds.statementTimeoutSeconds;
     }
     // lib.optionalAttrs (ops.watchdog.sourceCaCertificate != null) {
       # Interpolated, so a path in the configuration's tree is copied to the store the host gets.
@@ -353,9 +362,9 @@ in {
         serviceConfig = {
           Type = "oneshot";
           ExecStart = lib.getExe watchdog;
-          # A run is bounded by psql's connect (PGCONNECT_TIMEOUT, 10 s) and query (statement_timeout, 20 s)
-          # and the JWKS check (15 s); one that hangs anyway is killed instead of holding back the next.
-          TimeoutStartSec = "90s";
+          # A run is bounded by psql's connect and query and the JWKS check (watchdogRunSeconds, 45 s at
+          # lib's bounds); one that hangs anyway is killed, with room to spare, instead of holding back the next.
+          TimeoutStartSec = "${toString (2 * watchdogRunSeconds)}s";
           # Its memory of slots and restarts is its own: no one else reads or writes it.
           StateDirectory = "powersync-watchdog";
           StateDirectoryMode = "0700";

@@ -43,6 +43,8 @@ fn scripts_pass_shellcheck_as_the_module_embeds_them() {
         ("MAX_INACTIVE_SECONDS", "100"),
         ("MAX_RETAINED_BYTES", "1073741824"),
         ("GROWTH_CHECKS", "18"),
+        ("PGCONNECT_TIMEOUT", "10"),
+        ("STATEMENT_TIMEOUT_SECONDS", "20"),
         ("MIN_RESTART_INTERVAL_SECONDS", "1800"),
         (
             "RESTART_CMD",
@@ -84,7 +86,10 @@ fn scripts_pass_shellcheck_as_the_module_embeds_them() {
     ];
     let cases: [(&str, &[(&str, &str)]); 4] = [
         ("preflight-dsn", &source_keys),
-        ("preflight-jwks", &[]),
+        (
+            "preflight-jwks",
+            &[("JWKS_CONNECT_TIMEOUT", "5"), ("JWKS_MAX_TIME", "15")],
+        ),
         ("slot-watchdog", &watchdog),
         ("teardown", &teardown),
     ];

@@ -132,3 +132,23 @@ fn a_timeout_only_warns() {
     assert_contains(&all, "timed out");
     assert!(started.elapsed() < Duration::from_secs(10), "JWKS_MAX_TIME");
 }
+
+/// The module passes curl's bounds (lib.defaults.operations.preflight.jwks); the script keeps none of its own.
+/// A missing one is this host's configuration (exit 2), never a refused JWKS (exit 1).
+#[test]
+fn a_missing_bound_is_a_configuration_error() {
+    let server = HttpServer::start(&[("/jwks.json", 200, EC_JWKS)]);
+    for var in ["JWKS_CONNECT_TIMEOUT", "JWKS_MAX_TIME"] {
+        let output = Command::new("bash")
+            .arg(script("preflight-jwks.sh"))
+            .arg(server.url("/jwks.json"))
+            .env("JWKS_CONNECT_TIMEOUT", "2")
+            .env("JWKS_MAX_TIME", "2")
+            .env_remove(var)
+            .output()
+            .unwrap();
+        let all = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{var}: {all}");
+        assert_contains(&all, &format!("set {var}"));
+    }
+}

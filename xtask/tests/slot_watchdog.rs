@@ -573,7 +573,17 @@ fn the_jwks_result_is_exported_and_never_restarts() {
         (unreachable, "0", None),
     ] {
         let jwks_check = script("preflight-jwks.sh").display().to_string();
-        let run = watchdog.run(T0, true, &[("JWKS_URI", &uri), ("JWKS_CHECK", &jwks_check)]);
+        // The preflight's own bounds, which the module gives it (its runtimeEnv), shortened for the test.
+        let run = watchdog.run(
+            T0,
+            true,
+            &[
+                ("JWKS_URI", &uri),
+                ("JWKS_CHECK", &jwks_check),
+                ("JWKS_CONNECT_TIMEOUT", "2"),
+                ("JWKS_MAX_TIME", "2"),
+            ],
+        );
         assert_eq!(run.code, Some(0), "{uri}: {}", run.output);
         assert_eq!(run.restarts, 0);
         run.assert_value("powersync_jwks_check_up", up);
@@ -603,6 +613,8 @@ fn every_value_the_module_passes_is_required() {
         "MIN_RESTART_INTERVAL_SECONDS",
         "RESTART_CMD",
         "LIVE_CMD",
+        "PGCONNECT_TIMEOUT",
+        "STATEMENT_TIMEOUT_SECONDS",
     ] {
         let run = watchdog.run(T0, true, &[(var, "")]);
         assert_eq!(run.code, Some(2), "{var}: {}", run.output);

@@ -4,8 +4,9 @@
 # and refuse every client (401 PSYNC_S2101). Transient trouble only warns, so an outage cannot block a restart.
 #   preflight-jwks.sh URI   exit 0 usable keys, or a WARNING line (network trouble, a timeout, HTTP 401, 403,
 #   429, 5xx: transient); 1 refused (HTTP 404, or 200 without a usable key); 2 usage or a missing tool
-# Its one input is the argument. Never set by the module, for tests: CURL, JQ (the commands, default curl and
-# jq on PATH), JWKS_CONNECT_TIMEOUT (5 s) and JWKS_MAX_TIME (15 s; the watchdog's TimeoutStartSec counts on it).
+# Inputs: the argument, and JWKS_CONNECT_TIMEOUT and JWKS_MAX_TIME (seconds: curl's bounds; the module passes
+# lib.defaults.operations.preflight.jwks, and the watchdog's TimeoutStartSec counts on them). Never set by the
+# module, for tests: CURL, JQ (the commands, default curl and jq on PATH).
 set -euo pipefail
 
 [ "$#" -eq 1 ] || {
@@ -15,8 +16,15 @@ set -euo pipefail
 uri=$1
 CURL=${CURL:-curl}
 JQ=${JQ:-jq}
-connect_timeout=${JWKS_CONNECT_TIMEOUT:-5}
-max_time=${JWKS_MAX_TIME:-15}
+# Exit 2, not 1: a missing bound is this host's configuration, not a refused JWKS.
+for var in JWKS_CONNECT_TIMEOUT JWKS_MAX_TIME; do
+  [ -n "${!var:-}" ] || {
+    echo "powersync preflight: set $var (see the header of preflight-jwks.sh)" >&2
+    exit 2
+  }
+done
+connect_timeout=$JWKS_CONNECT_TIMEOUT
+max_time=$JWKS_MAX_TIME
 supabase_uri="https://<project>.supabase.co/auth/v1/.well-known/jwks.json"
 
 warn() {

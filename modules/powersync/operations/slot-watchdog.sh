@@ -20,6 +20,8 @@
 #   MIN_RESTART_INTERVAL_SECONDS  at most one restart per this many seconds; later ones are logged
 #   RESTART_CMD                   how to restart, run with bash -c; it must not wait for the restart
 #   LIVE_CMD                      exit 0 when the container claims to be live, run with bash -c
+#   PGCONNECT_TIMEOUT             seconds psql may take to connect (libpq's own variable)
+#   STATEMENT_TIMEOUT_SECONDS     the source's statement_timeout for its query
 # Set by the module only where they apply:
 #   SOURCE_HOSTNAME, SOURCE_PORT, … the connection's own keys, which win over PS_SOURCE_DSN
 #                                 (source-connection.sh); absent keys leave the DSN's
@@ -29,9 +31,7 @@
 #   JWKS_URI, JWKS_CHECK          both or neither: also run that JWKS preflight on the URI each time and
 #                                 export its result
 # Never set by the module, for tests and debugging: PSQL (the psql command, default psql on PATH, libpq >= 16;
-# a test wraps it to see its argv), PGCONNECT_TIMEOUT (10 s, libpq's own variable) and
-# STATEMENT_TIMEOUT_SECONDS (20) bound its connect and query (the unit's TimeoutStartSec counts on them),
-# NOW the current time in epoch seconds.
+# a test wraps it to see its argv), NOW the current time in epoch seconds.
 # Exit status: 0; 1 when the source could not be queried or the restart command failed; 2 bad configuration.
 set -euo pipefail
 
@@ -43,7 +43,7 @@ config_error() {
 }
 
 for var in POWERSYNC_ENV_FILES SOURCE_SSLMODE SLOT_PREFIX STATE_DIR TEXTFILE MAX_INACTIVE_SECONDS MAX_RETAINED_BYTES \
-  GROWTH_CHECKS MIN_RESTART_INTERVAL_SECONDS RESTART_CMD LIVE_CMD; do
+  GROWTH_CHECKS MIN_RESTART_INTERVAL_SECONDS RESTART_CMD LIVE_CMD PGCONNECT_TIMEOUT STATEMENT_TIMEOUT_SECONDS; do
   [ -n "${!var:-}" ] || config_error "set $var (see the header of slot-watchdog.sh)"
 done
 [ -z "${JWKS_URI:-}" ] || [ -n "${JWKS_CHECK:-}" ] || config_error "set JWKS_CHECK, the JWKS preflight to run on JWKS_URI"
@@ -58,8 +58,8 @@ whole MAX_RETAINED_BYTES "$max_retained"
 whole GROWTH_CHECKS "$growth_checks"
 whole MIN_RESTART_INTERVAL_SECONDS "$min_interval"
 whole NOW "$now"
-connect_timeout=${PGCONNECT_TIMEOUT:-10}
-statement_timeout=${STATEMENT_TIMEOUT_SECONDS:-20}
+connect_timeout=${PGCONNECT_TIMEOUT:?}
+statement_timeout=${STATEMENT_TIMEOUT_SECONDS:?}
 whole PGCONNECT_TIMEOUT "$connect_timeout"
 whole STATEMENT_TIMEOUT_SECONDS "$statement_timeout"
 # The service verifies the source's certificate against CAs bundled in its image (Supabase's own root among

@@ -3,7 +3,7 @@
 //! names, as curl reads them (network.rs), checks the index serves web-arm's arm64 and amd64 as plain image
 //! manifests, applies the version policy (version.rs: newer patches by default; minor, major and downgrades only
 //! when asked), then rewrites the one pin file (pin.rs) with a single rename. The VM tests' archive hashes
-//! (tests/vm/image.nix) are keyed by index digest, so there is no second file to keep in step: a moved pin
+//! (tests/vm/image.nix) are keyed by index digest, so there is no second file that could disagree with it: a moved pin
 //! misses its hash there, and the VM tests say how to compute it. Every failure leaves the pin byte for byte
 //! as it was; with --commit, git is checked before anything is written.
 

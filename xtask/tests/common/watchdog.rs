@@ -304,6 +304,8 @@ pub fn module_limits() -> Vec<(&'static str, String)> {
                 ("MAX_RETAINED_BYTES", "maxRetainedBytes"),
                 ("GROWTH_CHECKS", "growthChecks"),
                 ("MIN_RESTART_INTERVAL_SECONDS", "minRestartIntervalSeconds"),
+                ("PGCONNECT_TIMEOUT", "connectTimeoutSeconds"),
+                ("STATEMENT_TIMEOUT_SECONDS", "statementTimeoutSeconds"),
             ]
             .into_iter()
             .map(|(var, option)| (var, defaults[option].to_string()))
