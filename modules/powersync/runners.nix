@@ -39,6 +39,9 @@
     })
     apiRunners));
 
+  # How long one API runner may take to answer its health check again after a restart: a fresh process is
+  # up in seconds; the rest is room for a slow storage connection and podman's health-start-period (60 s).
+  rollingHealthTimeoutSeconds = 180;
   rollingRestart = pure.shellApplication pkgs {
     name = "powersync-api-rolling-restart";
     source = ./runners/rolling-restart.sh;
@@ -47,6 +50,7 @@
       POWERSYNC_API_GENERATION = apiGeneration;
       CONTAINERS = lib.concatMapStringsSep " " (r: r.name) apiRunners;
       STATE_FILE = "/run/powersync/api-generation";
+      HEALTH_TIMEOUT = toString rollingHealthTimeoutSeconds;
     };
   };
 

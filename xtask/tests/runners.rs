@@ -40,6 +40,11 @@ impl Host {
     }
 
     fn run(&self, generation: &str, containers: &str) -> Output {
+        self.run_without(generation, containers, "")
+    }
+
+    /// A run with `missing` (one of the module's variables) left out.
+    fn run_without(&self, generation: &str, containers: &str, missing: &str) -> Output {
         let path = format!(
             "{}:{}",
             self.0.path("bin").display(),
@@ -55,6 +60,7 @@ impl Host {
             .env("STATE_FILE", self.0.path("run/powersync/api-generation"))
             .env("HEALTHY_AFTER", "2")
             .env("HEALTH_TIMEOUT", "6")
+            .env_remove(missing)
             .output()
             .unwrap()
     }
@@ -137,6 +143,26 @@ fn it_passes_shellcheck_as_the_module_embeds_it() {
             ("CONTAINERS", "powersync-api-1 powersync-api-2"),
             ("POWERSYNC_API_GENERATION", "0123abcd"),
             ("STATE_FILE", "/run/powersync/api-generation"),
+            ("HEALTH_TIMEOUT", "180"),
         ],
     );
+}
+
+/// The module passes every value (runners.nix, runtimeEnv); the script keeps no default of its own, so a
+/// missing one stops it before any runner is restarted.
+#[test]
+fn every_value_the_module_passes_is_required() {
+    for var in [
+        "POWERSYNC_API_GENERATION",
+        "CONTAINERS",
+        "STATE_FILE",
+        "HEALTH_TIMEOUT",
+    ] {
+        let host = Host::new();
+        host.run("gen-1", "powersync-api-1");
+        let output = host.run_without("gen-2", "powersync-api-1", var);
+        assert!(!output.status.success(), "{var}: {}", text(&output));
+        assert!(text(&output).contains(var), "{var}: {}", text(&output));
+        assert!(host.calls().is_empty(), "{var}: {:?}", host.calls());
+    }
 }

@@ -4,13 +4,12 @@
 #
 # Environment, set by the module (runtimeEnv) and required: POWERSYNC_API_GENERATION (a hash of the runners'
 # definitions), CONTAINERS (their container names, in order), STATE_FILE (where the generation last applied
-# is kept; under /run, so empty at boot). The first run after boot only records the generation: the runners
-# have just started with it. HEALTH_TIMEOUT, how long one runner may take to answer its health check again
-# (180 s), is never set by the module: tests shorten it.
+# is kept; under /run, so empty at boot), HEALTH_TIMEOUT (seconds one runner may take to answer its health
+# check again). The first run after boot only records the generation: the runners have just started with it.
 set -euo pipefail
 
-: "${POWERSYNC_API_GENERATION:?}" "${CONTAINERS:?}" "${STATE_FILE:?}"
-health_timeout=${HEALTH_TIMEOUT:-180}
+: "${POWERSYNC_API_GENERATION:?}" "${CONTAINERS:?}" "${STATE_FILE:?}" "${HEALTH_TIMEOUT:?}"
+health_timeout=$HEALTH_TIMEOUT
 
 applied=
 [ -f "$STATE_FILE" ] && applied=$(cat "$STATE_FILE")
