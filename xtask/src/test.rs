@@ -1,6 +1,8 @@
 //! `cargo xtask test`: the one test command. Every step runs even after a failure, is timed, and the run ends
 //! with the plain `N passed, M failed` line CI reads.
 
+mod env;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -20,6 +22,8 @@ impl flags::Test {
             None => Step::value_variants().to_vec(),
         };
         forget_cargo_run_vars();
+        let mut scratch = env::Scratch::on_tmpfs();
+        env::python_scripts_first(sh);
         let mut results = Vec::new();
         for step in steps {
             let name = step_name(step);
@@ -34,6 +38,7 @@ impl flags::Test {
             results.push((name, outcome.is_ok(), took));
         }
         if !summarize(&results) {
+            scratch.remove();
             // Exit here rather than return an error, so the `N passed, M failed` line stays the last line.
             std::process::exit(1);
         }
