@@ -129,6 +129,9 @@ pub struct Test {
     /// Run only this step.
     #[arg(long, value_enum)]
     pub only: Option<Step>,
+    /// Run one step with no header or summary: how a run starts each side step in a process of its own.
+    #[arg(long, value_enum, hide = true, conflicts_with = "only")]
+    pub side_step: Option<Step>,
 }
 
 /// The steps of `cargo xtask test`, in the order they run.
@@ -138,7 +141,7 @@ pub enum Step {
     Rustfmt,
     /// `cargo clippy` with `-D warnings`.
     Clippy,
-    /// `cargo test --workspace --no-fail-fast`: every test binary runs, so one failure hides no other.
+    /// `cargo nextest run --workspace --no-fail-fast`: every test runs, so one failure hides no other.
     CargoTest,
     /// Every tracked `.nix` file through Nix's own parser (`nix-instantiate --parse`).
     NixParse,

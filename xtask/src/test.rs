@@ -17,6 +17,9 @@ use crate::{
 
 impl flags::Test {
     pub fn run(self, sh: &Shell) -> Result<()> {
+        if let Some(step) = self.side_step {
+            return run_step(sh, step);
+        }
         let steps: Vec<Step> = match self.only {
             Some(step) => vec![step],
             None => Step::value_variants().to_vec(),
@@ -24,19 +27,27 @@ impl flags::Test {
         forget_cargo_run_vars();
         let mut scratch = env::Scratch::on_tmpfs();
         env::python_scripts_first(sh);
+        let (side, main): (Vec<Step>, Vec<Step>) = if steps.contains(&Step::CargoTest) {
+            steps.iter().partition(|step| is_side_step(**step))
+        } else {
+            (Vec::new(), steps.clone())
+        };
+        let side =
+            std::thread::spawn(move || side.into_iter().map(run_in_child).collect::<Vec<_>>());
         let mut results = Vec::new();
-        for step in steps {
+        for step in main {
             let name = step_name(step);
             println!("==> {name}");
             let started = Instant::now();
             let outcome = run_step(sh, step);
-            let took = started.elapsed();
-            match &outcome {
-                Ok(()) => println!("    ok {name} ({})", seconds(took)),
-                Err(error) => println!("    FAILED {name} ({}):\n{error:#}", seconds(took)),
-            }
-            results.push((name, outcome.is_ok(), took));
+            results.push(report(step, outcome.err(), started.elapsed()));
         }
+        for (step, output, error, took) in side.join().expect("the side steps' thread panicked") {
+            println!("==> {} (ran beside cargo-test)", step_name(step));
+            print!("{output}");
+            results.push(report(step, error, took));
+        }
+        results.sort_by_key(|(step, ..)| steps.iter().position(|s| s == step));
         if !summarize(&results) {
             scratch.remove();
             // Exit here rather than return an error, so the `N passed, M failed` line stays the last line.
@@ -44,6 +55,56 @@ impl flags::Test {
         }
         Ok(())
     }
+}
+
+/// The steps that run no cargo and read only the tree: they run beside cargo-test, which mostly waits on
+/// clocks, servers and child processes, instead of after it.
+fn is_side_step(step: Step) -> bool {
+    !matches!(step, Step::Rustfmt | Step::Clippy | Step::CargoTest)
+}
+
+/// Runs `step` in a process of its own (`xtask test --side-step`) with its output held, so that it does not
+/// interleave with cargo-test's: (step, output, error, time taken).
+fn run_in_child(step: Step) -> (Step, String, Option<anyhow::Error>, Duration) {
+    let started = Instant::now();
+    let outcome = (|| -> Result<String> {
+        let log = std::env::temp_dir().join(format!(
+            "xtask-{}-{}.log",
+            step_name(step),
+            std::process::id()
+        ));
+        let file =
+            std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+        // One file behind stdout and stderr: their lines stay in the order they were written.
+        let status =
+            std::process::Command::new(std::env::current_exe().context("find the xtask binary")?)
+                .args(["test", "--side-step", &step_name(step)])
+                .stdout(file.try_clone().context("duplicate the log's handle")?)
+                .stderr(file)
+                .status()
+                .context("start the step's process")?;
+        let output = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        if status.success() {
+            Ok(output)
+        } else {
+            Err(anyhow::anyhow!("{output}the step failed ({status})"))
+        }
+    })();
+    match outcome {
+        Ok(output) => (step, output, None, started.elapsed()),
+        Err(error) => (step, String::new(), Some(error), started.elapsed()),
+    }
+}
+
+/// Prints a step's verdict line: (step, passed, time taken).
+fn report(step: Step, error: Option<anyhow::Error>, took: Duration) -> (Step, bool, Duration) {
+    let name = step_name(step);
+    match &error {
+        None => println!("    ok {name} ({})", seconds(took)),
+        Some(error) => println!("    FAILED {name} ({}):\n{error:#}", seconds(took)),
+    }
+    (step, error.is_none(), took)
 }
 
 /// `cargo run` hands this process the xtask package's own variables (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`).
@@ -153,9 +214,10 @@ fn slowest(junit: &str, count: usize) -> Vec<(String, f64)> {
 }
 
 /// Prints the table and the closing line; true when every step passed.
-fn summarize(results: &[(String, bool, Duration)]) -> bool {
+fn summarize(results: &[(Step, bool, Duration)]) -> bool {
     println!("\nsummary:");
-    for (name, ok, took) in results {
+    for (step, ok, took) in results {
+        let name = step_name(*step);
         let verdict = if *ok { "ok" } else { "FAILED" };
         println!("  {verdict:<7}{name:<12}{:>8}", seconds(*took));
     }
