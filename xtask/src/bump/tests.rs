@@ -14,7 +14,7 @@ use serde_json::json;
 use xshell::{cmd, Shell};
 
 use xtask_testkit::{
-    registry::{Collector, Fault, Front, IndexEdit, LocalRegistry, Proxy, TestCa},
+    registry::{Collector, Fault, Front, IndexEdit, LocalRegistry, Proxy, Push, TestCa},
     ForwardProxy, Scratch,
 };
 
@@ -27,29 +27,41 @@ const BOTH: &[&str] = &["amd64", "arm64"];
 struct World {
     registry: LocalRegistry,
     proxy: Proxy,
-    digests: HashMap<&'static str, String>,
+    digests: HashMap<String, String>,
     scratch: Scratch,
 }
 
 /// Tags 1.26.1 (pinned), 1.26.2, 1.26.3, 1.26.4-next, 1.27.0, 2.0.0, latest (= 2.0.0); plus a repository
 /// whose newer patch lacks arm64 and one whose newer patch is a single-platform manifest.
+const SEED: &[Push] = &[
+    Push::History(REPO),
+    Push::Index("test/noarm", "1.26.1", "noarm-1", BOTH),
+    Push::Index("test/noarm", "1.26.2", "noarm-2", &["amd64"]),
+    Push::Index("test/single", "1.26.1", "single-1", BOTH),
+    Push::Single("test/single", "1.26.2", "single-2"),
+];
+
+/// The registry of [`SEED`] behind a front, and a scratch repository pinned at 1.26.1. `digests` has each tag
+/// of REPO by its name, and the other repositories' pinned tags as `noarm-1.26.1` and `single-1.26.1`.
 fn world() -> World {
-    let registry = LocalRegistry::start();
-    let mut digests = registry.push_release_history(REPO);
+    let (registry, pushed) = LocalRegistry::seeded(SEED);
+    let mut digests: HashMap<String, String> = pushed
+        .iter()
+        .filter_map(|(name, digest)| {
+            let tag = name.strip_prefix(REPO)?.strip_prefix(':')?;
+            Some((tag.to_string(), digest.clone()))
+        })
+        .collect();
     assert_eq!(
         digests["latest"], digests["2.0.0"],
         "latest must be the same index as 2.0.0"
     );
-    digests.insert(
-        "noarm-1.26.1",
-        registry.push_index("test/noarm", "1.26.1", "noarm-1", BOTH),
-    );
-    registry.push_index("test/noarm", "1.26.2", "noarm-2", &["amd64"]);
-    digests.insert(
-        "single-1.26.1",
-        registry.push_index("test/single", "1.26.1", "single-1", BOTH),
-    );
-    registry.push_single("test/single", "1.26.2", "single-2");
+    for other in ["noarm", "single"] {
+        digests.insert(
+            format!("{other}-1.26.1"),
+            pushed[&format!("test/{other}:1.26.1")].clone(),
+        );
+    }
     let proxy = Proxy::start(&registry.url);
     let scratch = Scratch::new("bump");
     let world = World {
@@ -636,8 +648,7 @@ fn commit_outside_a_repository_changes_nothing_and_asks_nothing_of_the_registry(
 
 #[test]
 fn a_keep_alive_front_without_nodelay_gets_a_connection_per_request_over_plain_http() {
-    let registry = LocalRegistry::start();
-    registry.push_release_history(REPO);
+    let (registry, _) = LocalRegistry::seeded(SEED);
     let front = Proxy::start_front(&registry.url, Front::KeepAliveNagle);
     let scratch = Scratch::new("keepalive");
     let digest = Registry::new(&registry.url, REPO, Duration::from_secs(10))
@@ -691,8 +702,7 @@ fn latest_takes_five_requests_and_three_when_it_is_the_pin() {
 
 #[test]
 fn a_keep_alive_tls_front_without_nodelay_keeps_one_connection_without_stalling() {
-    let registry = LocalRegistry::start();
-    registry.push_release_history(REPO);
+    let (registry, _) = LocalRegistry::seeded(SEED);
     let ca = TestCa::generate();
     let front = Proxy::start_tls(&registry.url, &ca);
     let scratch = Scratch::new("tls");

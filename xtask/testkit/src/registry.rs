@@ -33,7 +33,7 @@ use ureq::rustls::{
     pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
 };
 
-use crate::tools::Tool;
+use crate::{cache, tools::Tool};
 
 pub const DOCKER_REGISTRY: Tool = Tool {
     program: "docker-registry",
@@ -50,6 +50,16 @@ const NIX_REGISTRY: Tool = Tool {
 };
 
 const TOKEN: &str = "anonymous-test-token";
+
+/// Debian's name for the registry, or nixpkgs' where only that is installed.
+fn registry_program() -> &'static str {
+    if NIX_REGISTRY.require().is_ok() && DOCKER_REGISTRY.require().is_err() {
+        NIX_REGISTRY.program
+    } else {
+        DOCKER_REGISTRY.require().unwrap();
+        DOCKER_REGISTRY.program
+    }
+}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -69,14 +79,88 @@ pub struct LocalRegistry {
     dir: PathBuf,
 }
 
+/// A push a [`LocalRegistry::seeded`] registry starts with.
+#[derive(Debug)]
+pub enum Push {
+    /// [`LocalRegistry::push_release_history`] into this repository.
+    History(&'static str),
+    /// [`LocalRegistry::push_index`]: repository, tag, label, architectures.
+    Index(
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+    ),
+    /// [`LocalRegistry::push_single`]: repository, tag, label.
+    Single(&'static str, &'static str, &'static str),
+}
+
+/// Where a registry keeps what is pushed to it.
+enum Storage {
+    /// A new directory of its own.
+    Empty,
+    /// Its own copy of this directory.
+    CopyOf(PathBuf),
+    /// This directory itself.
+    At(PathBuf),
+}
+
 impl LocalRegistry {
+    /// An empty registry.
     pub fn start() -> LocalRegistry {
-        let program = if NIX_REGISTRY.require().is_ok() && DOCKER_REGISTRY.require().is_err() {
-            NIX_REGISTRY.program
-        } else {
-            DOCKER_REGISTRY.require().unwrap();
-            DOCKER_REGISTRY.program
-        };
+        LocalRegistry::start_on(Storage::Empty)
+    }
+
+    /// A registry holding what `pushes` push, and each pushed tag's digest by `repository:tag`. The pushes
+    /// go once into a registry whose storage is kept on disk (see cache.rs), since pushing is most of a
+    /// registry's work in a test; each call starts the same real registry on its own copy of that storage, so
+    /// a test may push more without touching another's.
+    pub fn seeded(pushes: &[Push]) -> (LocalRegistry, HashMap<String, String>) {
+        let name = format!(
+            "registry-{}",
+            cache::key(&[
+                include_bytes!("registry.rs"),
+                format!("{pushes:?}").as_bytes(),
+                cache::program_identity(registry_program()).as_bytes(),
+            ])
+        );
+        let seed = cache::made_once(&name, |dir| {
+            let mut registry = LocalRegistry::start_on(Storage::At(dir.join("data")));
+            let mut digests = HashMap::new();
+            for push in pushes {
+                match *push {
+                    Push::History(repo) => {
+                        for (tag, digest) in registry.push_release_history(repo) {
+                            digests.insert(format!("{repo}:{tag}"), digest);
+                        }
+                    }
+                    Push::Index(repo, tag, label, arches) => {
+                        let digest = registry.push_index(repo, tag, label, arches);
+                        digests.insert(format!("{repo}:{tag}"), digest);
+                    }
+                    Push::Single(repo, tag, label) => {
+                        let digest = registry.push_single(repo, tag, label);
+                        digests.insert(format!("{repo}:{tag}"), digest);
+                    }
+                }
+            }
+            // Stopped before the storage is complete on disk for others to copy.
+            let _ = registry.child.kill();
+            let _ = registry.child.wait();
+            fs::write(
+                dir.join("digests.json"),
+                serde_json::to_vec(&digests).unwrap(),
+            )
+            .unwrap();
+        });
+        let digests =
+            serde_json::from_slice(&fs::read(seed.join("digests.json")).unwrap()).unwrap();
+        let registry = LocalRegistry::start_on(Storage::CopyOf(seed.join("data")));
+        (registry, digests)
+    }
+
+    fn start_on(storage: Storage) -> LocalRegistry {
+        let program = registry_program();
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "xtask-registry-{}-{}",
@@ -84,10 +168,18 @@ impl LocalRegistry {
             COUNTER.fetch_add(1, Ordering::SeqCst)
         ));
         fs::create_dir_all(&dir).unwrap();
+        let storage = match storage {
+            Storage::Empty => dir.join("data"),
+            Storage::CopyOf(seed) => {
+                cache::copy_tree(&seed, &dir.join("data"));
+                dir.join("data")
+            }
+            Storage::At(storage) => storage,
+        };
         let port = free_port();
         let config = format!(
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.join("data").display()
+            storage.display()
         );
         fs::write(dir.join("config.yml"), config).unwrap();
         let child = Command::new(program)
@@ -109,7 +201,7 @@ impl LocalRegistry {
                 "docker-registry did not come up on {}",
                 registry.url
             );
-            thread::sleep(Duration::from_millis(50));
+            thread::sleep(Duration::from_millis(10));
         }
         registry
     }
