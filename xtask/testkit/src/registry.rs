@@ -350,7 +350,8 @@ pub enum Fault {
     RateLimitUntil(Instant, String),
     /// The tag list also holds this many old tags (0.1.N).
     ExtraTags(usize),
-    /// Every tag-list page is empty and links to a new next page.
+    /// Every tag-list page is empty and links to a new next page, each after 10 ms (a registry across a
+    /// network takes at least that), so a client that follows them spends its deadline waiting, not spinning.
     EndlessPages,
 }
 
@@ -810,6 +811,7 @@ fn serve(
         return out.respond(401, &[("WWW-Authenticate".into(), challenge)], b"{}", head);
     }
     let manifest_get = request.target.contains("/manifests/") && !head;
+    let tag_list = request.target.contains("/tags/list?");
     match fault {
         Fault::RateLimit => {
             return out.respond(429, &[("Retry-After".into(), "30".into())], b"{}", head)
@@ -832,6 +834,12 @@ fn serve(
         Fault::RedirectManifests(other) if manifest_get => {
             let location = format!("{other}{}", request.target);
             return out.respond(307, &[("Location".into(), location)], b"", head);
+        }
+        Fault::EndlessPages if tag_list => {
+            thread::sleep(Duration::from_millis(10));
+            let empty = json!({ "name": "endless", "tags": [] }).to_string();
+            let next = format!("<{}x>; rel=\"next\"", request.target);
+            return out.respond(200, &[("Link".into(), next)], empty.as_bytes(), head);
         }
         Fault::OversizeManifests if manifest_get => {
             let body = vec![b' '; 5 << 20];
@@ -860,24 +868,23 @@ fn serve(
         .collect();
     let mut body = Vec::new();
     response.into_reader().read_to_end(&mut body)?;
-    if status == 200 && request.target.contains("/tags/list?") {
+    if status == 200 && tag_list {
         let next = match fault {
             Fault::LinkLoop => Some(request.target.clone()),
             Fault::CrossHostLink(other) => Some(format!("{other}{}", request.target)),
-            Fault::EndlessPages => {
-                let empty = json!({ "name": "endless", "tags": [] }).to_string();
-                let next = format!("<{}x>; rel=\"next\"", request.target);
-                return out.respond(200, &[("Link".into(), next)], empty.as_bytes(), head);
-            }
             _ => None,
         };
+        let list: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let mut tags: Vec<String> = list["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .collect();
         if let Fault::ExtraTags(count) = fault {
-            let mut list: Value = serde_json::from_slice(&body).unwrap_or_default();
-            let tags = list["tags"].as_array_mut().expect("a tag list");
-            tags.extend((0..*count).map(|n| json!(format!("0.1.{n}"))));
-            body = list.to_string().into_bytes();
+            tags.extend((0..*count).map(|n| format!("0.1.{n}")));
         }
-        return respond_page(out, &request.target, &body, head, next);
+        return respond_page(out, &request.target, list, tags, head, next);
     }
     if *fault == Fault::TamperManifests && manifest_get {
         // Still valid JSON, different bytes: only the digest check can tell.
@@ -941,11 +948,13 @@ fn edit_manifest(fault: &Fault, headers: &mut Vec<(String, String)>, body: &mut 
 
 /// Distribution 2.8 ignores `n` on tag lists (paging arrived in v3); Docker Hub pages them. So the proxy pages
 /// the full list itself as the spec says: sorted, after `last`, at most `n`, with a `Link: rel="next"`.
-/// `next` overrides the page's own next link (a hostile registry's).
+/// `list` is the registry's answer, whose `tags` are `tags`; `next` overrides the page's own next link (a
+/// hostile registry's).
 fn respond_page(
     out: Out,
     target: &str,
-    body: &[u8],
+    mut list: Value,
+    mut tags: Vec<String>,
     head: bool,
     next: Option<String>,
 ) -> std::io::Result<()> {
@@ -961,29 +970,21 @@ fn respond_page(
         .and_then(|n| n.parse().ok())
         .unwrap_or(usize::MAX);
     let last = param("last");
-    let mut full: Value = serde_json::from_slice(body).unwrap_or_default();
-    let mut tags: Vec<String> = full["tags"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.as_str().map(str::to_owned))
-        .collect();
-    tags.sort();
-    let rest: Vec<String> = tags
-        .into_iter()
-        .filter(|tag| last.as_ref().is_none_or(|last| tag > last))
-        .collect();
-    let page: Vec<String> = rest.iter().take(page_size).cloned().collect();
+    tags.retain(|tag| last.as_ref().is_none_or(|last| tag > last));
+    tags.sort_unstable();
+    let rest = tags.len();
+    tags.truncate(page_size);
+    let page = tags;
     let mut headers = vec![("Content-Type".to_string(), "application/json".to_string())];
     if let Some(next) = next {
         headers.push(("Link".to_string(), format!("<{next}>; rel=\"next\"")));
-    } else if rest.len() > page.len() {
+    } else if rest > page.len() {
         let next = format!(
             "<{path}?last={}&n={page_size}>; rel=\"next\"",
             page.last().unwrap()
         );
         headers.push(("Link".to_string(), next));
     }
-    full["tags"] = json!(page);
-    out.respond(200, &headers, full.to_string().as_bytes(), head)
+    list["tags"] = json!(page);
+    out.respond(200, &headers, list.to_string().as_bytes(), head)
 }
