@@ -10,6 +10,8 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
+use crate::tools::Tool;
+
 /// `<target>/tmp/xtask-testkit/<name>`, made by `make` (given an empty directory) if it is not there yet.
 /// Two processes may make it at once: each makes its own copy under a unique name and renames it into place;
 /// the rename that comes second fails and its copy is removed, so a reader only ever sees a finished
@@ -36,6 +38,21 @@ pub fn made_once(name: &str, make: impl FnOnce(&Path)) -> PathBuf {
     done
 }
 
+/// Removes the entries of `root` named `<prefix><number>-...` whose number is below `below`.
+pub fn remove_older(root: &Path, prefix: &str, below: u64) {
+    for entry in fs::read_dir(root).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let number = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(prefix))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|number| number.parse::<u64>().ok());
+        if number.is_some_and(|number| number < below) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// A short hex key of everything `parts` names.
 pub fn key(parts: &[&[u8]]) -> String {
     let mut hash = Sha256::new();
@@ -46,24 +63,17 @@ pub fn key(parts: &[&[u8]]) -> String {
     format!("{:x}", hash.finalize())[..16].to_string()
 }
 
-/// What identifies an installed program for a cache key: its path on PATH, size and modification time.
-pub fn program_identity(program: &str) -> String {
-    let path = std::env::var_os("PATH")
-        .map(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join(program))
-                .find(|candidate| candidate.is_file())
-        })
-        .unwrap_or_default();
-    let Some(path) = path else {
-        return format!("{program} not found");
+/// What identifies an installed program for a cache key: where PATH finds it, its size and modification time.
+pub fn program_identity(program: &Tool) -> String {
+    let Ok(path) = program.path() else {
+        return format!("{} not found", program.program);
     };
     let path = path.canonicalize().unwrap_or(path);
-    let modified = fs::metadata(&path)
+    let stamp = fs::metadata(&path)
         .and_then(|m| Ok((m.len(), m.modified()?)))
         .map(|(len, modified)| format!("{len} {modified:?}"))
         .unwrap_or_default();
-    format!("{} {modified}", path.display())
+    format!("{} {stamp}", path.display())
 }
 
 /// Copies the directory tree `from` to `to` (which must not exist).

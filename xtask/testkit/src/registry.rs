@@ -23,7 +23,7 @@ use std::{
         Arc, Mutex,
     },
     thread,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use serde_json::{json, Value};
@@ -51,13 +51,13 @@ const NIX_REGISTRY: Tool = Tool {
 
 const TOKEN: &str = "anonymous-test-token";
 
-/// Debian's name for the registry, or nixpkgs' where only that is installed.
-fn registry_program() -> &'static str {
+/// Debian's registry, or nixpkgs' where only that is installed.
+fn registry_program() -> &'static Tool {
     if NIX_REGISTRY.require().is_ok() && DOCKER_REGISTRY.require().is_err() {
-        NIX_REGISTRY.program
+        &NIX_REGISTRY
     } else {
         DOCKER_REGISTRY.require().unwrap();
-        DOCKER_REGISTRY.program
+        &DOCKER_REGISTRY
     }
 }
 
@@ -182,7 +182,7 @@ impl LocalRegistry {
             storage.display()
         );
         fs::write(dir.join("config.yml"), config).unwrap();
-        let child = Command::new(program)
+        let child = Command::new(program.program)
             .arg("serve")
             .arg(dir.join("config.yml"))
             .stdout(Stdio::null())
@@ -378,8 +378,8 @@ pub enum Front {
 }
 
 /// A throwaway CA and a certificate for 127.0.0.1 it signed, made with `openssl`; `ca` is what a client trusts.
+/// Made once a day (see cache.rs) and valid for two, so a test never meets an expired one.
 pub struct TestCa {
-    dir: PathBuf,
     pub ca: PathBuf,
     server: Arc<rustls::ServerConfig>,
 }
@@ -387,86 +387,92 @@ pub struct TestCa {
 impl TestCa {
     pub fn generate() -> TestCa {
         OPENSSL.require().unwrap();
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "xtask-ca-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        fs::create_dir_all(&dir).unwrap();
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        let openssl = |args: &[&str]| {
-            let output = Command::new("openssl")
-                .args(args)
-                .current_dir(&dir)
-                .output()
-                .unwrap();
-            assert!(
-                output.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        };
-        openssl(
-            &[
-                &["req", "-x509"],
-                &ec[..],
-                &[
-                    "-keyout",
-                    "ca.key",
-                    "-out",
-                    "ca.pem",
-                    "-days",
-                    "2",
-                    "-subj",
-                    "/CN=xtask test CA",
-                ],
-            ]
-            .concat(),
-        );
-        openssl(
-            &[
-                &["req"],
-                &ec[..],
-                &[
-                    "-keyout",
-                    "server.key",
-                    "-out",
-                    "server.csr",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                ],
-            ]
-            .concat(),
-        );
-        fs::write(
-            dir.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
+        let day = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 86_400;
+        let key = cache::key(&[
+            include_bytes!("registry.rs"),
+            cache::program_identity(&OPENSSL).as_bytes(),
         ]);
+        let dir = cache::made_once(&format!("ca-{day}-{key}"), |dir| {
+            let ec = [
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+            ];
+            let openssl = |args: &[&str]| {
+                let output = Command::new("openssl")
+                    .args(args)
+                    .current_dir(dir)
+                    .output()
+                    .unwrap();
+                assert!(
+                    output.status.success(),
+                    "openssl {args:?}: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            };
+            openssl(
+                &[
+                    &["req", "-x509"],
+                    &ec[..],
+                    &[
+                        "-keyout",
+                        "ca.key",
+                        "-out",
+                        "ca.pem",
+                        "-days",
+                        "2",
+                        "-subj",
+                        "/CN=xtask test CA",
+                    ],
+                ]
+                .concat(),
+            );
+            openssl(
+                &[
+                    &["req"],
+                    &ec[..],
+                    &[
+                        "-keyout",
+                        "server.key",
+                        "-out",
+                        "server.csr",
+                        "-subj",
+                        "/CN=127.0.0.1",
+                    ],
+                ]
+                .concat(),
+            );
+            fs::write(
+                dir.join("server.ext"),
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+            )
+            .unwrap();
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ]);
+        });
+        // Earlier days' CAs, expired or about to be; none is in use by a test that started today.
+        cache::remove_older(dir.parent().unwrap(), "ca-", day.saturating_sub(2));
         let chain: Vec<CertificateDer<'static>> =
             CertificateDer::pem_file_iter(dir.join("server.pem"))
                 .unwrap()
@@ -483,15 +489,8 @@ impl TestCa {
         .unwrap();
         TestCa {
             ca: dir.join("ca.pem"),
-            dir,
             server: Arc::new(server),
         }
-    }
-}
-
-impl Drop for TestCa {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
