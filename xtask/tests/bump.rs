@@ -1,11 +1,15 @@
-//! `bump` against a real registry (see xtask/testkit/src/registry.rs): each policy case and each failure, and that a
-//! failure leaves the pin file byte for byte as it was; the hostile fronts of issue 13 (another host's Link,
-//! a Link loop, a redirect, a slow-loris, an oversize body, a re-pushed tag, a keep-alive front without
-//! TCP_NODELAY); and the cases of issue 19 (index entries, HEAD answers, odd tags, what a registry may send,
-//! pages, the pin file), with the network cases in their own process (a real tinyproxy, SSL_CERT_FILE, strace).
+//! `cargo xtask bump`, the built binary as an operator runs it, against a real registry (see
+//! xtask/testkit/src/registry.rs): each policy case and each failure, and that a failure leaves the pin file
+//! byte for byte as it was; the hostile fronts of issue 13 (another host's Link, a Link loop, a redirect, a
+//! slow-loris, an oversize body, a re-pushed tag); and the cases of issue 19 (index entries, HEAD answers, odd
+//! tags, what a registry may send, pages, the pin file, the environment's proxies, SSL_CERT_FILE, strace).
+//! Each run gets exactly the network variables a test gives it. The keep-alive fronts are timed in-process in
+//! src/bump/mod.rs, and the tag cap (no flag sets it) in src/bump/registry.rs.
 
 use std::{
     collections::HashMap,
+    path::PathBuf,
+    process::{Command, Output},
     time::{Duration, Instant, SystemTime},
 };
 
@@ -14,12 +18,10 @@ use serde_json::json;
 use xshell::{cmd, Shell};
 
 use xtask_testkit::{
-    registry::{Collector, Fault, Front, IndexEdit, LocalRegistry, Proxy, Push, TestCa},
+    registry::{Collector, Fault, IndexEdit, LocalRegistry, Proxy, Push, TestCa},
+    tools::Tool,
     ForwardProxy, Scratch,
 };
-
-use super::{network::Env, *};
-use crate::tools::Tool;
 
 const REPO: &str = "test/powersync-service";
 const BOTH: &[&str] = &["amd64", "arm64"];
@@ -84,8 +86,10 @@ impl World {
         self.scratch.read("image.nix")
     }
 
-    fn bump(&self, repository: &str, configure: impl FnOnce(&mut flags::Bump)) -> Result<()> {
-        let mut flags = flags::Bump {
+    /// `xtask bump` with these flags, in a process of its own with no proxy and no SSL_CERT_FILE from the
+    /// machine running the tests (those have their own tests): its stdout, or its stderr when it fails.
+    fn bump(&self, repository: &str, configure: impl FnOnce(&mut Flags)) -> Result<String, String> {
+        let mut flags = Flags {
             tag: None,
             allow_minor: false,
             allow_major: false,
@@ -102,14 +106,20 @@ impl World {
             page_size: None,
         };
         configure(&mut flags);
-        // No proxy and no system store from the machine running the tests: those have their own tests.
-        flags.run_in(&Shell::new().unwrap(), &Env::default())
+        let args = flags.args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = bump_process(&args, &GIT_IDENTITY, &[]);
+        if output.status.success() {
+            Ok(text(&output.stdout))
+        } else {
+            Err(text(&output.stderr))
+        }
     }
 
     /// Runs a bump that must fail, and checks it left the pin untouched.
-    fn refused(&self, repository: &str, configure: impl FnOnce(&mut flags::Bump)) -> String {
+    fn refused(&self, repository: &str, configure: impl FnOnce(&mut Flags)) -> String {
         let before = self.pin_file();
-        let err = format!("{:#}", self.bump(repository, configure).unwrap_err());
+        let err = self.bump(repository, configure).unwrap_err();
         assert_eq!(
             self.pin_file(),
             before,
@@ -118,6 +128,72 @@ impl World {
         err
     }
 }
+
+/// The flags of `cargo xtask bump` (xtask/src/flags.rs), by their names there.
+struct Flags {
+    tag: Option<String>,
+    allow_minor: bool,
+    allow_major: bool,
+    allow_downgrade: bool,
+    allow_repush: bool,
+    dry_run: bool,
+    commit: bool,
+    registry: String,
+    repository: Option<String>,
+    pin: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    verbose: bool,
+    timeout: f64,
+    page_size: Option<usize>,
+}
+
+impl Flags {
+    /// The command line, each value joined to its flag (`--timeout=-1` is a value, `--timeout -1` a flag).
+    fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        let switches = [
+            ("--allow-minor", self.allow_minor),
+            ("--allow-major", self.allow_major),
+            ("--allow-downgrade", self.allow_downgrade),
+            ("--allow-repush", self.allow_repush),
+            ("--dry-run", self.dry_run),
+            ("--commit", self.commit),
+            ("--verbose", self.verbose),
+        ];
+        args.extend(
+            switches
+                .iter()
+                .filter(|(_, on)| *on)
+                .map(|(switch, _)| switch.to_string()),
+        );
+        let values = [
+            ("--tag", self.tag.clone()),
+            ("--registry", Some(self.registry.clone())),
+            ("--repository", self.repository.clone()),
+            ("--pin", self.pin.as_ref().map(|p| p.display().to_string())),
+            (
+                "--ca-file",
+                self.ca_file.as_ref().map(|p| p.display().to_string()),
+            ),
+            ("--timeout", Some(self.timeout.to_string())),
+            ("--page-size", self.page_size.map(|n| n.to_string())),
+        ];
+        args.extend(
+            values
+                .into_iter()
+                .filter_map(|(flag, value)| Some(format!("{flag}={}", value?))),
+        );
+        args
+    }
+}
+
+/// Who commits in the scratch repositories.
+const GIT_IDENTITY: [(&str, &str); 4] = [
+    ("GIT_AUTHOR_NAME", "test"),
+    ("GIT_AUTHOR_EMAIL", "test@example.invalid"),
+    ("GIT_COMMITTER_NAME", "test"),
+    ("GIT_COMMITTER_EMAIL", "test@example.invalid"),
+];
 
 fn pin_text(tag: &str, digest: &str) -> String {
     format!(
@@ -168,21 +244,21 @@ fn at_the_newest_patch_it_says_so_and_changes_nothing() {
     let world = world();
     world.pin("1.26.3", "1.26.3");
     let before = world.pin_file();
-    world.bump(REPO, |_| {}).unwrap();
+    let stdout = world.bump(REPO, |_| {}).unwrap();
     assert_eq!(world.pin_file(), before);
-    let pin = Pin::read(&world.scratch.path("image.nix")).unwrap();
-    let mut registry = Registry::new(&world.proxy.url, REPO, Duration::from_secs(60));
-    match choose(&mut registry, &pin, None, Policy::default(), false)
-        .unwrap()
-        .0
-    {
-        // The hint names the next step each flag allows, not only the newest tag.
-        Choice::UpToDate(message) => assert_eq!(
-            message,
+    // The message, then the request count in parentheses.
+    let message = stdout
+        .lines()
+        .find_map(|line| line.strip_suffix(" registry requests)")?.rsplit_once(" ("))
+        .map(|(message, _)| message);
+    // The hint names the next step each flag allows, not only the newest tag.
+    assert_eq!(
+        message,
+        Some(
             "already at newest patch: 1.26.3 (next: 1.27.0 with --allow-minor; 2.0.0 with --allow-major)"
         ),
-        Choice::Target(target) => panic!("chose {}", target.tag),
-    }
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -388,17 +464,6 @@ fn five_thousand_tags_at_a_hundred_a_page_are_read() {
     );
     // 5,007 tags in pages of 100: 51 pages, plus the challenge, the token and the manifest.
     assert_eq!(world.proxy.requests(), 54);
-}
-
-#[test]
-fn tags_are_capped_by_count() {
-    let world = world();
-    world.proxy.set_fault(Fault::ExtraTags(30));
-    let mut registry = Registry::new(&world.proxy.url, REPO, Duration::from_secs(60));
-    registry.page_size = 10;
-    registry.max_tags = 25;
-    let err = format!("{:#}", registry.tags().unwrap_err());
-    assert!(err.contains("more than 25 tags after 3 pages"), "{err}");
 }
 
 #[test]
@@ -644,42 +709,7 @@ fn commit_outside_a_repository_changes_nothing_and_asks_nothing_of_the_registry(
     let _ = std::fs::remove_dir_all(outside);
 }
 
-// Issue 13, performance.
-
-#[test]
-fn a_keep_alive_front_without_nodelay_gets_a_connection_per_request_over_plain_http() {
-    let (registry, _) = LocalRegistry::seeded(SEED);
-    let front = Proxy::start_front(&registry.url, Front::KeepAliveNagle);
-    let scratch = Scratch::new("keepalive");
-    let digest = Registry::new(&registry.url, REPO, Duration::from_secs(10))
-        .manifest("1.26.1")
-        .unwrap()
-        .digest;
-    scratch.write("image.nix", &pin_text("1.26.1", &digest));
-    let flags = flags::Bump {
-        tag: None,
-        allow_minor: false,
-        allow_major: false,
-        allow_downgrade: false,
-        allow_repush: false,
-        dry_run: true,
-        commit: false,
-        registry: front.url.clone(),
-        repository: Some(REPO.into()),
-        pin: Some(scratch.path("image.nix")),
-        ca_file: None,
-        verbose: false,
-        timeout: 60.0,
-        page_size: None,
-    };
-    let started = Instant::now();
-    flags.run(&Shell::new().unwrap()).unwrap();
-    let elapsed = started.elapsed();
-    assert_eq!(front.requests(), 4);
-    // A reused connection would stall on the front's Nagle delay meeting our delayed ACK, about 40 ms each.
-    assert_eq!(front.connections(), 4);
-    assert!(elapsed < Duration::from_millis(1000), "{elapsed:?}");
-}
+// Issue 13, performance (the keep-alive fronts are timed in src/bump/mod.rs).
 
 #[test]
 fn latest_takes_five_requests_and_three_when_it_is_the_pin() {
@@ -698,47 +728,6 @@ fn latest_takes_five_requests_and_three_when_it_is_the_pin() {
     world.proxy.reset_requests();
     world.bump(REPO, |f| f.tag = Some("latest".into())).unwrap();
     assert_eq!(world.proxy.requests(), 3);
-}
-
-#[test]
-fn a_keep_alive_tls_front_without_nodelay_keeps_one_connection_without_stalling() {
-    let (registry, _) = LocalRegistry::seeded(SEED);
-    let ca = TestCa::generate();
-    let front = Proxy::start_tls(&registry.url, &ca);
-    let scratch = Scratch::new("tls");
-    let digest = Registry::new(&registry.url, REPO, Duration::from_secs(10))
-        .manifest("1.26.1")
-        .unwrap()
-        .digest;
-    scratch.write("image.nix", &pin_text("1.26.1", &digest));
-    let run = || {
-        let flags = flags::Bump {
-            tag: None,
-            allow_minor: false,
-            allow_major: false,
-            allow_downgrade: false,
-            allow_repush: false,
-            dry_run: true,
-            commit: false,
-            registry: front.url.clone(),
-            repository: Some(REPO.into()),
-            pin: Some(scratch.path("image.nix")),
-            ca_file: Some(ca.ca.clone()),
-            verbose: false,
-            timeout: 60.0,
-            page_size: None,
-        };
-        front.reset_requests();
-        let started = Instant::now();
-        flags.run(&Shell::new().unwrap()).unwrap();
-        started.elapsed()
-    };
-    let fastest = (0..3).map(|_| run()).min().unwrap();
-    assert_eq!(front.requests(), 4);
-    // Keep-alive is kept over TLS: one handshake for the four requests.
-    assert_eq!(front.connections(), 1);
-    // Three reused-connection responses would each wait ~40 ms for a delayed ACK without TCP_QUICKACK.
-    assert!(fastest < Duration::from_millis(100), "{fastest:?}");
 }
 
 // Issue 19: what gets pinned.
@@ -846,17 +835,16 @@ fn odd_tags_are_skipped_and_counted_never_fatal_nor_aliased() {
     for tag in ["1.26.05", "1.26.1234567890"] {
         world.registry.push_index(REPO, tag, tag, BOTH);
     }
-    let pin = Pin::read(&world.scratch.path("image.nix")).unwrap();
-    let mut registry = Registry::new(&world.proxy.url, REPO, Duration::from_secs(60));
-    let (choice, odd) = choose(&mut registry, &pin, None, Policy::default(), false).unwrap();
-    assert_eq!(odd, ["1.26.05", "1.26.1234567890"]);
-    match choice {
-        Choice::Target(target) => assert_eq!(target.tag, "1.26.3"),
-        Choice::UpToDate(message) => panic!("{message}"),
-    }
     // Before issue 19: 1.26.1234567890 was chosen and its pin refused (while --dry-run said it was fine), or
     // 1.26.05 was pinned as if it were 1.26.5.
-    world.bump(REPO, |_| {}).unwrap();
+    let stdout = world.bump(REPO, |_| {}).unwrap();
+    // The odd tags, listed after the count.
+    let odd = stdout
+        .lines()
+        .find(|line| line.starts_with("skipped 2 odd tag(s)"))
+        .and_then(|line| line.rsplit_once("): "))
+        .map(|(_, odd)| odd);
+    assert_eq!(odd, Some("1.26.05, 1.26.1234567890"), "{stdout}");
     assert_eq!(
         world.pin_file(),
         pin_text("1.26.3", &world.digests["1.26.3"])
@@ -1037,57 +1025,26 @@ const NETWORK_VARIABLES: [&str; 9] = [
     "SSL_CERT_FILE",
 ];
 
-/// `cargo xtask bump ARGS` in a child process with exactly the network variables in `env`: this test binary
-/// again, running only [`bump_child`], so the child reads its environment as the real command does and its
-/// stderr is its own. `wrapper` runs it under another program (strace).
-fn bump_process(args: &[&str], env: &[(&str, &str)], wrapper: &[&str]) -> std::process::Output {
-    let exe = std::env::current_exe().unwrap();
+/// `xtask bump ARGS`, the built binary, with exactly the network variables in `env` (and the registry
+/// variables of none). `wrapper` runs it under another program (strace).
+fn bump_process(args: &[&str], env: &[(&str, &str)], wrapper: &[&str]) -> Output {
+    let exe = env!("CARGO_BIN_EXE_xtask");
     let mut command = match wrapper {
-        [] => std::process::Command::new(&exe),
+        [] => Command::new(exe),
         [program, rest @ ..] => {
-            let mut command = std::process::Command::new(program);
-            command.args(rest).arg(&exe);
+            let mut command = Command::new(program);
+            command.args(rest).arg(exe);
             command
         }
     };
-    command.args([
-        "bump::tests::bump_child",
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-        "--quiet",
-    ]);
-    for variable in NETWORK_VARIABLES {
+    command.arg("bump").args(args);
+    for variable in NETWORK_VARIABLES
+        .iter()
+        .chain(&["POWERSYNC_REGISTRY", "POWERSYNC_REPOSITORY"])
+    {
         command.env_remove(variable);
     }
-    command
-        .envs(env.iter().copied())
-        .env(
-            "XTASK_BUMP_CHILD_ARGS",
-            serde_json::to_string(args).unwrap(),
-        )
-        .output()
-        .unwrap()
-}
-
-/// Not a test of its own: the child process of [`bump_process`], which runs it with `--ignored`.
-#[test]
-#[ignore = "the child process of bump_process, run only by it"]
-fn bump_child() {
-    use clap::Parser;
-    let args: Vec<String> =
-        serde_json::from_str(&std::env::var("XTASK_BUMP_CHILD_ARGS").expect("run by bump_process"))
-            .unwrap();
-    let flags = flags::Bump::try_parse_from(std::iter::once("bump".to_string()).chain(args))
-        .unwrap_or_else(|e| e.exit());
-    match flags.run(&Shell::new().unwrap()) {
-        Ok(()) => std::process::exit(0),
-        Err(error) => {
-            eprintln!("Error: {error:#}");
-            std::process::exit(1)
-        }
-    }
+    command.envs(env.iter().copied()).output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
