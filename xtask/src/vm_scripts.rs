@@ -193,7 +193,7 @@ fn mypy_cache(sh: &Shell, work: &Path, prepend: &str) -> Result<PathBuf> {
         let filling = kept.with_extension(work.file_name().context("a work directory")?);
         let _ = fs::remove_dir_all(&filling);
         // Its verdict does not matter here: each script's own run reports on the stand-ins too.
-        cmd!(sh, "mypy {options...} --cache-dir={filling} {warm}")
+        let output = cmd!(sh, "mypy {options...} --cache-dir={filling} {warm}")
             .ignore_status()
             .quiet()
             .output()
@@ -203,7 +203,12 @@ fn mypy_cache(sh: &Shell, work: &Path, prepend: &str) -> Result<PathBuf> {
             let _ = fs::remove_dir_all(&filling);
         }
         if !kept.is_dir() {
-            bail!("mypy left no cache in {}", filling.display());
+            bail!(
+                "mypy left no cache in {}: {}{}",
+                filling.display(),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
     }
     let copy = work.join("mypy-cache");
