@@ -8,7 +8,6 @@
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
     process::{Command, Output},
     time::{Duration, Instant, SystemTime},
 };
@@ -86,29 +85,24 @@ impl World {
         self.scratch.read("image.nix")
     }
 
-    /// `xtask bump` with these flags, in a process of its own with no proxy and no SSL_CERT_FILE from the
-    /// machine running the tests (those have their own tests): its stdout, or its stderr when it fails.
-    fn bump(&self, repository: &str, configure: impl FnOnce(&mut Flags)) -> Result<String, String> {
-        let mut flags = Flags {
-            tag: None,
-            allow_minor: false,
-            allow_major: false,
-            allow_downgrade: false,
-            allow_repush: false,
-            dry_run: false,
-            commit: false,
-            registry: self.proxy.url.clone(),
-            repository: Some(repository.to_string()),
-            pin: Some(self.scratch.path("image.nix")),
-            ca_file: None,
-            verbose: false,
-            timeout: 60.0,
-            page_size: None,
-        };
-        configure(&mut flags);
-        let args = flags.args();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let output = bump_process(&args, &GIT_IDENTITY, &[]);
+    /// `xtask bump ARGS` in a process of its own, against the front, on the scratch pin unless ARGS name
+    /// another registry or pin, with no proxy and no SSL_CERT_FILE from the machine running the tests (those
+    /// have their own tests): its stdout, or its stderr when it fails.
+    fn bump(&self, repository: &str, args: &[&str]) -> Result<String, String> {
+        let given = |flag: &str| args.iter().any(|arg| arg.starts_with(&format!("{flag}=")));
+        let mut command_line = vec![format!("--repository={repository}")];
+        if !given("--registry") {
+            command_line.push(format!("--registry={}", self.proxy.url));
+        }
+        if !given("--pin") {
+            command_line.push(format!(
+                "--pin={}",
+                self.scratch.path("image.nix").display()
+            ));
+        }
+        command_line.extend(args.iter().map(|arg| arg.to_string()));
+        let command_line: Vec<&str> = command_line.iter().map(String::as_str).collect();
+        let output = bump_process(&command_line, &GIT_IDENTITY, &[]);
         if output.status.success() {
             Ok(text(&output.stdout))
         } else {
@@ -117,73 +111,15 @@ impl World {
     }
 
     /// Runs a bump that must fail, and checks it left the pin untouched.
-    fn refused(&self, repository: &str, configure: impl FnOnce(&mut Flags)) -> String {
+    fn refused(&self, repository: &str, args: &[&str]) -> String {
         let before = self.pin_file();
-        let err = self.bump(repository, configure).unwrap_err();
+        let err = self.bump(repository, args).unwrap_err();
         assert_eq!(
             self.pin_file(),
             before,
             "a failed bump changed the pin file: {err}"
         );
         err
-    }
-}
-
-/// The flags of `cargo xtask bump` (xtask/src/flags.rs), by their names there.
-struct Flags {
-    tag: Option<String>,
-    allow_minor: bool,
-    allow_major: bool,
-    allow_downgrade: bool,
-    allow_repush: bool,
-    dry_run: bool,
-    commit: bool,
-    registry: String,
-    repository: Option<String>,
-    pin: Option<PathBuf>,
-    ca_file: Option<PathBuf>,
-    verbose: bool,
-    timeout: f64,
-    page_size: Option<usize>,
-}
-
-impl Flags {
-    /// The command line, each value joined to its flag (`--timeout=-1` is a value, `--timeout -1` a flag).
-    fn args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        let switches = [
-            ("--allow-minor", self.allow_minor),
-            ("--allow-major", self.allow_major),
-            ("--allow-downgrade", self.allow_downgrade),
-            ("--allow-repush", self.allow_repush),
-            ("--dry-run", self.dry_run),
-            ("--commit", self.commit),
-            ("--verbose", self.verbose),
-        ];
-        args.extend(
-            switches
-                .iter()
-                .filter(|(_, on)| *on)
-                .map(|(switch, _)| switch.to_string()),
-        );
-        let values = [
-            ("--tag", self.tag.clone()),
-            ("--registry", Some(self.registry.clone())),
-            ("--repository", self.repository.clone()),
-            ("--pin", self.pin.as_ref().map(|p| p.display().to_string())),
-            (
-                "--ca-file",
-                self.ca_file.as_ref().map(|p| p.display().to_string()),
-            ),
-            ("--timeout", Some(self.timeout.to_string())),
-            ("--page-size", self.page_size.map(|n| n.to_string())),
-        ];
-        args.extend(
-            values
-                .into_iter()
-                .filter_map(|(flag, value)| Some(format!("{flag}={}", value?))),
-        );
-        args
     }
 }
 
@@ -204,7 +140,7 @@ fn pin_text(tag: &str, digest: &str) -> String {
 #[test]
 fn by_default_it_pins_the_newest_stable_patch_by_its_index_digest() {
     let world = world();
-    world.bump(REPO, |_| {}).unwrap();
+    world.bump(REPO, &[]).unwrap();
     assert_eq!(
         world.pin_file(),
         pin_text("1.26.3", &world.digests["1.26.3"])
@@ -215,7 +151,7 @@ fn by_default_it_pins_the_newest_stable_patch_by_its_index_digest() {
 fn a_patch_bump_takes_four_requests() {
     // The floor: the challenge (401), the token, the tag list, the chosen index.
     let world = world();
-    world.bump(REPO, |f| f.dry_run = true).unwrap();
+    world.bump(REPO, &["--dry-run"]).unwrap();
     assert_eq!(world.proxy.requests(), 4);
 }
 
@@ -223,19 +159,19 @@ fn a_patch_bump_takes_four_requests() {
 fn dry_run_changes_nothing() {
     let world = world();
     let before = world.pin_file();
-    world.bump(REPO, |f| f.dry_run = true).unwrap();
+    world.bump(REPO, &["--dry-run"]).unwrap();
     assert_eq!(world.pin_file(), before);
 }
 
 #[test]
 fn minor_and_major_moves_need_their_flags() {
     let world = world();
-    world.bump(REPO, |f| f.allow_minor = true).unwrap();
+    world.bump(REPO, &["--allow-minor"]).unwrap();
     assert_eq!(
         world.pin_file(),
         pin_text("1.27.0", &world.digests["1.27.0"])
     );
-    world.bump(REPO, |f| f.allow_major = true).unwrap();
+    world.bump(REPO, &["--allow-major"]).unwrap();
     assert_eq!(world.pin_file(), pin_text("2.0.0", &world.digests["2.0.0"]));
 }
 
@@ -244,7 +180,7 @@ fn at_the_newest_patch_it_says_so_and_changes_nothing() {
     let world = world();
     world.pin("1.26.3", "1.26.3");
     let before = world.pin_file();
-    let stdout = world.bump(REPO, |_| {}).unwrap();
+    let stdout = world.bump(REPO, &[]).unwrap();
     assert_eq!(world.pin_file(), before);
     // The message, then the request count in parentheses.
     let message = stdout
@@ -264,16 +200,13 @@ fn at_the_newest_patch_it_says_so_and_changes_nothing() {
 #[test]
 fn latest_resolves_to_the_concrete_tag_with_its_digest() {
     let world = world();
-    let err = world.refused(REPO, |f| f.tag = Some("latest".into()));
+    let err = world.refused(REPO, &["--tag=latest"]);
     assert!(
         err.contains("latest is 2.0.0: 2.0.0 is a major move") && err.contains("--allow-major"),
         "{err}"
     );
     world
-        .bump(REPO, |f| {
-            f.tag = Some("latest".into());
-            f.allow_major = true;
-        })
+        .bump(REPO, &["--tag=latest", "--allow-major"])
         .unwrap();
     assert_eq!(world.pin_file(), pin_text("2.0.0", &world.digests["2.0.0"]));
 }
@@ -281,7 +214,7 @@ fn latest_resolves_to_the_concrete_tag_with_its_digest() {
 #[test]
 fn an_explicit_tag_is_pinned_when_the_policy_allows_it() {
     let world = world();
-    world.bump(REPO, |f| f.tag = Some("1.26.2".into())).unwrap();
+    world.bump(REPO, &["--tag=1.26.2"]).unwrap();
     assert_eq!(
         world.pin_file(),
         pin_text("1.26.2", &world.digests["1.26.2"])
@@ -291,14 +224,14 @@ fn an_explicit_tag_is_pinned_when_the_policy_allows_it() {
 #[test]
 fn next_tags_are_never_pinned() {
     let world = world();
-    let err = world.refused(REPO, |f| f.tag = Some("1.26.4-next".into()));
+    let err = world.refused(REPO, &["--tag=1.26.4-next"]);
     assert!(err.contains("not a stable X.Y.Z tag"), "{err}");
 }
 
 #[test]
 fn a_missing_tag_is_reported() {
     let world = world();
-    let err = world.refused(REPO, |f| f.tag = Some("1.26.9".into()));
+    let err = world.refused(REPO, &["--tag=1.26.9"]);
     assert!(err.contains("tag 1.26.9") && err.contains("404"), "{err}");
 }
 
@@ -306,7 +239,7 @@ fn a_missing_tag_is_reported() {
 fn a_refused_token_is_reported() {
     let world = world();
     world.proxy.set_fault(Fault::DenyToken);
-    let err = world.refused(REPO, |_| {});
+    let err = world.refused(REPO, &[]);
     assert!(err.contains("get a token") && err.contains("401"), "{err}");
 }
 
@@ -315,7 +248,7 @@ fn rate_limiting_past_the_deadline_is_named_at_once() {
     let world = world();
     world.proxy.set_fault(Fault::RateLimit);
     let started = Instant::now();
-    let err = world.refused(REPO, |f| f.timeout = 10.0);
+    let err = world.refused(REPO, &["--timeout=10"]);
     assert!(
         err.contains(
             "rate limited by the registry (429): it asks to retry after 30s; retried 0 times"
@@ -329,7 +262,7 @@ fn rate_limiting_past_the_deadline_is_named_at_once() {
 fn server_errors_are_reported() {
     let world = world();
     world.proxy.set_fault(Fault::ServerError);
-    let err = world.refused(REPO, |_| {});
+    let err = world.refused(REPO, &[]);
     assert!(err.contains("failed with 503"), "{err}");
 }
 
@@ -344,7 +277,7 @@ fn a_registry_that_is_down_is_reported() {
     let err = format!(
         "{:#}",
         world
-            .bump(REPO, |f| f.registry = format!("http://{closed}"))
+            .bump(REPO, &[&format!("--registry=http://{closed}")])
             .unwrap_err()
     );
     assert!(err.contains("cannot reach the registry"), "{err}");
@@ -355,7 +288,7 @@ fn a_registry_that_is_down_is_reported() {
 fn altered_manifest_bytes_are_caught_by_the_digest() {
     let world = world();
     world.proxy.set_fault(Fault::TamperManifests);
-    let err = world.refused(REPO, |_| {});
+    let err = world.refused(REPO, &[]);
     assert!(err.contains("digest mismatch for 1.26.3"), "{err}");
 }
 
@@ -363,7 +296,7 @@ fn altered_manifest_bytes_are_caught_by_the_digest() {
 fn an_index_without_arm64_is_refused() {
     let world = world();
     world.pin("1.26.1", "noarm-1.26.1");
-    let err = world.refused("test/noarm", |_| {});
+    let err = world.refused("test/noarm", &[]);
     assert!(err.contains("does not serve linux/arm64"), "{err}");
 }
 
@@ -371,7 +304,7 @@ fn an_index_without_arm64_is_refused() {
 fn a_single_platform_manifest_is_refused() {
     let world = world();
     world.pin("1.26.1", "single-1.26.1");
-    let err = world.refused("test/single", |_| {});
+    let err = world.refused("test/single", &[]);
     assert!(err.contains("not a multi-arch index"), "{err}");
 }
 
@@ -381,7 +314,7 @@ fn a_malformed_pin_file_is_refused_untouched() {
     world
         .scratch
         .write("image.nix", "{\n  tag = \"1.26.1\";\n}\n");
-    let err = world.refused(REPO, |_| {});
+    let err = world.refused(REPO, &[]);
     assert!(
         err.contains("malformed pin file") && err.contains("`name` is missing"),
         "{err}"
@@ -396,7 +329,7 @@ fn a_malformed_pin_file_is_refused_untouched() {
 #[test]
 fn tags_are_paginated() {
     let world = world();
-    world.bump(REPO, |f| f.page_size = Some(2)).unwrap();
+    world.bump(REPO, &["--page-size=2"]).unwrap();
     assert_eq!(
         world.pin_file(),
         pin_text("1.26.3", &world.digests["1.26.3"])
@@ -416,7 +349,7 @@ fn commit_creates_the_conventional_commit() {
     let _cmail = sh.push_env("GIT_COMMITTER_EMAIL", "test@example.invalid");
     cmd!(sh, "git add image.nix").run().unwrap();
     cmd!(sh, "git commit --quiet -m initial").run().unwrap();
-    world.bump(REPO, |f| f.commit = true).unwrap();
+    world.bump(REPO, &["--commit"]).unwrap();
     let subject = cmd!(sh, "git log -1 --format=%s").read().unwrap();
     assert_eq!(subject, "chore(web-arm): bump powersync-service to 1.26.3");
     let changed = cmd!(sh, "git show --format= --numstat HEAD")
@@ -434,7 +367,7 @@ fn a_next_page_on_another_host_is_refused_and_gets_no_token() {
     world
         .proxy
         .set_fault(Fault::CrossHostLink(other.url.clone()));
-    let err = world.refused(REPO, |f| f.page_size = Some(2));
+    let err = world.refused(REPO, &["--page-size=2"]);
     assert!(
         err.contains("off the registry's origin") && err.contains(&other.url),
         "{err}"
@@ -446,7 +379,7 @@ fn a_next_page_on_another_host_is_refused_and_gets_no_token() {
 fn a_next_page_loop_is_detected() {
     let world = world();
     world.proxy.set_fault(Fault::LinkLoop);
-    let err = world.refused(REPO, |f| f.page_size = Some(2));
+    let err = world.refused(REPO, &["--page-size=2"]);
     assert!(err.contains("loop back to"), "{err}");
     // The challenge, the token, the first page and the page that links to itself once more.
     assert!(world.proxy.requests() <= 4, "{}", world.proxy.requests());
@@ -457,7 +390,7 @@ fn five_thousand_tags_at_a_hundred_a_page_are_read() {
     // Issue 19: a cap of 50 pages refused this; the cap is on tags, far above it.
     let world = world();
     world.proxy.set_fault(Fault::ExtraTags(5_000));
-    world.bump(REPO, |f| f.page_size = Some(100)).unwrap();
+    world.bump(REPO, &["--page-size=100"]).unwrap();
     assert_eq!(
         world.pin_file(),
         pin_text("1.26.3", &world.digests["1.26.3"])
@@ -471,7 +404,7 @@ fn endless_empty_pages_run_into_the_deadline() {
     let world = world();
     world.proxy.set_fault(Fault::EndlessPages);
     let started = Instant::now();
-    let err = world.refused(REPO, |f| f.timeout = 1.5);
+    let err = world.refused(REPO, &["--timeout=1.5"]);
     assert!(
         err.contains("deadline of 1.5s ran out") && err.contains("list the tags (page"),
         "{err}"
@@ -489,7 +422,7 @@ fn a_manifest_redirected_to_another_host_is_refused() {
         world
             .proxy
             .set_fault(Fault::RedirectManifests(other.clone()));
-        let err = world.refused(REPO, |_| {});
+        let err = world.refused(REPO, &[]);
         assert!(
             err.contains("redirected (307)") && err.contains("follows no redirects"),
             "{err}"
@@ -504,7 +437,7 @@ fn a_slow_loris_registry_runs_into_the_deadline_which_names_the_request() {
     let world = world();
     world.proxy.set_fault(Fault::SlowLoris);
     let started = Instant::now();
-    let err = world.refused(REPO, |f| f.timeout = 1.5);
+    let err = world.refused(REPO, &["--timeout=1.5"]);
     assert!(
         err.contains("deadline of 1.5s ran out")
             && err.contains("list the tags")
@@ -523,7 +456,7 @@ fn a_body_that_trickles_runs_into_the_same_deadline() {
     let world = world();
     world.proxy.set_fault(Fault::SlowBody);
     let started = Instant::now();
-    let err = world.refused(REPO, |f| f.timeout = 1.5);
+    let err = world.refused(REPO, &["--timeout=1.5"]);
     assert!(
         err.contains("deadline of 1.5s ran out") && err.contains("list the tags"),
         "{err}"
@@ -539,7 +472,7 @@ fn a_body_that_trickles_runs_into_the_same_deadline() {
 fn a_timeout_that_is_not_a_positive_number_is_refused() {
     let world = world();
     for timeout in [0.0, -1.0, f64::NAN] {
-        let err = world.refused(REPO, |f| f.timeout = timeout);
+        let err = world.refused(REPO, &[&format!("--timeout={timeout}")]);
         assert!(err.contains("is not a positive number of seconds"), "{err}");
     }
     assert_eq!(world.proxy.requests(), 0);
@@ -549,7 +482,7 @@ fn a_timeout_that_is_not_a_positive_number_is_refused() {
 fn an_oversize_manifest_is_called_too_large() {
     let world = world();
     world.proxy.set_fault(Fault::OversizeManifests);
-    let err = world.refused(REPO, |_| {});
+    let err = world.refused(REPO, &[]);
     assert!(err.contains("response too large (limit 4 MiB)"), "{err}");
 }
 
@@ -559,26 +492,22 @@ fn an_oversize_manifest_is_called_too_large() {
 fn an_older_explicit_tag_is_a_downgrade_that_needs_its_flag() {
     let world = world();
     world.pin("1.26.3", "1.26.3");
-    let err = world.refused(REPO, |f| f.tag = Some("1.26.1".into()));
+    let err = world.refused(REPO, &["--tag=1.26.1"]);
     assert!(
         err.contains("1.26.1 is a patch downgrade") && err.contains("--allow-downgrade"),
         "{err}"
     );
     world.pin("1.27.0", "1.27.0");
-    let err = world.refused(REPO, |f| {
-        f.tag = Some("1.26.3".into());
-        f.allow_minor = true;
-    });
+    let err = world.refused(REPO, &["--tag=1.26.3", "--allow-minor"]);
     assert!(
         err.contains("minor downgrade") && err.contains("--allow-downgrade"),
         "{err}"
     );
     world
-        .bump(REPO, |f| {
-            f.tag = Some("1.26.3".into());
-            f.allow_minor = true;
-            f.allow_downgrade = true;
-        })
+        .bump(
+            REPO,
+            &["--tag=1.26.3", "--allow-minor", "--allow-downgrade"],
+        )
         .unwrap();
     assert_eq!(
         world.pin_file(),
@@ -592,10 +521,7 @@ fn latest_older_than_the_pin_is_a_downgrade() {
     world.pin("2.0.0", "2.0.0");
     // latest moves back to 1.26.3's index (a publisher's rollback).
     world.registry.push_index(REPO, "latest", "1.26.3", BOTH);
-    let err = world.refused(REPO, |f| {
-        f.tag = Some("latest".into());
-        f.allow_major = true;
-    });
+    let err = world.refused(REPO, &["--tag=latest", "--allow-major"]);
     assert!(
         err.contains("latest is 1.26.3")
             && err.contains("downgrade")
@@ -622,11 +548,7 @@ fn a_downgrade_is_named_so_in_the_commit() {
     let _cname = sh.push_env("GIT_COMMITTER_NAME", "test");
     let _cmail = sh.push_env("GIT_COMMITTER_EMAIL", "test@example.invalid");
     world
-        .bump(REPO, |f| {
-            f.tag = Some("1.26.2".into());
-            f.allow_downgrade = true;
-            f.commit = true;
-        })
+        .bump(REPO, &["--tag=1.26.2", "--allow-downgrade", "--commit"])
         .unwrap();
     let subject = cmd!(sh, "git log -1 --format=%s").read().unwrap();
     assert_eq!(
@@ -644,22 +566,19 @@ fn a_re_pushed_pinned_tag_is_reported_loudly_and_needs_its_flag() {
         .push_index(REPO, "1.26.3", "1.26.3 rebuilt", BOTH);
     assert_ne!(repushed, world.digests["1.26.3"]);
     // Up to date by version, but the pinned tag moved: checked, with one HEAD (still four requests).
-    let err = world.refused(REPO, |_| {});
+    let err = world.refused(REPO, &[]);
     assert!(
         err.contains("RE-PUSHED TAG") && err.contains(&repushed),
         "{err}"
     );
     assert_eq!(world.proxy.requests(), 4);
-    let err = world.refused(REPO, |f| f.tag = Some("1.26.3".into()));
+    let err = world.refused(REPO, &["--tag=1.26.3"]);
     assert!(
         err.contains("RE-PUSHED TAG") && err.contains("--allow-repush"),
         "{err}"
     );
     world
-        .bump(REPO, |f| {
-            f.tag = Some("1.26.3".into());
-            f.allow_repush = true;
-        })
+        .bump(REPO, &["--tag=1.26.3", "--allow-repush"])
         .unwrap();
     assert_eq!(world.pin_file(), pin_text("1.26.3", &repushed));
 }
@@ -670,7 +589,7 @@ fn an_amd64_only_tag_is_refused_for_its_platform_and_its_policy_together() {
     world
         .registry
         .push_index(REPO, "1.27.1", "amd64 only", &["amd64"]);
-    let err = world.refused(REPO, |f| f.tag = Some("1.27.1".into()));
+    let err = world.refused(REPO, &["--tag=1.27.1"]);
     assert!(
         err.contains("does not serve linux/arm64")
             && err.contains("minor move")
@@ -691,10 +610,7 @@ fn commit_outside_a_repository_changes_nothing_and_asks_nothing_of_the_registry(
     let err = format!(
         "{:#}",
         world
-            .bump(REPO, |f| {
-                f.pin = Some(pin.clone());
-                f.commit = true;
-            })
+            .bump(REPO, &[&format!("--pin={}", pin.display()), "--commit"])
             .unwrap_err()
     );
     assert!(
@@ -717,16 +633,12 @@ fn latest_takes_five_requests_and_three_when_it_is_the_pin() {
     // tag (latest is usually the newest release); the index already fetched is the one pinned.
     let world = world();
     world
-        .bump(REPO, |f| {
-            f.tag = Some("latest".into());
-            f.allow_major = true;
-            f.dry_run = true;
-        })
+        .bump(REPO, &["--tag=latest", "--allow-major", "--dry-run"])
         .unwrap();
     assert_eq!(world.proxy.requests(), 5);
     world.pin("2.0.0", "2.0.0");
     world.proxy.reset_requests();
-    world.bump(REPO, |f| f.tag = Some("latest".into())).unwrap();
+    world.bump(REPO, &["--tag=latest"]).unwrap();
     assert_eq!(world.proxy.requests(), 3);
 }
 
@@ -770,13 +682,13 @@ fn index_entries_that_are_not_plain_image_manifests_are_refused_by_name() {
     ];
     for (edit, expected) in cases {
         world.proxy.set_fault(Fault::EditIndex(edit.clone()));
-        let err = world.refused(REPO, |_| {});
+        let err = world.refused(REPO, &[]);
         assert!(
             err.contains(expected) && err.contains("Nothing was pinned"),
             "{edit:?}: {err}"
         );
         // The explicit-tag path checks the same.
-        let err = world.refused(REPO, |f| f.tag = Some("1.26.2".into()));
+        let err = world.refused(REPO, &["--tag=1.26.2"]);
         assert!(err.contains("1.26.2"), "{edit:?}: {err}");
     }
 }
@@ -787,7 +699,7 @@ fn an_index_without_a_media_type_anywhere_is_refused() {
     world
         .proxy
         .set_fault(Fault::EditIndex(IndexEdit::Unlabelled));
-    let err = world.refused(REPO, |_| {});
+    let err = world.refused(REPO, &[]);
     assert!(
         err.contains("1.26.3 is not a usable index: it declares no media type (no mediaType field; served as \
              application/json)"),
@@ -803,10 +715,7 @@ fn latest_is_resolved_from_fetched_bytes_not_from_head_answers() {
     assert_eq!(latest, world.digests["1.26.2"]);
     world.proxy.set_fault(Fault::LyingHead(latest.clone()));
     world
-        .bump(REPO, |f| {
-            f.tag = Some("latest".into());
-            f.allow_major = true;
-        })
+        .bump(REPO, &["--tag=latest", "--allow-major"])
         .unwrap();
     // Before issue 19 this was tag 2.0.0 with 1.26.2's digest.
     assert_eq!(world.pin_file(), pin_text("1.26.2", &latest));
@@ -822,7 +731,7 @@ fn the_re_push_check_does_not_trust_head_either() {
     let repushed = world
         .registry
         .push_index(REPO, "1.26.3", "1.26.3 rebuilt", BOTH);
-    let err = world.refused(REPO, |_| {});
+    let err = world.refused(REPO, &[]);
     assert!(
         err.contains("RE-PUSHED TAG") && err.contains(&repushed),
         "{err}"
@@ -837,7 +746,7 @@ fn odd_tags_are_skipped_and_counted_never_fatal_nor_aliased() {
     }
     // Before issue 19: 1.26.1234567890 was chosen and its pin refused (while --dry-run said it was fine), or
     // 1.26.05 was pinned as if it were 1.26.5.
-    let stdout = world.bump(REPO, |_| {}).unwrap();
+    let stdout = world.bump(REPO, &[]).unwrap();
     // The odd tags, listed after the count.
     let odd = stdout
         .lines()
@@ -849,7 +758,7 @@ fn odd_tags_are_skipped_and_counted_never_fatal_nor_aliased() {
         world.pin_file(),
         pin_text("1.26.3", &world.digests["1.26.3"])
     );
-    let err = world.refused(REPO, |f| f.tag = Some("1.26.05".into()));
+    let err = world.refused(REPO, &["--tag=1.26.05"]);
     assert!(err.contains("1.26.05 is not a stable X.Y.Z tag"), "{err}");
 }
 
@@ -859,7 +768,7 @@ fn odd_tags_are_skipped_and_counted_never_fatal_nor_aliased() {
 fn a_manifest_without_docker_content_digest_is_pinned_by_the_hash_of_its_bytes() {
     let world = world();
     world.proxy.set_fault(Fault::NoDigestHeader);
-    world.bump(REPO, |_| {}).unwrap();
+    world.bump(REPO, &[]).unwrap();
     assert_eq!(
         world.pin_file(),
         pin_text("1.26.3", &world.digests["1.26.3"])
@@ -870,7 +779,7 @@ fn a_manifest_without_docker_content_digest_is_pinned_by_the_hash_of_its_bytes()
 fn a_sha512_docker_content_digest_is_checked_and_the_sha256_pinned() {
     let world = world();
     world.proxy.set_fault(Fault::Sha512Digest);
-    world.bump(REPO, |_| {}).unwrap();
+    world.bump(REPO, &[]).unwrap();
     assert_eq!(
         world.pin_file(),
         pin_text("1.26.3", &world.digests["1.26.3"])
@@ -881,7 +790,7 @@ fn a_sha512_docker_content_digest_is_checked_and_the_sha256_pinned() {
 fn an_unasked_gzip_body_is_decoded_before_it_is_hashed() {
     let world = world();
     world.proxy.set_fault(Fault::GzipManifests);
-    world.bump(REPO, |_| {}).unwrap();
+    world.bump(REPO, &[]).unwrap();
     assert_eq!(
         world.pin_file(),
         pin_text("1.26.3", &world.digests["1.26.3"])
@@ -896,7 +805,7 @@ fn a_429_is_retried_after_its_retry_after_in_seconds() {
         "1".into(),
     ));
     let started = Instant::now();
-    world.bump(REPO, |f| f.timeout = 20.0).unwrap();
+    world.bump(REPO, &["--timeout=20"]).unwrap();
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert_eq!(
         world.pin_file(),
@@ -913,7 +822,7 @@ fn a_429_is_retried_after_its_retry_after_as_an_http_date() {
         http_date(at),
     ));
     let started = Instant::now();
-    world.bump(REPO, |f| f.timeout = 20.0).unwrap();
+    world.bump(REPO, &["--timeout=20"]).unwrap();
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert_eq!(
         world.pin_file(),
@@ -929,7 +838,7 @@ fn a_retry_after_date_past_the_deadline_is_printed_as_a_date() {
         Instant::now() + Duration::from_secs(60),
         date.clone(),
     ));
-    let err = world.refused(REPO, |f| f.timeout = 10.0);
+    let err = world.refused(REPO, &["--timeout=10"]);
     assert!(
         err.contains(&format!("it asks to retry at {date} (in 1")) && !err.contains("GMTs"),
         "{err}"
@@ -963,7 +872,7 @@ fn a_symlinked_pin_stays_a_symlink_and_its_target_is_rewritten() {
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
     std::fs::rename(world.scratch.path("image.nix"), &target).unwrap();
     std::os::unix::fs::symlink("pins/image.nix", world.scratch.path("image.nix")).unwrap();
-    world.bump(REPO, |_| {}).unwrap();
+    world.bump(REPO, &[]).unwrap();
     let link = world.scratch.path("image.nix");
     assert!(std::fs::symlink_metadata(&link)
         .unwrap()
@@ -997,7 +906,7 @@ fn commit_through_a_symlinked_pin_commits_the_file_it_points_to() {
     let _cname = sh.push_env("GIT_COMMITTER_NAME", "test");
     let _cmail = sh.push_env("GIT_COMMITTER_EMAIL", "test@example.invalid");
     cmd!(sh, "git commit --quiet -m initial").run().unwrap();
-    world.bump(REPO, |f| f.commit = true).unwrap();
+    world.bump(REPO, &["--commit"]).unwrap();
     let changed = cmd!(sh, "git show --format= --numstat HEAD")
         .read()
         .unwrap();
