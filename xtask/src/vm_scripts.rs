@@ -92,6 +92,8 @@ pub fn check(sh: &Shell, root: &Path) -> Result<()> {
     for script in &scripts {
         problems.extend(check_script(sh, &work, &mypy_cache, &prepend, script)?);
     }
+    // What is kept for a look is the scripts, not mypy's cache.
+    fs::remove_dir_all(&mypy_cache).with_context(|| format!("remove {}", mypy_cache.display()))?;
     if !problems.is_empty() {
         bail!(
             "{} problem(s) in the VM tests' scripts as the driver would get them (kept in {}):\n{}",
