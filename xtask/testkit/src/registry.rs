@@ -1,5 +1,6 @@
 //! A real OCI registry for the bump tests and `cargo xtask bench`: Debian's `docker-registry` (CNCF distribution) on 127.0.0.1 with
-//! a throwaway config, filled through the registry API with small blobs, per-platform manifests and indexes;
+//! a throwaway config, filled through the registry API with small blobs, per-platform manifests and indexes
+//! (once: a test's registry starts on a copy of that storage, see [`LocalRegistry::seeded`]);
 //! and, in front of it, a small proxy that demands an anonymous bearer token the way Docker Hub does, counts
 //! requests and connections, and can misbehave on demand: refuse the token, rate-limit, fail, alter manifest
 //! bytes, send tag-list pages to another host or round in a loop, redirect manifests to another host, stall
