@@ -61,14 +61,19 @@ pub const PYFLAKES: Tool = Tool {
 impl Tool {
     /// Fails with the install line when the program is not on PATH.
     pub fn require(&self) -> Result<()> {
-        if find_on_path(self.program).is_none() {
+        self.path().map(drop)
+    }
+
+    /// Where PATH finds the program, or the error with the install line.
+    pub fn path(&self) -> Result<PathBuf> {
+        let Some(path) = find_on_path(self.program) else {
             bail!(
                 "`{}` is not on PATH; install it with {}",
                 self.program,
                 self.install
             );
-        }
-        Ok(())
+        };
+        Ok(path)
     }
 }
 

@@ -16,6 +16,11 @@ pub fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Cargo's target directory for this repository: CARGO_TARGET_DIR when set, else `target` at the root.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project_root().join("target"), Into::into)
+}
+
 /// The `.nix` files git knows under `root` (tracked, plus new files not ignored), as paths relative to `root`.
 /// New files count so that a file being written is checked before it is committed.
 pub fn nix_files(sh: &Shell, root: &Path) -> Result<Vec<PathBuf>> {

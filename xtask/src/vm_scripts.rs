@@ -15,9 +15,13 @@
 //! driver's `pipefail`), and no `boot.initrd.*Commands` in the Nix the tests or hosts use (systemd stage 1,
 //! the 26.05 default, asserts them empty).
 
-use std::{fs, path::Path};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
 use crate::{nix, tools, util};
@@ -84,9 +88,12 @@ pub fn check(sh: &Shell, root: &Path) -> Result<()> {
     let prepend = fs::read_to_string(root.join("tests/vm/driver/prepend.py"))
         .context("read tests/vm/driver/prepend.py")?;
     let work = util::fresh_temp_dir("vm-scripts")?;
+    let mypy_cache = mypy_cache(sh, &work, &prepend)?;
     for script in &scripts {
-        problems.extend(check_script(sh, &work, &prepend, script)?);
+        problems.extend(check_script(sh, &work, &mypy_cache, &prepend, script)?);
     }
+    // What is kept for a look is the scripts, not mypy's cache.
+    fs::remove_dir_all(&mypy_cache).with_context(|| format!("remove {}", mypy_cache.display()))?;
     if !problems.is_empty() {
         bail!(
             "{} problem(s) in the VM tests' scripts as the driver would get them (kept in {}):\n{}",
@@ -144,7 +151,95 @@ fn assemble(sh: &Shell, root: &Path) -> Result<Vec<VmScript>> {
         .collect()
 }
 
-fn check_script(sh: &Shell, work: &Path, prepend: &str, test: &VmScript) -> Result<Vec<String>> {
+/// mypy's options, the same for the run that fills its cache and for each script.
+fn mypy_options() -> [&'static str; 5] {
+    [
+        "--python-version",
+        PYTHON_VERSION,
+        "--no-implicit-optional",
+        "--no-color-output",
+        "--no-error-summary",
+    ]
+}
+
+/// A cache of what the typed stand-ins import (typeshed's builtins, typing, ...) for this check's mypy runs:
+/// analysing typeshed is most of a cold mypy run (~1.7 s a script). It is filled once per mypy, options and
+/// prepend.py, kept under the target directory, and each check gets its own copy in `work`, so no two mypy
+/// processes ever write one cache. mypy's incremental mode re-checks every cached module whose source,
+/// options or mypy version differ, and always checks the script itself (its text is new each time), so a warm
+/// cache changes how fast mypy is, not what it reports.
+fn mypy_cache(sh: &Shell, work: &Path, prepend: &str) -> Result<PathBuf> {
+    let options = mypy_options();
+    let mypy = tools::MYPY.path()?;
+    let mypy = mypy.canonicalize().unwrap_or(mypy);
+    let stamp = fs::metadata(&mypy)
+        .and_then(|m| m.modified())
+        .with_context(|| format!("read {}", mypy.display()))?;
+    let mut key = Sha256::new();
+    for part in [
+        mypy.display().to_string(),
+        format!("{stamp:?}"),
+        options.join(" "),
+        prepend.to_string(),
+    ] {
+        key.update(part.len().to_le_bytes());
+        key.update(part);
+    }
+    let kept = util::target_dir()
+        .join("vm-scripts")
+        .join(format!("mypy-cache-{:.16x}", key.finalize()));
+    if !kept.is_dir() {
+        let warm = work.join("mypy_warm.py");
+        fs::write(&warm, prepend).with_context(|| format!("write {}", warm.display()))?;
+        // Beside its place (a rename does not cross file systems), named after this check's own directory.
+        let filling = kept.with_extension(work.file_name().context("a work directory")?);
+        let _ = fs::remove_dir_all(&filling);
+        // Its verdict does not matter here: each script's own run reports on the stand-ins too.
+        let output = cmd!(sh, "mypy {options...} --cache-dir={filling} {warm}")
+            .ignore_status()
+            .quiet()
+            .output()
+            .context("run mypy to fill its cache")?;
+        if fs::rename(&filling, &kept).is_err() {
+            // Another check filled it first; either is whole.
+            let _ = fs::remove_dir_all(&filling);
+        }
+        if !kept.is_dir() {
+            bail!(
+                "mypy left no cache in {}: {}{}",
+                filling.display(),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+    let copy = work.join("mypy-cache");
+    copy_dir(&kept, &copy)?;
+    Ok(copy)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to).with_context(|| format!("create {}", to.display()))?;
+    for entry in fs::read_dir(from).with_context(|| format!("read {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), &target)
+                .with_context(|| format!("copy {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_script(
+    sh: &Shell,
+    work: &Path,
+    mypy_cache: &Path,
+    prepend: &str,
+    test: &VmScript,
+) -> Result<Vec<String>> {
     let names = machine_names(&test.machines);
     let typed = work.join(format!("{}.typed.py", test.name));
     let declarations: String = names
@@ -162,6 +257,7 @@ fn check_script(sh: &Shell, work: &Path, prepend: &str, test: &VmScript) -> Resu
     builtins.push("vlan1".to_string());
     let pyflakes_builtins = builtins.join(",");
     let target = format!("py{}", PYTHON_VERSION.replace('.', ""));
+    let mypy_options = mypy_options();
 
     let _dir = sh.push_dir(work);
     let runs = [
@@ -176,7 +272,7 @@ fn check_script(sh: &Shell, work: &Path, prepend: &str, test: &VmScript) -> Resu
             "mypy",
             cmd!(
                 sh,
-                "mypy --python-version {PYTHON_VERSION} --no-implicit-optional --no-color-output --no-error-summary --cache-dir=/dev/null {typed}"
+                "mypy {mypy_options...} --cache-dir={mypy_cache} {typed}"
             ),
         ),
         (

@@ -12,9 +12,6 @@ mod pin;
 mod registry;
 mod version;
 
-#[cfg(test)]
-mod tests;
-
 use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context, Result};
@@ -438,4 +435,102 @@ fn commit(sh: &Shell, pin: &Path, message: &str) -> Result<()> {
                 pin.display()
             )
         })
+}
+
+/// Issue 13's keep-alive fronts without TCP_NODELAY, timed in-process so the bound is the bump's own time, not a
+/// process start's; every other case runs the built binary (xtask/tests/bump.rs).
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use xtask_testkit::{
+        registry::{Front, LocalRegistry, Proxy, Push, TestCa},
+        Scratch,
+    };
+
+    use super::*;
+
+    const REPO: &str = "test/powersync-service";
+
+    fn pin_text(tag: &str, digest: &str) -> String {
+        format!(
+            "# The pin.\n{{\n  name = \"docker.io/journeyapps/powersync-service\";\n  tag = \"{tag}\";\n  digest = \"{digest}\";\n}}\n"
+        )
+    }
+
+    #[test]
+    fn a_keep_alive_front_without_nodelay_gets_a_connection_per_request_over_plain_http() {
+        let (registry, _) = LocalRegistry::seeded(&[Push::History(REPO)]);
+        let front = Proxy::start_front(&registry.url, Front::KeepAliveNagle);
+        let scratch = Scratch::new("keepalive");
+        let digest = Registry::new(&registry.url, REPO, Duration::from_secs(10))
+            .manifest("1.26.1")
+            .unwrap()
+            .digest;
+        scratch.write("image.nix", &pin_text("1.26.1", &digest));
+        let flags = flags::Bump {
+            tag: None,
+            allow_minor: false,
+            allow_major: false,
+            allow_downgrade: false,
+            allow_repush: false,
+            dry_run: true,
+            commit: false,
+            registry: front.url.clone(),
+            repository: Some(REPO.into()),
+            pin: Some(scratch.path("image.nix")),
+            ca_file: None,
+            verbose: false,
+            timeout: 60.0,
+            page_size: None,
+        };
+        let started = Instant::now();
+        flags.run(&Shell::new().unwrap()).unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(front.requests(), 4);
+        // A reused connection would stall on the front's Nagle delay meeting our delayed ACK, about 40 ms each.
+        assert_eq!(front.connections(), 4);
+        assert!(elapsed < Duration::from_millis(1000), "{elapsed:?}");
+    }
+
+    #[test]
+    fn a_keep_alive_tls_front_without_nodelay_keeps_one_connection_without_stalling() {
+        let (registry, _) = LocalRegistry::seeded(&[Push::History(REPO)]);
+        let ca = TestCa::generate();
+        let front = Proxy::start_tls(&registry.url, &ca);
+        let scratch = Scratch::new("tls");
+        let digest = Registry::new(&registry.url, REPO, Duration::from_secs(10))
+            .manifest("1.26.1")
+            .unwrap()
+            .digest;
+        scratch.write("image.nix", &pin_text("1.26.1", &digest));
+        let run = || {
+            let flags = flags::Bump {
+                tag: None,
+                allow_minor: false,
+                allow_major: false,
+                allow_downgrade: false,
+                allow_repush: false,
+                dry_run: true,
+                commit: false,
+                registry: front.url.clone(),
+                repository: Some(REPO.into()),
+                pin: Some(scratch.path("image.nix")),
+                ca_file: Some(ca.ca.clone()),
+                verbose: false,
+                timeout: 60.0,
+                page_size: None,
+            };
+            front.reset_requests();
+            let started = Instant::now();
+            flags.run(&Shell::new().unwrap()).unwrap();
+            started.elapsed()
+        };
+        let fastest = (0..3).map(|_| run()).min().unwrap();
+        assert_eq!(front.requests(), 4);
+        // Keep-alive is kept over TLS: one handshake for the four requests.
+        assert_eq!(front.connections(), 1);
+        // Three reused-connection responses would each wait ~40 ms for a delayed ACK without TCP_QUICKACK.
+        assert!(fastest < Duration::from_millis(100), "{fastest:?}");
+    }
 }

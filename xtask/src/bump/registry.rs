@@ -762,6 +762,8 @@ pub fn entry_problems(index: &Value, platform: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use xtask_testkit::registry::{Fault, LocalRegistry, Proxy, Push};
+
     use super::*;
 
     #[test]
@@ -862,5 +864,20 @@ mod tests {
         ] {
             assert_eq!(parse_digest(&bad), None, "{bad}");
         }
+    }
+
+    /// The cap has no flag: a real registry behind the testkit's front, which adds 30 old tags to the seven
+    /// of a release history.
+    #[test]
+    fn tags_are_capped_by_count() {
+        let repo = "test/powersync-service";
+        let (upstream, _) = LocalRegistry::seeded(&[Push::History(repo)]);
+        let proxy = Proxy::start(&upstream.url);
+        proxy.set_fault(Fault::ExtraTags(30));
+        let mut registry = Registry::new(&proxy.url, repo, Duration::from_secs(60));
+        registry.page_size = 10;
+        registry.max_tags = 25;
+        let err = format!("{:#}", registry.tags().unwrap_err());
+        assert!(err.contains("more than 25 tags after 3 pages"), "{err}");
     }
 }

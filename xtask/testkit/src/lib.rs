@@ -1,6 +1,8 @@
 //! What xtask's tests and `cargo xtask bench` share and the `cargo xtask` binary must not carry: a real OCI
-//! registry behind a misbehaving front (registry.rs), a real forward proxy, scratch repositories.
+//! registry behind a misbehaving front (registry.rs), a real forward proxy, scratch repositories, and the
+//! fixtures made once and kept under the target directory (cache.rs).
 
+pub mod cache;
 pub mod forward_proxy;
 pub mod registry;
 pub mod scratch;

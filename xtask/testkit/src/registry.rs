@@ -1,5 +1,6 @@
 //! A real OCI registry for the bump tests and `cargo xtask bench`: Debian's `docker-registry` (CNCF distribution) on 127.0.0.1 with
-//! a throwaway config, filled through the registry API with small blobs, per-platform manifests and indexes;
+//! a throwaway config, filled through the registry API with small blobs, per-platform manifests and indexes
+//! (once: a test's registry starts on a copy of that storage, see [`LocalRegistry::seeded`]);
 //! and, in front of it, a small proxy that demands an anonymous bearer token the way Docker Hub does, counts
 //! requests and connections, and can misbehave on demand: refuse the token, rate-limit, fail, alter manifest
 //! bytes, send tag-list pages to another host or round in a loop, redirect manifests to another host, stall
@@ -23,7 +24,7 @@ use std::{
         Arc, Mutex,
     },
     thread,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use serde_json::{json, Value};
@@ -33,7 +34,7 @@ use ureq::rustls::{
     pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
 };
 
-use crate::tools::Tool;
+use crate::{cache, tools::Tool};
 
 pub const DOCKER_REGISTRY: Tool = Tool {
     program: "docker-registry",
@@ -50,6 +51,16 @@ const NIX_REGISTRY: Tool = Tool {
 };
 
 const TOKEN: &str = "anonymous-test-token";
+
+/// Debian's registry, or nixpkgs' where only that is installed.
+fn registry_program() -> &'static Tool {
+    if NIX_REGISTRY.require().is_ok() && DOCKER_REGISTRY.require().is_err() {
+        &NIX_REGISTRY
+    } else {
+        DOCKER_REGISTRY.require().unwrap();
+        &DOCKER_REGISTRY
+    }
+}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -69,14 +80,88 @@ pub struct LocalRegistry {
     dir: PathBuf,
 }
 
+/// A push a [`LocalRegistry::seeded`] registry starts with.
+#[derive(Debug)]
+pub enum Push {
+    /// [`LocalRegistry::push_release_history`] into this repository.
+    History(&'static str),
+    /// [`LocalRegistry::push_index`]: repository, tag, label, architectures.
+    Index(
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+    ),
+    /// [`LocalRegistry::push_single`]: repository, tag, label.
+    Single(&'static str, &'static str, &'static str),
+}
+
+/// Where a registry keeps what is pushed to it.
+enum Storage {
+    /// A new directory of its own.
+    Empty,
+    /// Its own copy of this directory.
+    CopyOf(PathBuf),
+    /// This directory itself.
+    At(PathBuf),
+}
+
 impl LocalRegistry {
+    /// An empty registry.
     pub fn start() -> LocalRegistry {
-        let program = if NIX_REGISTRY.require().is_ok() && DOCKER_REGISTRY.require().is_err() {
-            NIX_REGISTRY.program
-        } else {
-            DOCKER_REGISTRY.require().unwrap();
-            DOCKER_REGISTRY.program
-        };
+        LocalRegistry::start_on(Storage::Empty)
+    }
+
+    /// A registry holding what `pushes` push, and each pushed tag's digest by `repository:tag`. The pushes
+    /// go once into a registry whose storage is kept on disk (see cache.rs), since pushing is most of a
+    /// registry's work in a test; each call starts the same real registry on its own copy of that storage, so
+    /// a test may push more without touching another's.
+    pub fn seeded(pushes: &[Push]) -> (LocalRegistry, HashMap<String, String>) {
+        let name = format!(
+            "registry-{}",
+            cache::key(&[
+                include_bytes!("registry.rs"),
+                format!("{pushes:?}").as_bytes(),
+                cache::program_identity(registry_program()).as_bytes(),
+            ])
+        );
+        let seed = cache::made_once(&name, |dir| {
+            let mut registry = LocalRegistry::start_on(Storage::At(dir.join("data")));
+            let mut digests = HashMap::new();
+            for push in pushes {
+                match *push {
+                    Push::History(repo) => {
+                        for (tag, digest) in registry.push_release_history(repo) {
+                            digests.insert(format!("{repo}:{tag}"), digest);
+                        }
+                    }
+                    Push::Index(repo, tag, label, arches) => {
+                        let digest = registry.push_index(repo, tag, label, arches);
+                        digests.insert(format!("{repo}:{tag}"), digest);
+                    }
+                    Push::Single(repo, tag, label) => {
+                        let digest = registry.push_single(repo, tag, label);
+                        digests.insert(format!("{repo}:{tag}"), digest);
+                    }
+                }
+            }
+            // Stopped before the storage is complete on disk for others to copy.
+            let _ = registry.child.kill();
+            let _ = registry.child.wait();
+            fs::write(
+                dir.join("digests.json"),
+                serde_json::to_vec(&digests).unwrap(),
+            )
+            .unwrap();
+        });
+        let digests =
+            serde_json::from_slice(&fs::read(seed.join("digests.json")).unwrap()).unwrap();
+        let registry = LocalRegistry::start_on(Storage::CopyOf(seed.join("data")));
+        (registry, digests)
+    }
+
+    fn start_on(storage: Storage) -> LocalRegistry {
+        let program = registry_program();
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "xtask-registry-{}-{}",
@@ -84,13 +169,21 @@ impl LocalRegistry {
             COUNTER.fetch_add(1, Ordering::SeqCst)
         ));
         fs::create_dir_all(&dir).unwrap();
+        let storage = match storage {
+            Storage::Empty => dir.join("data"),
+            Storage::CopyOf(seed) => {
+                cache::copy_tree(&seed, &dir.join("data"));
+                dir.join("data")
+            }
+            Storage::At(storage) => storage,
+        };
         let port = free_port();
         let config = format!(
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.join("data").display()
+            storage.display()
         );
         fs::write(dir.join("config.yml"), config).unwrap();
-        let child = Command::new(program)
+        let child = Command::new(program.program)
             .arg("serve")
             .arg(dir.join("config.yml"))
             .stdout(Stdio::null())
@@ -109,7 +202,7 @@ impl LocalRegistry {
                 "docker-registry did not come up on {}",
                 registry.url
             );
-            thread::sleep(Duration::from_millis(50));
+            thread::sleep(Duration::from_millis(10));
         }
         registry
     }
@@ -258,7 +351,8 @@ pub enum Fault {
     RateLimitUntil(Instant, String),
     /// The tag list also holds this many old tags (0.1.N).
     ExtraTags(usize),
-    /// Every tag-list page is empty and links to a new next page.
+    /// Every tag-list page is empty and links to a new next page, each after 10 ms (a registry across a
+    /// network takes at least that), so a client that follows them spends its deadline waiting, not spinning.
     EndlessPages,
 }
 
@@ -285,8 +379,8 @@ pub enum Front {
 }
 
 /// A throwaway CA and a certificate for 127.0.0.1 it signed, made with `openssl`; `ca` is what a client trusts.
+/// Made once a day (see cache.rs) and valid for two, so a test never meets an expired one.
 pub struct TestCa {
-    dir: PathBuf,
     pub ca: PathBuf,
     server: Arc<rustls::ServerConfig>,
 }
@@ -294,86 +388,92 @@ pub struct TestCa {
 impl TestCa {
     pub fn generate() -> TestCa {
         OPENSSL.require().unwrap();
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "xtask-ca-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        fs::create_dir_all(&dir).unwrap();
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        let openssl = |args: &[&str]| {
-            let output = Command::new("openssl")
-                .args(args)
-                .current_dir(&dir)
-                .output()
-                .unwrap();
-            assert!(
-                output.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        };
-        openssl(
-            &[
-                &["req", "-x509"],
-                &ec[..],
-                &[
-                    "-keyout",
-                    "ca.key",
-                    "-out",
-                    "ca.pem",
-                    "-days",
-                    "2",
-                    "-subj",
-                    "/CN=xtask test CA",
-                ],
-            ]
-            .concat(),
-        );
-        openssl(
-            &[
-                &["req"],
-                &ec[..],
-                &[
-                    "-keyout",
-                    "server.key",
-                    "-out",
-                    "server.csr",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                ],
-            ]
-            .concat(),
-        );
-        fs::write(
-            dir.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
+        let day = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 86_400;
+        let key = cache::key(&[
+            include_bytes!("registry.rs"),
+            cache::program_identity(&OPENSSL).as_bytes(),
         ]);
+        let dir = cache::made_once(&format!("ca-{day}-{key}"), |dir| {
+            let ec = [
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+            ];
+            let openssl = |args: &[&str]| {
+                let output = Command::new("openssl")
+                    .args(args)
+                    .current_dir(dir)
+                    .output()
+                    .unwrap();
+                assert!(
+                    output.status.success(),
+                    "openssl {args:?}: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            };
+            openssl(
+                &[
+                    &["req", "-x509"],
+                    &ec[..],
+                    &[
+                        "-keyout",
+                        "ca.key",
+                        "-out",
+                        "ca.pem",
+                        "-days",
+                        "2",
+                        "-subj",
+                        "/CN=xtask test CA",
+                    ],
+                ]
+                .concat(),
+            );
+            openssl(
+                &[
+                    &["req"],
+                    &ec[..],
+                    &[
+                        "-keyout",
+                        "server.key",
+                        "-out",
+                        "server.csr",
+                        "-subj",
+                        "/CN=127.0.0.1",
+                    ],
+                ]
+                .concat(),
+            );
+            fs::write(
+                dir.join("server.ext"),
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+            )
+            .unwrap();
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ]);
+        });
+        // Earlier days' CAs, expired or about to be; none is in use by a test that started today.
+        cache::remove_older(dir.parent().unwrap(), "ca-", day.saturating_sub(2));
         let chain: Vec<CertificateDer<'static>> =
             CertificateDer::pem_file_iter(dir.join("server.pem"))
                 .unwrap()
@@ -390,15 +490,8 @@ impl TestCa {
         .unwrap();
         TestCa {
             ca: dir.join("ca.pem"),
-            dir,
             server: Arc::new(server),
         }
-    }
-}
-
-impl Drop for TestCa {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -718,6 +811,7 @@ fn serve(
         return out.respond(401, &[("WWW-Authenticate".into(), challenge)], b"{}", head);
     }
     let manifest_get = request.target.contains("/manifests/") && !head;
+    let tag_list = request.target.contains("/tags/list?");
     match fault {
         Fault::RateLimit => {
             return out.respond(429, &[("Retry-After".into(), "30".into())], b"{}", head)
@@ -740,6 +834,12 @@ fn serve(
         Fault::RedirectManifests(other) if manifest_get => {
             let location = format!("{other}{}", request.target);
             return out.respond(307, &[("Location".into(), location)], b"", head);
+        }
+        Fault::EndlessPages if tag_list => {
+            thread::sleep(Duration::from_millis(10));
+            let empty = json!({ "name": "endless", "tags": [] }).to_string();
+            let next = format!("<{}x>; rel=\"next\"", request.target);
+            return out.respond(200, &[("Link".into(), next)], empty.as_bytes(), head);
         }
         Fault::OversizeManifests if manifest_get => {
             let body = vec![b' '; 5 << 20];
@@ -768,24 +868,23 @@ fn serve(
         .collect();
     let mut body = Vec::new();
     response.into_reader().read_to_end(&mut body)?;
-    if status == 200 && request.target.contains("/tags/list?") {
+    if status == 200 && tag_list {
         let next = match fault {
             Fault::LinkLoop => Some(request.target.clone()),
             Fault::CrossHostLink(other) => Some(format!("{other}{}", request.target)),
-            Fault::EndlessPages => {
-                let empty = json!({ "name": "endless", "tags": [] }).to_string();
-                let next = format!("<{}x>; rel=\"next\"", request.target);
-                return out.respond(200, &[("Link".into(), next)], empty.as_bytes(), head);
-            }
             _ => None,
         };
+        let list: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let mut tags: Vec<String> = list["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .collect();
         if let Fault::ExtraTags(count) = fault {
-            let mut list: Value = serde_json::from_slice(&body).unwrap_or_default();
-            let tags = list["tags"].as_array_mut().expect("a tag list");
-            tags.extend((0..*count).map(|n| json!(format!("0.1.{n}"))));
-            body = list.to_string().into_bytes();
+            tags.extend((0..*count).map(|n| format!("0.1.{n}")));
         }
-        return respond_page(out, &request.target, &body, head, next);
+        return respond_page(out, &request.target, list, tags, head, next);
     }
     if *fault == Fault::TamperManifests && manifest_get {
         // Still valid JSON, different bytes: only the digest check can tell.
@@ -849,11 +948,13 @@ fn edit_manifest(fault: &Fault, headers: &mut Vec<(String, String)>, body: &mut 
 
 /// Distribution 2.8 ignores `n` on tag lists (paging arrived in v3); Docker Hub pages them. So the proxy pages
 /// the full list itself as the spec says: sorted, after `last`, at most `n`, with a `Link: rel="next"`.
-/// `next` overrides the page's own next link (a hostile registry's).
+/// `list` is the registry's answer, whose `tags` are `tags`; `next` overrides the page's own next link (a
+/// hostile registry's).
 fn respond_page(
     out: Out,
     target: &str,
-    body: &[u8],
+    mut list: Value,
+    mut tags: Vec<String>,
     head: bool,
     next: Option<String>,
 ) -> std::io::Result<()> {
@@ -869,29 +970,21 @@ fn respond_page(
         .and_then(|n| n.parse().ok())
         .unwrap_or(usize::MAX);
     let last = param("last");
-    let mut full: Value = serde_json::from_slice(body).unwrap_or_default();
-    let mut tags: Vec<String> = full["tags"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.as_str().map(str::to_owned))
-        .collect();
-    tags.sort();
-    let rest: Vec<String> = tags
-        .into_iter()
-        .filter(|tag| last.as_ref().is_none_or(|last| tag > last))
-        .collect();
-    let page: Vec<String> = rest.iter().take(page_size).cloned().collect();
+    tags.retain(|tag| last.as_ref().is_none_or(|last| tag > last));
+    tags.sort_unstable();
+    let rest = tags.len();
+    tags.truncate(page_size);
+    let page = tags;
     let mut headers = vec![("Content-Type".to_string(), "application/json".to_string())];
     if let Some(next) = next {
         headers.push(("Link".to_string(), format!("<{next}>; rel=\"next\"")));
-    } else if rest.len() > page.len() {
+    } else if rest > page.len() {
         let next = format!(
             "<{path}?last={}&n={page_size}>; rel=\"next\"",
             page.last().unwrap()
         );
         headers.push(("Link".to_string(), next));
     }
-    full["tags"] = json!(page);
-    out.respond(200, &headers, full.to_string().as_bytes(), head)
+    list["tags"] = json!(page);
+    out.respond(200, &headers, list.to_string().as_bytes(), head)
 }
