@@ -164,10 +164,8 @@ fn cargo_test(sh: &Shell) -> Result<()> {
     {
         bail!("cargo-nextest is missing: cargo install --locked cargo-nextest");
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| util::project_root().join("target"), Into::into);
     // .config/nextest.toml names the report.
-    let report = target.join("nextest/default/junit.xml");
+    let report = util::target_dir().join("nextest/default/junit.xml");
     let _ = std::fs::remove_file(&report);
     // Two tests per core: many wait on a real clock, a server or a child process rather than compute.
     let threads = std::thread::available_parallelism().map_or(2, |cores| 2 * cores.get());
