@@ -3,7 +3,9 @@
 // checkpoint, and prints each table's rows as the SDK stored them (the internal `ps_data__<table>` tables:
 // id and the row's JSON text), and its buckets. For the compare tests (xtask/tests/compare.rs).
 //   node sdk-sync.mjs < input.json
-//   input:  {url, token, tables: [name, …], timeout_ms}
+//   input:  {url, token, tables: [name, …], timeout_ms, until_failure}
+//           (until_failure: stop waiting at the SDK's first warning or error, e.g. a checkpoint it could not
+//           apply, instead of waiting out timeout_ms for a sync that cannot come)
 //   output: {synced: true, tables: {name: {id: data}}, buckets: [name, …]}
 //           or {synced: false, error: "<the SDK's download error, if any>", log: [its warnings]} when the
 //           first sync did not complete
@@ -18,9 +20,14 @@ const schema = new Schema(Object.fromEntries(input.tables.map((name) => [name, n
 const dir = mkdtempSync(join(tmpdir(), 'sdk-sync-'));
 // The SDK's warnings and errors, for the answer when the first sync does not complete.
 const log = [];
+let failed;
+const failure = new Promise((resolve) => (failed = resolve));
 const logger = {
   log: (record) => {
-    if (record.level >= LogLevels.warn) log.push(`${record.message}${record.error ? `: ${record.error}` : ''}`);
+    if (record.level >= LogLevels.warn) {
+      log.push(`${record.message}${record.error ? `: ${record.error}` : ''}`);
+      failed();
+    }
   }
 };
 const db = new PowerSyncDatabase({ schema, logger, database: { dbFilename: 'client.db', dbLocation: dir } });
@@ -32,7 +39,8 @@ let output;
 try {
   await db.connect(connector);
   // On timeout this returns (it does not throw): hasSynced tells which.
-  await db.waitForFirstSync({ signal: AbortSignal.timeout(input.timeout_ms) });
+  const synced = db.waitForFirstSync({ signal: AbortSignal.timeout(input.timeout_ms) });
+  await (input.until_failure ? Promise.race([synced, failure]) : synced);
   if (!db.currentStatus.hasSynced) {
     const error = db.currentStatus.dataFlowStatus.downloadError;
     output = { synced: false, error: error ? String(error.message ?? error) : null, log };

@@ -285,9 +285,10 @@ pub struct Load {
     /// Concurrent streams to open (1 to 1000).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub streams: u32,
-    /// Seconds the run lasts, counted from the first stream's start; then every stream is closed (1 to 3600).
-    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub duration: u64,
+    /// Seconds the run lasts, counted from the first stream's start; then every stream is closed (more than 0,
+    /// at most 3600; decimals allowed, e.g. 0.5).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = crate::load::parse_duration)]
+    pub duration: std::time::Duration,
     /// Streams opened per second (1 to 1000) in the ramped mode; the ramp must end before the run does.
     #[arg(long, value_name = "PER_SEC", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub ramp: u32,

@@ -106,19 +106,34 @@ fn our_readings(dir: &TempDir, dsns: &[String]) -> Vec<(bool, Option<Reading>)> 
         })
         .collect();
     assert_eq!(readings.len(), dsns.len());
-    files
-        .iter()
-        .zip(readings)
-        .map(|(file, reading)| {
-            let status = Command::new("bash")
-                .arg(script("preflight-dsn.sh"))
-                .arg(file)
-                .output()
-                .unwrap()
-                .status;
-            (status.success(), reading)
-        })
-        .collect()
+    // One run of the real script per file, four at a time.
+    let preflight = script("preflight-dsn.sh");
+    let accepted: Vec<bool> = thread::scope(|scope| {
+        let runs: Vec<_> = files
+            .chunks(files.len().div_ceil(4))
+            .map(|chunk| {
+                let preflight = &preflight;
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|file| {
+                            Command::new("bash")
+                                .arg(preflight)
+                                .arg(file)
+                                .output()
+                                .unwrap()
+                                .status
+                                .success()
+                        })
+                        .collect::<Vec<bool>>()
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .flat_map(|run| run.join().unwrap())
+            .collect()
+    });
+    accepted.into_iter().zip(readings).collect()
 }
 
 fn same_host(ours: &str, service: &str) -> bool {
@@ -157,38 +172,92 @@ fn libpq_reads(pg: &Postgres, cases: &[(&String, &Reading)]) {
             database.replace('"', "\"\"")
         ));
     }
+    // The `%` cases each need a process of their own (their PG* variables); the rest share a few.
+    let (percent, uris): (Vec<_>, Vec<_>) = cases.iter().partition(|(dsn, _)| dsn.contains('%'));
     let workers = 4;
     thread::scope(|scope| {
-        for chunk in cases.chunks(cases.len().div_ceil(workers)) {
-            scope.spawn(move || {
-                for (dsn, reading) in chunk {
-                    let mut psql = Command::new("psql");
-                    if dsn.contains('%') {
-                        // psql refuses a `%` that starts no octet; the watchdog never gives it the URI,
-                        // but the service's reading in PG* variables, as here.
-                        psql.env("PGHOST", &reading.host)
-                            .env("PGPORT", reading.port.to_string())
-                            .env("PGUSER", &reading.user)
-                            .env("PGPASSWORD", &reading.password)
-                            .env("PGDATABASE", &reading.database);
-                    } else {
-                        psql.arg(dsn).env_remove("PGPASSWORD");
-                    }
-                    let output = psql
-                        .args(["-w", "-X", "-tA", "-c"])
-                        .arg("SELECT current_user || '|' || current_database()")
-                        .output()
-                        .unwrap();
-                    assert!(output.status.success(), "psql {dsn}: {}", text(&output));
-                    assert_eq!(
-                        String::from_utf8_lossy(&output.stdout).trim(),
-                        format!("{}|{}", reading.user, reading.database),
-                        "{dsn}"
-                    );
-                }
-            });
+        for chunk in uris.chunks(uris.len().div_ceil(workers).max(1)) {
+            scope.spawn(move || log_in_with_uris(pg, chunk));
         }
+        scope.spawn(|| {
+            for (dsn, reading) in &percent {
+                // psql refuses a `%` that starts no octet; the watchdog never gives it the URI, but the
+                // service's reading in PG* variables, as here.
+                let output = Command::new("psql")
+                    .env("PGHOST", &reading.host)
+                    .env("PGPORT", reading.port.to_string())
+                    .env("PGUSER", &reading.user)
+                    .env("PGPASSWORD", &reading.password)
+                    .env("PGDATABASE", &reading.database)
+                    .args(["-w", "-X", "-tA", "-c", WHO])
+                    .output()
+                    .unwrap();
+                assert!(output.status.success(), "psql {dsn}: {}", text(&output));
+                assert_eq!(
+                    String::from_utf8_lossy(&output.stdout).trim(),
+                    format!("{}|{}", reading.user, reading.database),
+                    "{dsn}"
+                );
+            }
+        });
     });
+}
+
+const WHO: &str = "SELECT current_user || '|' || current_database()";
+
+/// One psql logs in with each DSN in turn: `\connect` given the DSN as a psql variable, which psql puts in
+/// verbatim (no quoting, no rescanning), so libpq parses the URI exactly as written, as from psql's command
+/// line; a conninfo string reuses nothing from the connection before it. The first failed login stops the
+/// script (ON_ERROR_STOP): the DSN after the last one answered is the one that failed.
+fn log_in_with_uris(pg: &Postgres, cases: &[&(&String, &Reading)]) {
+    let mut psql = Command::new("psql");
+    // The script's first connection: the superuser over the socket (trust), only to start from.
+    psql.arg("-h")
+        .arg(pg.socket_dir())
+        .args([
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+        ])
+        .args(["-w", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1"])
+        .env_remove("PGPASSWORD");
+    let mut script = String::new();
+    for (i, (dsn, _)) in cases.iter().enumerate() {
+        psql.arg("-v").arg(format!("d{i}={dsn}"));
+        script.push_str(&format!(
+            "\\connect -reuse-previous=off :d{i}\nSELECT '{i}|' || current_user || '|' || current_database();\n"
+        ));
+    }
+    let mut child = psql
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let answers: Vec<&str> = stdout.lines().collect();
+    for (i, (dsn, reading)) in cases.iter().enumerate() {
+        let Some(answer) = answers.get(i) else {
+            panic!("psql {dsn}: {}", text(&output));
+        };
+        assert_eq!(
+            *answer,
+            format!("{i}|{}|{}", reading.user, reading.database),
+            "{dsn}"
+        );
+    }
+    assert_eq!(answers.len(), cases.len(), "{}", text(&output));
+    assert!(output.status.success(), "psql: {}", text(&output));
 }
 
 #[test]

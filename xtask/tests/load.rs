@@ -244,7 +244,7 @@ fn probe_holds_streams_up_to_capacity_and_counts_exactly_the_excess_as_refused()
     let report = probe_json(
         &server,
         &jwt_file,
-        &["--streams", "200", "--ramp", "1000", "--duration", "2"],
+        &["--streams", "200", "--ramp", "1000", "--duration", "0.6"],
     );
     let streams = &report["streams"];
     assert_eq!(
@@ -268,7 +268,7 @@ fn probe_holds_streams_up_to_capacity_and_counts_exactly_the_excess_as_refused()
             >= 50.0
     );
     assert_eq!(report["run"]["streams"], 200);
-    assert_eq!(report["run"]["duration_s"], 2);
+    assert_eq!(report["run"]["duration_s"], 0.6);
     // Each stream is opened as the SDKs open it, with its own client id.
     let bodies = server.bodies();
     assert_eq!(bodies.len(), 200);
@@ -293,7 +293,7 @@ fn probe_holds_streams_up_to_capacity_and_counts_exactly_the_excess_as_refused()
     let report = probe_json(
         &server,
         &jwt_file,
-        &["--streams", "260", "--ramp", "1000", "--duration", "2"],
+        &["--streams", "260", "--ramp", "1000", "--duration", "0.6"],
     );
     let streams = &report["streams"];
     assert_eq!(
@@ -323,7 +323,7 @@ fn probe_counts_streams_that_end_early_as_dropped() {
     let report = probe_json(
         &server,
         &jwt_file,
-        &["--streams", "20", "--ramp", "200", "--duration", "2"],
+        &["--streams", "20", "--ramp", "200", "--duration", "0.8"],
     );
     let streams = &report["streams"];
     assert_eq!(
@@ -417,7 +417,7 @@ fn probe_reports_a_failing_write_command_and_every_stream_missing_its_marker() {
             "--streams",
             "5",
             "--duration",
-            "2",
+            "1.5",
             "--write-cmd",
             "exit 3",
             "--write-timeout",
@@ -451,7 +451,7 @@ fn probe_prints_a_table_naming_the_machine_and_what_it_measured() {
         "--streams",
         "6",
         "--duration",
-        "1",
+        "0.5",
     ]);
     assert!(
         output.status.success(),
@@ -505,7 +505,7 @@ fn burst_and_ramped_runs_are_named_modes_with_the_probes_own_overhead() {
     let burst = probe_json(
         &server,
         &jwt_file,
-        &["--streams", "20", "--duration", "1", "--burst"],
+        &["--streams", "20", "--duration", "0.3", "--burst"],
     );
     assert_eq!(burst["run"]["mode"], "burst", "{burst:#}");
     assert_eq!(burst["run"]["ramp_per_s"], Value::Null, "{burst:#}");
@@ -531,7 +531,7 @@ fn burst_and_ramped_runs_are_named_modes_with_the_probes_own_overhead() {
     let ramped = probe_json(
         &server,
         &jwt_file,
-        &["--streams", "20", "--duration", "2", "--ramp", "20"],
+        &["--streams", "20", "--duration", "1.5", "--ramp", "20"],
     );
     assert_eq!(ramped["run"]["mode"], "ramped", "{ramped:#}");
     assert_eq!(ramped["run"]["ramp_per_s"], 20, "{ramped:#}");
@@ -600,7 +600,7 @@ fn probe_fails_clearly_on_a_bad_url_an_unreachable_server_or_refused_tokens() {
         "--streams",
         "3",
         "--duration",
-        "1",
+        "0.3",
         "--json",
     ]);
     let error = stderr(&output);
@@ -630,6 +630,52 @@ fn probe_fails_clearly_on_a_bad_url_an_unreachable_server_or_refused_tokens() {
         "5",
     ]));
     assert!(error.contains("raise --ramp or --duration"), "{error}");
+
+    // --duration takes decimal seconds, and nothing that is not a positive, finite number of them.
+    for bad in ["0", "-1", "inf", "3601", "1s"] {
+        let error = stderr(&probe(&[
+            &server.url,
+            "--jwt-file",
+            jwt,
+            &format!("--duration={bad}"),
+        ]));
+        assert!(
+            error.contains(&format!("`{bad}` is not a duration")),
+            "{bad}: {error}"
+        );
+    }
+    let error = stderr(&probe(&[
+        &server.url,
+        "--jwt-file",
+        jwt,
+        "--streams",
+        "30",
+        "--ramp",
+        "100",
+        "--duration",
+        "0.25",
+    ]));
+    assert!(
+        error.contains("takes 0.3 s, not less than --duration 0.25 s"),
+        "{error}"
+    );
+    let error = stderr(&probe(&[
+        &server.url,
+        "--jwt-file",
+        jwt,
+        "--streams",
+        "5",
+        "--duration",
+        "1.5",
+        "--write-cmd",
+        "true",
+        "--write-timeout",
+        "2",
+    ]));
+    assert!(
+        error.contains("--write-timeout 2 s leaves no time for a write in a 1.5 s run"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -654,7 +700,7 @@ fn probe_speaks_https_trusting_only_the_given_ca() {
             "--streams",
             "4",
             "--duration",
-            "1",
+            "0.3",
             "--ca-file",
             ca.to_str().unwrap(),
         ],
@@ -670,7 +716,7 @@ fn probe_speaks_https_trusting_only_the_given_ca() {
         "--streams",
         "2",
         "--duration",
-        "1",
+        "0.3",
     ]);
     assert!(!output.status.success());
     let error = String::from_utf8_lossy(&output.stderr);

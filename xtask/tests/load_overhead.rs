@@ -32,8 +32,9 @@ use stream_server::{Config, StreamServer};
 const TOKEN: &str = "test-token";
 const ROUNDS: usize = 5;
 const BOUND: f64 = 1.2;
-/// How long each run holds its streams (the probe's shortest --duration).
-const HOLD: Duration = Duration::from_secs(1);
+/// How long each run holds its streams: twice the burst p99s this test sees alone on a 2-core machine (60-150
+/// ms), so that every stream's first checkpoint_complete arrives within the run (both clients check it does).
+const HOLD: Duration = Duration::from_millis(300);
 
 /// The minimal client: `streams` connections released together; each one's time from the release to the end
 /// of its first `checkpoint_complete`, sorted.
@@ -69,6 +70,8 @@ fn minimal_burst(
                     let released = *release.get().unwrap();
                     let tcp = TcpStream::connect(&address).unwrap();
                     tcp.set_read_timeout(Some(HOLD)).unwrap();
+                    // The same socket: its timeout set here applies to `connection`'s reads.
+                    let timeouts = tcp.try_clone().unwrap();
                     let mut connection: Box<dyn ReadWrite> = match tls {
                         Some(config) => Box::new(rustls::StreamOwned::new(
                             rustls::ClientConnection::new(config, host.try_into().unwrap())
@@ -81,15 +84,21 @@ fn minimal_burst(
                     let mut seen = Vec::new();
                     let mut buffer = [0; 8192];
                     let first = loop {
-                        let n = connection.read(&mut buffer).unwrap();
+                        let n = connection.read(&mut buffer).unwrap_or_else(|error| {
+                            panic!("no checkpoint_complete within the run ({HOLD:?}): {error}")
+                        });
                         assert!(n > 0, "the stream ended before its checkpoint_complete");
                         seen.extend_from_slice(&buffer[..n]);
                         if seen.windows(19).any(|w| w == b"checkpoint_complete") {
                             break released.elapsed();
                         }
                     };
-                    // Hold the stream, as the probe does, until the run's end.
-                    while released.elapsed() < HOLD {
+                    // Hold the stream, as the probe does, until the run's end (no read waits past it).
+                    while let Some(left) = HOLD
+                        .checked_sub(released.elapsed())
+                        .filter(|left| !left.is_zero())
+                    {
+                        timeouts.set_read_timeout(Some(left)).unwrap();
                         if !matches!(connection.read(&mut buffer), Ok(n) if n > 0) {
                             break;
                         }
@@ -122,6 +131,7 @@ fn probe_burst(
     ca: Option<&Path>,
 ) -> (f64, f64) {
     let streams = streams.to_string();
+    let hold = HOLD.as_secs_f64().to_string();
     let mut args = vec![
         server.url.as_str(),
         "--jwt-file",
@@ -129,7 +139,7 @@ fn probe_burst(
         "--streams",
         &streams,
         "--duration",
-        "1",
+        &hold,
         "--burst",
         "--json",
     ];
@@ -153,6 +163,11 @@ fn probe_burst(
         streams.parse::<u64>().unwrap(),
         "{report:#}"
     );
+    // Every stream's time counts: one whose checkpoint_complete missed the run would leave the p99 too low.
+    assert_eq!(
+        report["first_checkpoint_complete_from_due_ms"]["count"], report["streams"]["held"],
+        "a stream got no checkpoint_complete within the run ({HOLD:?}): {report:#}"
+    );
     (
         report["first_checkpoint_complete_from_due_ms"]["p99"]
             .as_f64()
@@ -174,7 +189,7 @@ fn wait_until_idle(server: &StreamServer) {
             "{} streams still open",
             server.active()
         );
-        thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(2));
     }
 }
 

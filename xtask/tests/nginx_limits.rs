@@ -784,23 +784,34 @@ fn the_rendered_vhost_passes_gixy_as_nixpkgs_requires() {
         "`gixy` is missing: install tests/nginx/requirements.txt with pip (.ci/run does, in /opt/gixy)"
     );
     let dir = TempDir::new("nginx-gixy");
+    let mut confs = Vec::new();
     for (mode, runners) in [("unified", 1), ("split", 2)] {
-        for overrides in ["{}", "{ exposeAdminApi = true; }"] {
-            let conf = dir.file(
-                "nginx.conf",
+        for (overrides, name) in [
+            ("{}", "defaults"),
+            ("{ exposeAdminApi = true; }", "admin-api"),
+        ] {
+            confs.push(dir.file(
+                &format!("{mode}-{name}.conf"),
                 &nginx_conf(
                     &render(mode, runners, overrides),
                     &dir,
                     &dir.path("cert.pem"),
                     &dir.path("key.pem"),
                 ),
-            );
-            let output = Command::new("gixy").arg(&conf).output().unwrap();
-            assert!(
-                output.status.success(),
-                "gixy refuses the {mode} vhost with {overrides}:\n{}",
-                common::text(&output)
-            );
+            ));
         }
+    }
+    // One gixy for the four files: it audits each on its own, as one run per file would, and fails if any
+    // has an issue (its report names the file).
+    let output = Command::new("gixy").args(&confs).output().unwrap();
+    let report = common::text(&output);
+    assert!(output.status.success(), "gixy refuses a vhost:\n{report}");
+    for conf in &confs {
+        // gixy skips a file it cannot find with only a log line: each must be in the report.
+        assert!(
+            report.contains(&format!("File path: {}\nNo issues found.", conf.display())),
+            "{} was not audited:\n{report}",
+            conf.display()
+        );
     }
 }

@@ -69,7 +69,7 @@ impl Plan {
         let ca_file = flags.ca_file.map(|file| caller_dir.join(file));
         let agent = sync_client::agent(ca_file.as_deref(), Roots::CaFileOnly)?;
         let streams = flags.streams as usize;
-        let duration = Duration::from_secs(flags.duration);
+        let duration = flags.duration;
         let mode = if flags.burst {
             Mode::Burst
         } else {
@@ -83,7 +83,7 @@ impl Plan {
                 "opening {streams} streams at {} per second takes {:.1} s, not less than --duration {} s: raise --ramp or --duration",
                 flags.ramp,
                 ramp.as_secs_f64(),
-                flags.duration
+                duration.as_secs_f64()
             );
         }
         check_open_file_limit(
@@ -101,7 +101,7 @@ impl Plan {
                 bail!(
                     "--write-timeout {} s leaves no time for a write in a {} s run: raise --duration",
                     flags.write_timeout,
-                    flags.duration
+                    duration.as_secs_f64()
                 );
             }
         }
@@ -272,6 +272,25 @@ pub(crate) struct Run {
     pub(crate) writes: Vec<write::Write>,
 }
 
+/// The longest run --duration accepts, in seconds.
+const MAX_DURATION_S: f64 = 3600.0;
+
+/// --duration: seconds as a decimal number, so a short run (a test's) need not last a whole second.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || {
+        format!("`{text}` is not a duration: give seconds, more than 0 and at most {MAX_DURATION_S} (e.g. 30 or 0.5)")
+    };
+    let seconds: f64 = text.parse().map_err(|_| invalid())?;
+    if !seconds.is_finite() || seconds > MAX_DURATION_S {
+        return Err(invalid());
+    }
+    // A positive duration below a nanosecond rounds to zero, which is no run either.
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        _ => Err(invalid()),
+    }
+}
+
 /// When stream `index` starts, counted from the run's start.
 fn ramp_time(index: usize, per_sec: u32) -> Duration {
     Duration::from_secs_f64(index as f64 / f64::from(per_sec))
@@ -319,6 +338,24 @@ mod tests {
         let unlimited =
             "Max open files            unlimited            unlimited            files\n";
         assert!(check_open_file_limit(1000, Some(unlimited)).is_ok());
+    }
+
+    #[test]
+    fn duration_takes_decimal_seconds_within_its_bounds() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("0.3"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("3600"), Ok(Duration::from_secs(3600)));
+        for bad in [
+            "0", "0.0", "-1", "-0.5", "1e-10", "3600.5", "inf", "NaN", "", "1s", "1,5",
+        ] {
+            let error = parse_duration(bad).unwrap_err();
+            assert!(
+                error.contains(&format!("`{bad}` is not a duration"))
+                    && error.contains("more than 0 and at most 3600"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -234,7 +234,7 @@ impl Report {
             "run": {
                 "mode": self.mode.name(),
                 "streams": self.streams,
-                "duration_s": self.duration.as_secs(),
+                "duration_s": self.duration.as_secs_f64(),
                 "ramp_per_s": match self.mode { Mode::Ramped { per_sec } => json!(per_sec), Mode::Burst => Value::Null },
                 "tokens": self.tokens,
                 "started_unix": self.started_unix,
@@ -286,7 +286,7 @@ impl Report {
             self.mode_shown(),
             self.streams,
             self.url,
-            self.duration.as_secs(),
+            self.duration.as_secs_f64(),
             self.tokens,
             if self.tokens == 1 { "" } else { "s" },
             self.took.as_secs_f64()

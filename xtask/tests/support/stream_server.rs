@@ -5,7 +5,8 @@
 //!   the rows as `data`, `checkpoint_complete`, and later, after a source write, `checkpoint_diff`.
 //! - No token: 401 with a JSON error body, code `PSYNC_S2106`; a token it does not know: 401 `PSYNC_S2101`.
 //! - Beyond its concurrent-stream capacity (the service's `max_concurrent_connections`, 200 by default): 429 at
-//!   once, an empty body, no `Retry-After`; a freed slot is reused at once.
+//!   once, an empty body, no `Retry-After`; a freed slot is reused at once. A stream's slot is freed the moment
+//!   its client closes the connection (as Node sees a socket close), not at the server's next write.
 //!
 //! Not recorded from the service, so kept generic: the fields inside each line, the error body's shape beyond
 //! its code, the order `checkpoint_diff`, `data`, `checkpoint_complete` after a write (the sync protocol's order),
@@ -27,9 +28,10 @@ use std::{
     fs,
     io::{self, BufRead, BufReader, Read, Write},
     net::{Shutdown, TcpListener, TcpStream},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
     path::PathBuf,
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc, Condvar, Mutex,
     },
     thread,
@@ -98,6 +100,83 @@ struct State {
     stop: AtomicBool,
     /// Every accepted stream's request body, for tests of what the probe sends.
     bodies: Mutex<Vec<Value>>,
+    closes: Closes,
+}
+
+/// Sees clients close their streams. A stream's thread writes only every keep-alive, and only a write after
+/// the close fails: by itself it would hold the slot up to two keep-alives after the client left.
+struct Closes {
+    epoll: OwnedFd,
+    /// Open streams by epoll token: set once the stream has given its slot back.
+    open: Mutex<HashMap<u64, Arc<AtomicBool>>>,
+    next: AtomicU64,
+}
+
+impl Closes {
+    fn new() -> Closes {
+        // SAFETY: epoll_create1 returns a new descriptor (or -1), owned from here on.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        assert!(fd >= 0, "epoll_create1: {}", io::Error::last_os_error());
+        Closes {
+            // SAFETY: a valid descriptor nothing else owns.
+            epoll: unsafe { OwnedFd::from_raw_fd(fd) },
+            open: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// Watches `socket` for the client's close (its FIN); the flag is the stream's "slot given back".
+    fn watch(&self, socket: &TcpStream) -> (u64, Arc<AtomicBool>) {
+        let token = self.next.fetch_add(1, Ordering::SeqCst);
+        let released = Arc::new(AtomicBool::new(false));
+        self.open
+            .lock()
+            .unwrap()
+            .insert(token, Arc::clone(&released));
+        let mut event = libc::epoll_event {
+            events: (libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32,
+            u64: token,
+        };
+        // SAFETY: both descriptors are open; the kernel copies the event.
+        let added = unsafe {
+            libc::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                socket.as_raw_fd(),
+                &mut event,
+            )
+        };
+        assert_eq!(added, 0, "epoll_ctl: {}", io::Error::last_os_error());
+        (token, released)
+    }
+
+    /// The stream `token` is over: its slot is given back unless the watcher already did.
+    fn forget(&self, token: u64, released: &AtomicBool, active: &AtomicUsize) {
+        self.open.lock().unwrap().remove(&token);
+        if !released.swap(true, Ordering::SeqCst) {
+            active.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Gives a stream's slot back as soon as its client closes the connection.
+fn watch_closes(state: &State) {
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+    while !state.stop.load(Ordering::SeqCst) {
+        // SAFETY: the buffer holds 64 events; the timeout lets the loop see `stop`.
+        let ready = unsafe {
+            libc::epoll_wait(state.closes.epoll.as_raw_fd(), events.as_mut_ptr(), 64, 100)
+        };
+        for event in &events[..usize::try_from(ready).unwrap_or(0)] {
+            let token = event.u64;
+            let Some(released) = state.closes.open.lock().unwrap().remove(&token) else {
+                continue;
+            };
+            if !released.swap(true, Ordering::SeqCst) {
+                state.active.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
 }
 
 pub struct StreamServer {
@@ -114,7 +193,6 @@ impl StreamServer {
         // the client's 1 s retransmission, which no client's figures should show. Node (the service) listens
         // with 511; listen() again only raises the queue.
         {
-            use std::os::fd::AsRawFd;
             // SAFETY: a valid listening socket; listen() changes only its backlog.
             let raised = unsafe { libc::listen(listener.as_raw_fd(), 511) };
             assert_eq!(raised, 0, "raise the listen backlog");
@@ -146,12 +224,15 @@ impl StreamServer {
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
             bodies: Mutex::new(Vec::new()),
+            closes: Closes::new(),
         });
         let accept_state = Arc::clone(&state);
         thread::spawn(move || accept_loop(&listener, &accept_state));
         let watch_state = Arc::clone(&state);
         let watched = writes_file.clone();
         thread::spawn(move || watch_writes(&watched, &watch_state));
+        let closes_state = Arc::clone(&state);
+        thread::spawn(move || watch_closes(&closes_state));
         StreamServer {
             url: format!("{scheme}://{host}:{}", address.port()),
             writes_file,
@@ -268,22 +349,25 @@ fn serve(tcp: TcpStream, state: &State) -> io::Result<()> {
         state.refused.fetch_add(1, Ordering::SeqCst);
         return respond(connection, "429 Too Many Requests", "");
     }
-    let result = match authorize(&headers, &state.config) {
-        Err(error) => respond(connection, "401 Unauthorized", &error.to_string()),
-        Ok(token) => {
-            let index = state.accepted.fetch_add(1, Ordering::SeqCst);
-            state
-                .bodies
-                .lock()
-                .unwrap()
-                .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-            match state.config.scripts.get(&token) {
-                Some(script) => play(connection, &raw, state, script),
-                None => stream(connection, &raw, state, index),
-            }
+    let token = match authorize(&headers, &state.config) {
+        Err(error) => {
+            state.active.fetch_sub(1, Ordering::SeqCst);
+            return respond(connection, "401 Unauthorized", &error.to_string());
         }
+        Ok(token) => token,
     };
-    state.active.fetch_sub(1, Ordering::SeqCst);
+    let index = state.accepted.fetch_add(1, Ordering::SeqCst);
+    state
+        .bodies
+        .lock()
+        .unwrap()
+        .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+    let (watch, released) = state.closes.watch(&raw);
+    let result = match state.config.scripts.get(&token) {
+        Some(script) => play(connection, &raw, state, script, &released),
+        None => stream(connection, &raw, state, index, &released),
+    };
+    state.closes.forget(watch, &released, &state.active);
     result
 }
 
@@ -452,6 +536,7 @@ fn play(
     raw: &TcpStream,
     state: &State,
     script: &[Step],
+    closed: &AtomicBool,
 ) -> io::Result<()> {
     stream_head(connection)?;
     for step in script {
@@ -463,6 +548,9 @@ fn play(
     }
     while !state.stop.load(Ordering::SeqCst) {
         thread::sleep(state.config.keepalive);
+        if closed.load(Ordering::SeqCst) {
+            break;
+        }
         send(connection, &json!({"token_expires_in": 3600}))?;
     }
     Ok(())
@@ -473,6 +561,7 @@ fn stream(
     raw: &TcpStream,
     state: &State,
     index: usize,
+    closed: &AtomicBool,
 ) -> io::Result<()> {
     let config = &state.config;
     stream_head(connection)?;
@@ -490,7 +579,7 @@ fn stream(
         ..config.drop_clean + config.drop_abrupt + config.deaf)
         .contains(&index);
     loop {
-        if state.stop.load(Ordering::SeqCst) {
+        if state.stop.load(Ordering::SeqCst) || closed.load(Ordering::SeqCst) {
             return Ok(());
         }
         if (drop_clean || drop_abrupt) && started.elapsed() >= config.drop_after {
