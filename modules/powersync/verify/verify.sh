@@ -113,11 +113,19 @@ for file in $SECRET_FILES; do
     esac
   done <"$file"
 done
+# $1 with every named secret replaced, in $named_scrubbed (no subshell: check runs it for every detail).
+scrub_named() {
+  local secret
+  named_scrubbed=$1
+  for secret in "${secrets[@]}"; do named_scrubbed=${named_scrubbed//"$secret"/<redacted>}; done
+}
+# Passwords in URIs and key=value pairs the env files did not name (a file that could not be read), as a sed
+# program. No match can span whitespace: it applies alike to a text and to that text with its tabs and
+# newlines made spaces, line by line or all lines at once.
+unnamed='s#(://[^:/@[:space:]]*):[^@[:space:]]*@#\1:<redacted>@#g; s#([Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd]=)[^[:space:]&]*#\1<redacted>#g'
 scrub() {
-  local text=$1 secret
-  for secret in "${secrets[@]}"; do text=${text//"$secret"/<redacted>}; done
-  # Passwords in URIs and key=value pairs the env files did not name (a file that could not be read).
-  sed -E 's#(://[^:/@[:space:]]*):[^@[:space:]]*@#\1:<redacted>@#g; s#([Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd]=)[^[:space:]&]*#\1<redacted>#g' <<<"$text"
+  scrub_named "$1"
+  sed -E "$unnamed" <<<"$named_scrubbed"
 }
 
 # At most $2 characters of $1, scrubbed before it is cut: a cut through a secret would leave a piece that no
@@ -128,14 +136,17 @@ clip() {
   printf '%s' "${text:0:$2}"
 }
 
-# One line per check: status, id, subject, detail (tab-separated, scrubbed).
-results=()
+# One line per check: status, id, subject, detail (tab-separated, scrubbed). The details are kept apart until
+# the report, which scrubs them of unnamed passwords with one sed for all.
+heads=() details=()
 check() { # status id subject detail
   local detail
-  detail=$(scrub "$4")
+  scrub_named "$4"
+  detail=${named_scrubbed%"${named_scrubbed##*[!$'\n']}"}
   detail=${detail//$'\t'/ }
   detail=${detail//$'\n'/ }
-  results+=("$1"$'\t'"$2"$'\t'"$3"$'\t'"$detail")
+  heads+=("$1"$'\t'"$2"$'\t'"$3")
+  details+=("$detail")
 }
 pass() { check pass "$@"; }
 warn() { check warn "$@"; }
@@ -194,10 +205,17 @@ for runner in $RUNNERS; do
     done
     continue
   fi
-  # Only these fields leave the inspect output; its Config.Env holds the secrets.
-  running=$(jq -r '.[0].State.Running // false' <<<"$inspect")
-  health=$(jq -r '.[0].State.Health.Status // .[0].State.Healthcheck.Status // ""' <<<"$inspect")
-  image_id=$(jq -r '.[0].Image // ""' <<<"$inspect")
+  # Only these fields leave the inspect output; its Config.Env holds the secrets. One jq for all: the state,
+  # health and image on the first line (@tsv, so an empty field keeps its place), then one line per mount.
+  fields=$(jq -r '.[0] | ([(.State.Running // false | tostring), (.State.Health.Status // .State.Healthcheck.Status // ""),
+    (.Image // "")] | @tsv), (.Mounts[]? | [.Destination, .Source, (.RW | tostring)] | @tsv)' <<<"$inspect")
+  state=${fields%%$'\n'*}
+  running=${state%%$'\t'*}
+  state=${state#*$'\t'}
+  health=${state%%$'\t'*}
+  image_id=${state#*$'\t'}
+  mounts=${fields#*$'\n'}
+  [ "$mounts" != "$fields" ] || mounts=""
   if [ "$running" != true ]; then
     fail container-health "$container" "not running: systemctl status ${runner%%=*}"
   elif [ "$health" = healthy ]; then
@@ -225,7 +243,6 @@ for runner in $RUNNERS; do
     fail image-pinned "$container" "no pin to compare with: services.powersync.image has no @sha256 digest"
   fi
 
-  mounts=$(jq -r '.[0].Mounts[]? | [.Destination, .Source, (.RW | tostring)] | @tsv' <<<"$inspect")
   wrong=()
   for volume in $CONFIG_MOUNTS; do
     IFS=: read -r source destination options <<<"$volume"
@@ -397,6 +414,12 @@ else
 fi
 
 # --- report ------------------------------------------------------------------------------------------------
+# Each detail is one line: sed scrubs them all at once, and the last line (.) keeps empty details at the end
+# from being dropped with the trailing newlines of $(…).
+scrubbed=$(printf '%s\n' "${details[@]}" . | sed -E "$unnamed")
+mapfile -t details <<<"$scrubbed"
+results=()
+for i in "${!heads[@]}"; do results+=("${heads[i]}"$'\t'"${details[i]}"); done
 failed=0
 for result in "${results[@]}"; do
   case $result in fail$'\t'*) failed=$((failed + 1)) ;; esac
