@@ -283,18 +283,27 @@ impl Host {
     pub fn run(&self) -> Run {
         require("jq", "jq");
         require("curl", "curl");
-        // One PostgreSQL per test (thread), stopped when the test's thread ends; each run resets the role.
+        // One PostgreSQL per test (thread), stopped when the test's thread ends, and whether a run changed
+        // the role since it was made.
         thread_local! {
-            static PG: Postgres = Postgres::start();
+            static PG: (Postgres, std::cell::Cell<bool>) = (Postgres::start(), std::cell::Cell::new(false));
         }
-        PG.with(|pg| self.run_with(pg))
+        PG.with(|(pg, changed)| {
+            // The role as made, then this run's changes: one psql, or none when there is nothing to do.
+            let mut sql = Vec::new();
+            if changed.get() {
+                sql.push("ALTER ROLE powersync_storage NOSUPERUSER NOREPLICATION");
+            }
+            sql.extend(self.sql.iter().map(String::as_str));
+            if !sql.is_empty() {
+                pg.sql(&sql.join(";\n"));
+            }
+            changed.set(!self.sql.is_empty());
+            self.run_with(pg)
+        })
     }
 
     fn run_with(&self, pg: &Postgres) -> Run {
-        pg.sql("ALTER ROLE powersync_storage NOSUPERUSER NOREPLICATION");
-        for sql in &self.sql {
-            pg.sql(sql);
-        }
         let dir = TempDir::new("host");
         let server = self
             .metrics
