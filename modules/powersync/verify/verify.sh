@@ -79,7 +79,7 @@ RUNNERS=${given[runners]} SOCKETS=${given[sockets]} TIMERS=${given[timers]} IMAG
 IMAGE_ARCHIVE=${given[imageArchive]} CONFIG_MOUNTS=${given[configMounts]} TEXTFILE=${given[textfile]}
 METRICS_URLS=${given[metricsUrls]} PGPORT=${given[pgport]} OUR_PORTS=${given[ourPorts]}
 ALLOWED_ADDRESSES=${given[allowedAddresses]} SECRET_FILES=${given[secretFiles]} PRIVATE_PORTS=${given[privatePorts]}
-[ "$(id -u)" = 0 ] || config_error "run as root (podman, the journal and PostgreSQL's postgres role need it): sudo powersync-verify"
+[ "$EUID" = 0 ] || config_error "run as root (podman, the journal and PostgreSQL's postgres role need it): sudo powersync-verify"
 now=${NOW:-$(printf '%(%s)T' -1)}
 whole() { [[ $2 =~ ^[0-9]+$ ]] || config_error "$1 must be a whole number, not '$2'"; }
 whole NOW "$now"
@@ -269,9 +269,20 @@ if [ -n "$TEXTFILE" ]; then
       fail "$id" watchdog "no metrics at $TEXTFILE: the watchdog has not run (systemctl start powersync-slot-watchdog)"
     done
   else
-    sample() { awk -v s="$1" 'index($0, s " ") == 1 { print $2; exit }' <<<"$metrics"; }
-    last=$(sample powersync_watchdog_last_run_timestamp_seconds)
-    last=${last%%.*}
+    # An unlabelled sample's value, in $sampled: the second blank-separated field of the first line that
+    # starts with the name and a space (a loop in bash, not a process per sample).
+    sample() {
+      local line _
+      sampled=""
+      while IFS= read -r line; do
+        if [[ $line == "$1 "* ]]; then
+          read -r _ sampled _ <<<"$line"
+          return 0
+        fi
+      done <<<"$metrics"
+    }
+    sample powersync_watchdog_last_run_timestamp_seconds
+    last=${sampled%%.*}
     if ! [[ $last =~ ^[0-9]+$ ]]; then
       fail watchdog-recent watchdog "no last-run timestamp in $TEXTFILE"
     elif [ "$last" -gt $((now + 60)) ]; then
@@ -282,7 +293,8 @@ if [ -n "$TEXTFILE" ]; then
       fail watchdog-recent watchdog "last run $((now - last)) s ago, more than 3 × $interval s: systemctl status powersync-slot-watchdog"
     fi
     age="as of the watchdog's last run"
-    if [ "$(sample powersync_watchdog_source_up)" = 1 ]; then
+    sample powersync_watchdog_source_up
+    if [ "$sampled" = 1 ]; then
       pass source-up source "the watchdog could query the source ($age)"
     else
       fail source-up source "the watchdog could not query the source ($age): journalctl -u powersync-slot-watchdog -n 20"
@@ -290,12 +302,15 @@ if [ -n "$TEXTFILE" ]; then
     # slot<TAB>value for one labelled family.
     per_slot() { sed -nE "s/^$1\{slot=\"([^\"]*)\"\} ([0-9.e+]+)$/\1\t\2/p" <<<"$metrics"; }
     active=$(per_slot powersync_slot_active)
-    if [ "$(sample powersync_slot_present)" != 1 ] || [ -z "$active" ]; then
+    sample powersync_slot_present
+    if [ "$sampled" != 1 ] || [ -z "$active" ]; then
       fail slot-active source "no slot named $slot_prefix* on the source ($age)"
     elif inactive=$(awk -F'\t' '$2 != 1 { printf "%s ", $1 }' <<<"$active") && [ -n "$inactive" ]; then
       fail slot-active source "inactive: ${inactive% } ($age)"
     else
-      pass slot-active source "active: $(cut -f1 <<<"$active" | tr '\n' ' ' | sed 's/ $//') ($age)"
+      names=""
+      while IFS= read -r line; do names+="${line%%$'\t'*} "; done <<<"$active"
+      pass slot-active source "active: ${names% } ($age)"
     fi
     retained=$(per_slot powersync_slot_retained_wal_bytes)
     if [ -z "$retained" ]; then
@@ -305,7 +320,7 @@ if [ -n "$TEXTFILE" ]; then
       if [ -n "$over" ]; then
         fail slot-wal source "above the limit of $((max_retained / 1048576)) MiB: ${over%, } ($age)"
       else
-        pass slot-wal source "$(awk -F'\t' '{ printf "%s %d MiB, ", $1, $2 / 1048576 }' <<<"$retained" | sed 's/, $//') retained, limit $((max_retained / 1048576)) MiB ($age)"
+        pass slot-wal source "$(awk -F'\t' '{ printf "%s%s %d MiB", sep, $1, $2 / 1048576; sep = ", " }' <<<"$retained") retained, limit $((max_retained / 1048576)) MiB ($age)"
       fi
     fi
   fi
@@ -410,7 +425,8 @@ if [ "${#exposed[@]}" -gt 0 ]; then
 elif [ "${#seen[@]}" -eq 0 ]; then
   fail listeners ports "none of ports $OUR_PORTS is listening"
 else
-  pass listeners ports "$(printf '%s, ' "${seen[@]}" | sed 's/, $//')"
+  printf -v listening '%s, ' "${seen[@]}"
+  pass listeners ports "${listening%, }"
 fi
 
 # --- report ------------------------------------------------------------------------------------------------
