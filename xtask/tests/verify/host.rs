@@ -178,9 +178,6 @@ impl Host {
     /// verify.sh runs with.
     pub fn world(&self, dir: &TempDir, pg: &Postgres, metrics_url: &str) -> Vec<(String, String)> {
         let calls = dir.path("calls.log");
-        // Bash builtins only (${0##*/}, $(<file)): verify.sh runs a stand-in up to 7 times, and each
-        // basename or cat would be a process of its own.
-        let log = format!("echo \"${{0##*/}} $*\" >> {}", calls.display());
         for (name, state) in &self.units {
             dir.file(&format!("state/units/{name}"), state);
         }
@@ -192,33 +189,46 @@ impl Host {
         dir.file("state/ss", &self.ss);
         let state = dir.path("state");
         let state = state.display();
-        // Each stand-in answers exactly the calls verify.sh makes and refuses anything else.
-        dir.program(
-            "bin/systemctl",
-            &format!(
-                "{log}\n[ \"$1 $2 $3\" = 'show --timestamp=unix -p' ] && [ \"$4\" = ActiveState,SubState,NRestarts,ActiveEnterTimestamp ] && [ \"$5\" = -- ] || {{ echo UNEXPECTED >&2; exit 99; }}\n\
-                 f={state}/units/$6\nif [ -f \"$f\" ]; then printf '%s\\n' \"$(<\"$f\")\"; else printf 'ActiveState=inactive\\nSubState=dead\\nNRestarts=0\\nActiveEnterTimestamp=\\n'; fi"
+        // Each stand-in answers exactly the calls verify.sh makes and refuses anything else. They are
+        // POSIX sh of builtins only: verify.sh runs up to 7 per run, and dash starts in a third of bash's
+        // time, without a basename or cat of its own.
+        let stand_in = |name: &str, body: String| {
+            let path = dir.file(
+                &format!("bin/{name}"),
+                &format!(
+                    "#!/bin/sh\nprintf '%s\\n' \"${{0##*/}} $*\" >> {}\n\
+                     show() {{ while IFS= read -r line || [ -n \"$line\" ]; do printf '%s\\n' \"$line\"; done < \"$1\"; }}\n\
+                     {body}\n",
+                    calls.display()
+                ),
+            );
+            fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        };
+        stand_in(
+            "systemctl",
+            format!(
+                "[ \"$1 $2 $3\" = 'show --timestamp=unix -p' ] && [ \"$4\" = ActiveState,SubState,NRestarts,ActiveEnterTimestamp ] && [ \"$5\" = -- ] || {{ echo UNEXPECTED >&2; exit 99; }}\n\
+                 f={state}/units/$6\nif [ -f \"$f\" ]; then show \"$f\"; else printf 'ActiveState=inactive\\nSubState=dead\\nNRestarts=0\\nActiveEnterTimestamp=\\n'; fi"
             ),
         );
-        dir.program(
-            "bin/podman",
-            &format!(
-                "{log}\ncase \"$1 $2 $3\" in\n  'container inspect --') f={state}/container-$4.json ;;\n  'image inspect --') f={state}/image-$4.json ;;\n  *) echo UNEXPECTED >&2; exit 99 ;;\nesac\n\
-                 [ -f \"$f\" ] || {{ echo \"Error: no such object: $4\" >&2; echo '[]'; exit 125; }}\nprintf '%s\\n' \"$(<\"$f\")\""
+        stand_in(
+            "podman",
+            format!(
+                "case \"$1 $2 $3\" in\n  'container inspect --') f={state}/container-$4.json ;;\n  'image inspect --') f={state}/image-$4.json ;;\n  *) echo UNEXPECTED >&2; exit 99 ;;\nesac\n\
+                 [ -f \"$f\" ] || {{ echo \"Error: no such object: $4\" >&2; echo '[]'; exit 125; }}\nshow \"$f\""
             ),
         );
-        dir.program(
-            "bin/journalctl",
-            &format!(
-                "{log}\n[ \"$1 $2 $3\" = '-u {UNIT} --since' ] && [ \"$4\" = @{} ] || {{ echo UNEXPECTED >&2; exit 99; }}\nprintf '%s\\n' \"$(<{state}/journal)\"",
+        stand_in(
+            "journalctl",
+            format!(
+                "[ \"$1 $2 $3\" = '-u {UNIT} --since' ] && [ \"$4\" = @{} ] || {{ echo UNEXPECTED >&2; exit 99; }}\nshow {state}/journal",
                 T0 - 600
             ),
         );
-        dir.program(
-            "bin/ss",
-            &format!(
-                "{log}\n[ \"$*\" = -Hltn ] || {{ echo UNEXPECTED >&2; exit 99; }}\nprintf '%s\\n' \"$(<{state}/ss)\""
-            ),
+        stand_in(
+            "ss",
+            format!("[ \"$*\" = -Hltn ] || {{ echo UNEXPECTED >&2; exit 99; }}\nshow {state}/ss"),
         );
         let source_env = dir.file(
             "secrets/source.env",
