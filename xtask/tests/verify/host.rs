@@ -478,8 +478,11 @@ fn a_healthy_host_passes_every_check() {
     );
 }
 
+/// A runner that stopped (its journal is then not read) or that systemd restarted since its last start,
+/// and an inactive proxy socket or watchdog timer.
 #[test]
-fn a_stopped_runner_fails_and_its_journal_is_not_read() {
+fn stopped_restarted_or_inactive_units_fail() {
+    // A stopped runner fails, and its journal is not read.
     let mut host = Host::healthy();
     host.set_unit(UNIT, "failed", "failed", 0);
     let run = host.run();
@@ -490,19 +493,15 @@ fn a_stopped_runner_fails_and_its_journal_is_not_read() {
         "fail",
         "failed (failed): systemctl status",
     );
-}
 
-#[test]
-fn automatic_restarts_since_the_last_start_fail() {
+    // Automatic restarts since the last start fail.
     let mut host = Host::healthy();
     host.set_unit(UNIT, "active", "running", 3);
     let run = host.run();
     run.assert_failed(&["unit-restarts"]);
     run.assert_status("unit-restarts", UNIT, "fail", "restarted 3 time(s)");
-}
 
-#[test]
-fn an_inactive_proxy_socket_or_watchdog_timer_fails() {
+    // An inactive proxy socket or watchdog timer fails.
     let mut host = Host::healthy();
     host.set_unit("powersync-storage-proxy.socket", "inactive", "dead", 0);
     host.units
@@ -541,8 +540,10 @@ fn an_unhealthy_or_missing_container_fails_and_a_starting_one_warns() {
     );
 }
 
+/// An image without the pinned digest fails, and so does a host with no pin to compare with; a loaded
+/// archive is the pin when its image ID runs.
 #[test]
-fn an_image_without_the_pinned_digest_fails() {
+fn the_image_carries_the_pinned_digest_or_is_the_loaded_archive() {
     let mut host = Host::healthy();
     host.image = image_json(&[INSTANCE_DIGEST]);
     let run = host.run();
@@ -557,10 +558,8 @@ fn an_image_without_the_pinned_digest_fails() {
     let mut host = Host::healthy();
     host.set("imageDigest", Value::Null);
     host.run().assert_failed(&["image-pinned"]);
-}
 
-#[test]
-fn a_loaded_archive_is_the_pin_when_its_image_id_runs() {
+    // A loaded archive is the pin when its image ID runs, and only then.
     require("tar", "tar");
     let dir = TempDir::new("archive");
     dir.file(
@@ -620,8 +619,9 @@ fn a_config_from_another_generation_or_a_writable_mount_fails() {
     );
 }
 
+/// No watchdog metrics fail every watchdog check; an unreachable source fails the source's checks.
 #[test]
-fn no_watchdog_metrics_fail_every_watchdog_check() {
+fn no_watchdog_metrics_or_an_unreachable_source_fail() {
     let mut host = Host::healthy();
     host.textfile = None;
     let run = host.run();
@@ -632,6 +632,12 @@ fn no_watchdog_metrics_fail_every_watchdog_check() {
         "fail",
         "systemctl start powersync-slot-watchdog",
     );
+
+    // An unreachable source.
+    let mut host = Host::healthy();
+    host.textfile = Some(textfile(T0 - 60, 0, &[]));
+    host.run()
+        .assert_failed(&["source-up", "slot-active", "slot-wal"]);
 }
 
 #[test]
@@ -656,15 +662,7 @@ fn a_stale_watchdog_run_fails() {
 }
 
 #[test]
-fn an_unreachable_source_fails() {
-    let mut host = Host::healthy();
-    host.textfile = Some(textfile(T0 - 60, 0, &[]));
-    host.run()
-        .assert_failed(&["source-up", "slot-active", "slot-wal"]);
-}
-
-#[test]
-fn an_inactive_or_missing_slot_fails() {
+fn an_inactive_or_missing_slot_or_retained_wal_over_the_limit_fails() {
     let mut host = Host::healthy();
     host.textfile = Some(textfile(T0 - 60, 1, &[(SLOT, 0, 1024)]));
     let run = host.run();
@@ -685,10 +683,8 @@ fn an_inactive_or_missing_slot_fails() {
         "fail",
         "no slot named powersync_selfhost_*",
     );
-}
 
-#[test]
-fn retained_wal_over_the_limit_fails() {
+    // Retained WAL over the limit.
     let mut host = Host::healthy();
     host.textfile = Some(textfile(T0 - 60, 1, &[(SLOT, 1, 2 * 1024 * 1024 * 1024)]));
     let run = host.run();
@@ -969,6 +965,8 @@ fn an_unreadable_manifest_is_a_configuration_error() {
     }
 }
 
+/// Service errors in the journal fail without showing the password, scrubbed even when the env files that
+/// name it cannot be read.
 #[test]
 fn service_errors_in_the_journal_fail_without_showing_the_password() {
     let mut host = Host::healthy();
@@ -984,10 +982,8 @@ fn service_errors_in_the_journal_fail_without_showing_the_password() {
         "fail",
         "PSYNC_S1141 ×2 since start; first: [PSYNC_S1141] could not connect to <redacted>",
     );
-}
 
-#[test]
-fn the_password_is_scrubbed_even_when_the_env_files_cannot_be_read() {
+    // The password is scrubbed even when the env files cannot be read.
     let mut host = Host::healthy();
     host.set("secretFiles", json!(["/nonexistent/source.env"]));
     host.journal += &format!("[PSYNC_S1141] postgresql://u:{PASSWORD}@h/db password={PASSWORD}\n");
@@ -995,7 +991,8 @@ fn the_password_is_scrubbed_even_when_the_env_files_cannot_be_read() {
 }
 
 #[test]
-fn the_lock_alone_warns_and_client_auth_errors_do_not_count() {
+fn the_lock_alone_warns_and_a_journal_without_slot_creation_or_resumption_fails() {
+    // The lock alone warns, and client authentication errors do not count.
     let mut host = Host::healthy();
     host.journal = format!(
         "[PSYNC_S1003] Sync rules: {SLOT} [powersync_1] locked by another process\n\
@@ -1006,10 +1003,8 @@ fn the_lock_alone_warns_and_client_auth_errors_do_not_count() {
     run.assert_failed(&[]);
     run.assert_status("journal-errors", UNIT, "warn", "PSYNC_S1003 ×1");
     run.assert_status("journal-slot", "journal", "pass", "slot resumed");
-}
 
-#[test]
-fn a_journal_without_slot_creation_or_resumption_fails() {
+    // A journal without slot creation or resumption fails.
     let mut host = Host::healthy();
     host.journal = "Booting PowerSync Service v1.26.1\n[other_prefix_1_ab12] Created replication slot other_prefix_1_ab12\n".into();
     host.run().assert_failed(&["journal-slot"]);
