@@ -142,6 +142,7 @@ heads=() details=()
 check() { # status id subject detail
   local detail
   scrub_named "$4"
+  # One line: trailing newlines dropped (they would end it in spaces), tabs and other newlines made spaces.
   detail=${named_scrubbed%"${named_scrubbed##*[!$'\n']}"}
   detail=${detail//$'\t'/ }
   detail=${detail//$'\n'/ }
@@ -272,7 +273,7 @@ if [ -n "$TEXTFILE" ]; then
     # An unlabelled sample's value, in $sampled: the second blank-separated field of the first line that
     # starts with the name and a space (a loop in bash, not a process per sample).
     sample() {
-      local line _
+      local line
       sampled=""
       while IFS= read -r line; do
         if [[ $line == "$1 "* ]]; then
