@@ -79,7 +79,7 @@ RUNNERS=${given[runners]} SOCKETS=${given[sockets]} TIMERS=${given[timers]} IMAG
 IMAGE_ARCHIVE=${given[imageArchive]} CONFIG_MOUNTS=${given[configMounts]} TEXTFILE=${given[textfile]}
 METRICS_URLS=${given[metricsUrls]} PGPORT=${given[pgport]} OUR_PORTS=${given[ourPorts]}
 ALLOWED_ADDRESSES=${given[allowedAddresses]} SECRET_FILES=${given[secretFiles]} PRIVATE_PORTS=${given[privatePorts]}
-[ "$(id -u)" = 0 ] || config_error "run as root (podman, the journal and PostgreSQL's postgres role need it): sudo powersync-verify"
+[ "$EUID" = 0 ] || config_error "run as root (podman, the journal and PostgreSQL's postgres role need it): sudo powersync-verify"
 now=${NOW:-$(printf '%(%s)T' -1)}
 whole() { [[ $2 =~ ^[0-9]+$ ]] || config_error "$1 must be a whole number, not '$2'"; }
 whole NOW "$now"
@@ -113,11 +113,19 @@ for file in $SECRET_FILES; do
     esac
   done <"$file"
 done
+# $1 with every named secret replaced, in $named_scrubbed (no subshell: check runs it for every detail).
+scrub_named() {
+  local secret
+  named_scrubbed=$1
+  for secret in "${secrets[@]}"; do named_scrubbed=${named_scrubbed//"$secret"/<redacted>}; done
+}
+# Passwords in URIs and key=value pairs the env files did not name (a file that could not be read), as a sed
+# program. No match can span whitespace: it applies alike to a text and to that text with its tabs and
+# newlines made spaces, line by line or all lines at once.
+unnamed='s#(://[^:/@[:space:]]*):[^@[:space:]]*@#\1:<redacted>@#g; s#([Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd]=)[^[:space:]&]*#\1<redacted>#g'
 scrub() {
-  local text=$1 secret
-  for secret in "${secrets[@]}"; do text=${text//"$secret"/<redacted>}; done
-  # Passwords in URIs and key=value pairs the env files did not name (a file that could not be read).
-  sed -E 's#(://[^:/@[:space:]]*):[^@[:space:]]*@#\1:<redacted>@#g; s#([Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd]=)[^[:space:]&]*#\1<redacted>#g' <<<"$text"
+  scrub_named "$1"
+  sed -E "$unnamed" <<<"$named_scrubbed"
 }
 
 # At most $2 characters of $1, scrubbed before it is cut: a cut through a secret would leave a piece that no
@@ -128,14 +136,18 @@ clip() {
   printf '%s' "${text:0:$2}"
 }
 
-# One line per check: status, id, subject, detail (tab-separated, scrubbed).
-results=()
+# One line per check: status, id, subject, detail (tab-separated, scrubbed). The details are kept apart until
+# the report, which scrubs them of unnamed passwords with one sed for all.
+heads=() details=()
 check() { # status id subject detail
   local detail
-  detail=$(scrub "$4")
+  scrub_named "$4"
+  # One line: trailing newlines dropped (they would end it in spaces), tabs and other newlines made spaces.
+  detail=${named_scrubbed%"${named_scrubbed##*[!$'\n']}"}
   detail=${detail//$'\t'/ }
   detail=${detail//$'\n'/ }
-  results+=("$1"$'\t'"$2"$'\t'"$3"$'\t'"$detail")
+  heads+=("$1"$'\t'"$2"$'\t'"$3")
+  details+=("$detail")
 }
 pass() { check pass "$@"; }
 warn() { check warn "$@"; }
@@ -194,10 +206,17 @@ for runner in $RUNNERS; do
     done
     continue
   fi
-  # Only these fields leave the inspect output; its Config.Env holds the secrets.
-  running=$(jq -r '.[0].State.Running // false' <<<"$inspect")
-  health=$(jq -r '.[0].State.Health.Status // .[0].State.Healthcheck.Status // ""' <<<"$inspect")
-  image_id=$(jq -r '.[0].Image // ""' <<<"$inspect")
+  # Only these fields leave the inspect output; its Config.Env holds the secrets. One jq for all: the state,
+  # health and image on the first line (@tsv, so an empty field keeps its place), then one line per mount.
+  fields=$(jq -r '.[0] | ([(.State.Running // false | tostring), (.State.Health.Status // .State.Healthcheck.Status // ""),
+    (.Image // "")] | @tsv), (.Mounts[]? | [.Destination, .Source, (.RW | tostring)] | @tsv)' <<<"$inspect")
+  state=${fields%%$'\n'*}
+  running=${state%%$'\t'*}
+  state=${state#*$'\t'}
+  health=${state%%$'\t'*}
+  image_id=${state#*$'\t'}
+  mounts=${fields#*$'\n'}
+  [ "$mounts" != "$fields" ] || mounts=""
   if [ "$running" != true ]; then
     fail container-health "$container" "not running: systemctl status ${runner%%=*}"
   elif [ "$health" = healthy ]; then
@@ -210,7 +229,7 @@ for runner in $RUNNERS; do
 
   if [ -n "$IMAGE_DIGEST" ]; then
     repo_digests=$(timeout 20 podman image inspect -- "$image_id" 2>/dev/null | jq -r '.[0].RepoDigests[]? // empty' 2>/dev/null || true)
-    if grep -qF -- "@$IMAGE_DIGEST" <<<"$repo_digests"; then
+    if [[ $repo_digests == *"@$IMAGE_DIGEST"* ]]; then
       pass image-pinned "$container" "image ${image_id:0:12} carries the pinned $IMAGE_DIGEST"
     else
       fail image-pinned "$container" "image ${image_id:0:12} is not the pinned $IMAGE_DIGEST (it carries: $(tr '\n' ' ' <<<"${repo_digests:-no digest}"))"
@@ -225,7 +244,6 @@ for runner in $RUNNERS; do
     fail image-pinned "$container" "no pin to compare with: services.powersync.image has no @sha256 digest"
   fi
 
-  mounts=$(jq -r '.[0].Mounts[]? | [.Destination, .Source, (.RW | tostring)] | @tsv' <<<"$inspect")
   wrong=()
   for volume in $CONFIG_MOUNTS; do
     IFS=: read -r source destination options <<<"$volume"
@@ -252,9 +270,20 @@ if [ -n "$TEXTFILE" ]; then
       fail "$id" watchdog "no metrics at $TEXTFILE: the watchdog has not run (systemctl start powersync-slot-watchdog)"
     done
   else
-    sample() { awk -v s="$1" 'index($0, s " ") == 1 { print $2; exit }' <<<"$metrics"; }
-    last=$(sample powersync_watchdog_last_run_timestamp_seconds)
-    last=${last%%.*}
+    # An unlabelled sample's value, in $sampled: the second blank-separated field of the first line that
+    # starts with the name and a space (a loop in bash, not a process per sample).
+    sample() {
+      local line
+      sampled=""
+      while IFS= read -r line; do
+        if [[ $line == "$1 "* ]]; then
+          read -r _ sampled _ <<<"$line"
+          return 0
+        fi
+      done <<<"$metrics"
+    }
+    sample powersync_watchdog_last_run_timestamp_seconds
+    last=${sampled%%.*}
     if ! [[ $last =~ ^[0-9]+$ ]]; then
       fail watchdog-recent watchdog "no last-run timestamp in $TEXTFILE"
     elif [ "$last" -gt $((now + 60)) ]; then
@@ -265,7 +294,8 @@ if [ -n "$TEXTFILE" ]; then
       fail watchdog-recent watchdog "last run $((now - last)) s ago, more than 3 × $interval s: systemctl status powersync-slot-watchdog"
     fi
     age="as of the watchdog's last run"
-    if [ "$(sample powersync_watchdog_source_up)" = 1 ]; then
+    sample powersync_watchdog_source_up
+    if [ "$sampled" = 1 ]; then
       pass source-up source "the watchdog could query the source ($age)"
     else
       fail source-up source "the watchdog could not query the source ($age): journalctl -u powersync-slot-watchdog -n 20"
@@ -273,12 +303,15 @@ if [ -n "$TEXTFILE" ]; then
     # slot<TAB>value for one labelled family.
     per_slot() { sed -nE "s/^$1\{slot=\"([^\"]*)\"\} ([0-9.e+]+)$/\1\t\2/p" <<<"$metrics"; }
     active=$(per_slot powersync_slot_active)
-    if [ "$(sample powersync_slot_present)" != 1 ] || [ -z "$active" ]; then
+    sample powersync_slot_present
+    if [ "$sampled" != 1 ] || [ -z "$active" ]; then
       fail slot-active source "no slot named $slot_prefix* on the source ($age)"
     elif inactive=$(awk -F'\t' '$2 != 1 { printf "%s ", $1 }' <<<"$active") && [ -n "$inactive" ]; then
       fail slot-active source "inactive: ${inactive% } ($age)"
     else
-      pass slot-active source "active: $(cut -f1 <<<"$active" | tr '\n' ' ' | sed 's/ $//') ($age)"
+      names=""
+      while IFS= read -r line; do names+="${line%%$'\t'*} "; done <<<"$active"
+      pass slot-active source "active: ${names% } ($age)"
     fi
     retained=$(per_slot powersync_slot_retained_wal_bytes)
     if [ -z "$retained" ]; then
@@ -288,7 +321,7 @@ if [ -n "$TEXTFILE" ]; then
       if [ -n "$over" ]; then
         fail slot-wal source "above the limit of $((max_retained / 1048576)) MiB: ${over%, } ($age)"
       else
-        pass slot-wal source "$(awk -F'\t' '{ printf "%s %d MiB, ", $1, $2 / 1048576 }' <<<"$retained" | sed 's/, $//') retained, limit $((max_retained / 1048576)) MiB ($age)"
+        pass slot-wal source "$(awk -F'\t' '{ printf "%s%s %d MiB", sep, $1, $2 / 1048576; sep = ", " }' <<<"$retained") retained, limit $((max_retained / 1048576)) MiB ($age)"
       fi
     fi
   fi
@@ -303,19 +336,20 @@ for url in $METRICS_URLS; do
   # Prometheus text exposition: `name[{labels}] value [timestamp]`, where a label value may hold spaces and
   # braces inside its quotes, and the value is a float in any form (0, 20, 1.5e-7, 2e+01) or NaN/±Inf.
   values=$(sed -nE 's/^powersync_replication_lag_seconds(\{([^"}]|"([^"\\]|\\.)*")*\})? +([^ ]+)( .*)?$/\4/p' <<<"$body")
-  # The largest sample, as printed; "bad" if one is no finite number.
-  lag=$(awk '
+  # The largest sample, as printed, after "below" or "above" the alert threshold; "bad" if one is no finite
+  # number.
+  lag=$(awk -v limit="$max_lag" '
     /^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$/ { v = $1 + 0; if (n == 0 || v > m) { m = v; max = $1 }; n++; next }
     { bad = $1 }
-    END { if (bad != "") print "bad " bad; else if (n) print max }' <<<"$values")
+    END { verdict = m < limit + 0 ? "below" : "above"; if (bad != "") print "bad " bad; else if (n) print verdict " " max }' <<<"$values")
   if [ -z "$lag" ]; then
     fail lag "$url" "powersync_replication_lag_seconds is absent: replication has not connected (auth, TLS or the lock; see the journal)"
   elif [[ $lag == "bad "* ]]; then
     fail lag "$url" "powersync_replication_lag_seconds is ${lag#bad }, not a finite number of seconds"
-  elif awk -v l="$lag" -v m="$max_lag" 'BEGIN { exit !(l + 0 < m + 0) }'; then
-    pass lag "$url" "${lag} s, alert at $max_lag s"
+  elif [[ $lag == "below "* ]]; then
+    pass lag "$url" "${lag#below } s, alert at $max_lag s"
   else
-    fail lag "$url" "${lag} s, at or above the alert threshold of $max_lag s"
+    fail lag "$url" "${lag#above } s, at or above the alert threshold of $max_lag s"
   fi
 done
 
@@ -393,10 +427,17 @@ if [ "${#exposed[@]}" -gt 0 ]; then
 elif [ "${#seen[@]}" -eq 0 ]; then
   fail listeners ports "none of ports $OUR_PORTS is listening"
 else
-  pass listeners ports "$(printf '%s, ' "${seen[@]}" | sed 's/, $//')"
+  printf -v listening '%s, ' "${seen[@]}"
+  pass listeners ports "${listening%, }"
 fi
 
 # --- report ------------------------------------------------------------------------------------------------
+# Each detail is one line: sed scrubs them all at once, and the last line (.) keeps empty details at the end
+# from being dropped with the trailing newlines of $(…).
+scrubbed=$(printf '%s\n' "${details[@]}" . | sed -E "$unnamed")
+mapfile -t details <<<"$scrubbed"
+results=()
+for i in "${!heads[@]}"; do results+=("${heads[i]}"$'\t'"${details[i]}"); done
 failed=0
 for result in "${results[@]}"; do
   case $result in fail$'\t'*) failed=$((failed + 1)) ;; esac

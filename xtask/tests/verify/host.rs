@@ -175,10 +175,15 @@ impl Host {
     }
 
     /// The stand-ins, the env files and the manifest the module would write, in `dir`; the environment
-    /// verify.sh runs with.
-    pub fn world(&self, dir: &TempDir, pg: &Postgres, metrics_url: &str) -> Vec<(String, String)> {
+    /// verify.sh runs with. `pg` None: no server (the manifest names a closed port, PGHOST a directory that
+    /// does not exist), for runs that end before the storage role is checked.
+    pub fn world(
+        &self,
+        dir: &TempDir,
+        pg: Option<&Postgres>,
+        metrics_url: &str,
+    ) -> Vec<(String, String)> {
         let calls = dir.path("calls.log");
-        let log = format!("echo \"$(basename \"$0\") $*\" >> {}", calls.display());
         for (name, state) in &self.units {
             dir.file(&format!("state/units/{name}"), state);
         }
@@ -190,33 +195,46 @@ impl Host {
         dir.file("state/ss", &self.ss);
         let state = dir.path("state");
         let state = state.display();
-        // Each stand-in answers exactly the calls verify.sh makes and refuses anything else.
-        dir.program(
-            "bin/systemctl",
-            &format!(
-                "{log}\n[ \"$1 $2 $3\" = 'show --timestamp=unix -p' ] && [ \"$4\" = ActiveState,SubState,NRestarts,ActiveEnterTimestamp ] && [ \"$5\" = -- ] || {{ echo UNEXPECTED >&2; exit 99; }}\n\
-                 f={state}/units/$6\nif [ -f \"$f\" ]; then cat \"$f\"; else printf 'ActiveState=inactive\\nSubState=dead\\nNRestarts=0\\nActiveEnterTimestamp=\\n'; fi"
+        // Each stand-in answers exactly the calls verify.sh makes and refuses anything else. They are
+        // POSIX sh of builtins only: verify.sh runs up to 7 per run, and dash starts in a third of bash's
+        // time, without a basename or cat of its own.
+        let stand_in = |name: &str, body: String| {
+            let path = dir.file(
+                &format!("bin/{name}"),
+                &format!(
+                    "#!/bin/sh\nprintf '%s\\n' \"${{0##*/}} $*\" >> {}\n\
+                     show() {{ while IFS= read -r line || [ -n \"$line\" ]; do printf '%s\\n' \"$line\"; done < \"$1\"; }}\n\
+                     {body}\n",
+                    calls.display()
+                ),
+            );
+            fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        };
+        stand_in(
+            "systemctl",
+            format!(
+                "[ \"$1 $2 $3\" = 'show --timestamp=unix -p' ] && [ \"$4\" = ActiveState,SubState,NRestarts,ActiveEnterTimestamp ] && [ \"$5\" = -- ] || {{ echo UNEXPECTED >&2; exit 99; }}\n\
+                 f={state}/units/$6\nif [ -f \"$f\" ]; then show \"$f\"; else printf 'ActiveState=inactive\\nSubState=dead\\nNRestarts=0\\nActiveEnterTimestamp=\\n'; fi"
             ),
         );
-        dir.program(
-            "bin/podman",
-            &format!(
-                "{log}\ncase \"$1 $2 $3\" in\n  'container inspect --') f={state}/container-$4.json ;;\n  'image inspect --') f={state}/image-$4.json ;;\n  *) echo UNEXPECTED >&2; exit 99 ;;\nesac\n\
-                 [ -f \"$f\" ] || {{ echo \"Error: no such object: $4\" >&2; echo '[]'; exit 125; }}\ncat \"$f\""
+        stand_in(
+            "podman",
+            format!(
+                "case \"$1 $2 $3\" in\n  'container inspect --') f={state}/container-$4.json ;;\n  'image inspect --') f={state}/image-$4.json ;;\n  *) echo UNEXPECTED >&2; exit 99 ;;\nesac\n\
+                 [ -f \"$f\" ] || {{ echo \"Error: no such object: $4\" >&2; echo '[]'; exit 125; }}\nshow \"$f\""
             ),
         );
-        dir.program(
-            "bin/journalctl",
-            &format!(
-                "{log}\n[ \"$1 $2 $3\" = '-u {UNIT} --since' ] && [ \"$4\" = @{} ] || {{ echo UNEXPECTED >&2; exit 99; }}\ncat {state}/journal",
+        stand_in(
+            "journalctl",
+            format!(
+                "[ \"$1 $2 $3\" = '-u {UNIT} --since' ] && [ \"$4\" = @{} ] || {{ echo UNEXPECTED >&2; exit 99; }}\nshow {state}/journal",
                 T0 - 600
             ),
         );
-        dir.program(
-            "bin/ss",
-            &format!(
-                "{log}\n[ \"$*\" = -Hltn ] || {{ echo UNEXPECTED >&2; exit 99; }}\ncat {state}/ss"
-            ),
+        stand_in(
+            "ss",
+            format!("[ \"$*\" = -Hltn ] || {{ echo UNEXPECTED >&2; exit 99; }}\nshow {state}/ss"),
         );
         let source_env = dir.file(
             "secrets/source.env",
@@ -230,11 +248,16 @@ impl Host {
         if let Some(content) = &self.textfile {
             fs::write(&textfile, content).unwrap();
         }
-        let path = format!(
-            "{}:{}",
-            dir.path("bin").display(),
-            std::env::var("PATH").unwrap()
-        );
+        // The module puts the server's package on verify.sh's PATH (runtimeInputs): its psql, not Debian's
+        // /usr/bin/psql, a Perl wrapper that costs some 45 ms of CPU per call.
+        let mut path = vec![dir.path("bin")];
+        path.extend(pg.map(|pg| pg.bin.clone()));
+        path.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap()));
+        let path = std::env::join_paths(path).unwrap().into_string().unwrap();
+        let (pgport, pghost) = match pg {
+            Some(pg) => (pg.port, pg.dir.0.clone()),
+            None => (free_port(), dir.path("no-server")),
+        };
         let mut manifest = json!({
             "runners": [{"unit": UNIT, "container": "powersync"}],
             "sockets": ["powersync-storage-proxy.socket"],
@@ -253,7 +276,7 @@ impl Host {
             "slotPrefix": "powersync_selfhost_",
             "replicates": true,
             "storageRole": "powersync_storage",
-            "pgport": pg.port,
+            "pgport": pgport,
             "ourPorts": [8080, 5432, 9464],
             "allowedAddresses": ["127.0.0.1", "::1", "10.89.64.1"],
             "secretFiles": [source_env, storage_env],
@@ -266,7 +289,7 @@ impl Host {
         [
             ("PATH", path),
             ("MANIFEST", manifest.display().to_string()),
-            ("PGHOST", pg.dir.0.display().to_string()),
+            ("PGHOST", pghost.display().to_string()),
             ("NOW", T0.to_string()),
         ]
         .into_iter()
@@ -278,18 +301,35 @@ impl Host {
     pub fn run(&self) -> Run {
         require("jq", "jq");
         require("curl", "curl");
-        // One PostgreSQL per test (thread), stopped when the test's thread ends; each run resets the role.
-        thread_local! {
-            static PG: Postgres = Postgres::start();
+        // A host whose storage is another's (storageRole null) has no role to check: no server.
+        let storage = !self
+            .manifest
+            .iter()
+            .any(|(key, value)| key == "storageRole" && value.is_null());
+        if !storage && self.sql.is_empty() {
+            return self.run_with(None);
         }
-        PG.with(|pg| self.run_with(pg))
+        // One PostgreSQL per test (thread), stopped when the test's thread ends, and whether a run changed
+        // the role since it was made.
+        thread_local! {
+            static PG: (Postgres, std::cell::Cell<bool>) = (Postgres::start(), std::cell::Cell::new(false));
+        }
+        PG.with(|(pg, changed)| {
+            // The role as made, then this run's changes: one psql, or none when there is nothing to do.
+            let mut sql = Vec::new();
+            if changed.get() {
+                sql.push("ALTER ROLE powersync_storage NOSUPERUSER NOREPLICATION");
+            }
+            sql.extend(self.sql.iter().map(String::as_str));
+            if !sql.is_empty() {
+                pg.sql(&sql.join(";\n"));
+            }
+            changed.set(!self.sql.is_empty());
+            self.run_with(Some(pg))
+        })
     }
 
-    fn run_with(&self, pg: &Postgres) -> Run {
-        pg.sql("ALTER ROLE powersync_storage NOSUPERUSER NOREPLICATION");
-        for sql in &self.sql {
-            pg.sql(sql);
-        }
+    fn run_with(&self, pg: Option<&Postgres>) -> Run {
         let dir = TempDir::new("host");
         let server = self
             .metrics
@@ -446,8 +486,11 @@ fn a_healthy_host_passes_every_check() {
     );
 }
 
+/// A runner that stopped (its journal is then not read) or that systemd restarted since its last start,
+/// and an inactive proxy socket or watchdog timer.
 #[test]
-fn a_stopped_runner_fails_and_its_journal_is_not_read() {
+fn stopped_restarted_or_inactive_units_fail() {
+    // A stopped runner fails, and its journal is not read.
     let mut host = Host::healthy();
     host.set_unit(UNIT, "failed", "failed", 0);
     let run = host.run();
@@ -458,19 +501,15 @@ fn a_stopped_runner_fails_and_its_journal_is_not_read() {
         "fail",
         "failed (failed): systemctl status",
     );
-}
 
-#[test]
-fn automatic_restarts_since_the_last_start_fail() {
+    // Automatic restarts since the last start fail.
     let mut host = Host::healthy();
     host.set_unit(UNIT, "active", "running", 3);
     let run = host.run();
     run.assert_failed(&["unit-restarts"]);
     run.assert_status("unit-restarts", UNIT, "fail", "restarted 3 time(s)");
-}
 
-#[test]
-fn an_inactive_proxy_socket_or_watchdog_timer_fails() {
+    // An inactive proxy socket or watchdog timer fails.
     let mut host = Host::healthy();
     host.set_unit("powersync-storage-proxy.socket", "inactive", "dead", 0);
     host.units
@@ -509,8 +548,10 @@ fn an_unhealthy_or_missing_container_fails_and_a_starting_one_warns() {
     );
 }
 
+/// An image without the pinned digest fails, and so does a host with no pin to compare with; a loaded
+/// archive is the pin when its image ID runs.
 #[test]
-fn an_image_without_the_pinned_digest_fails() {
+fn the_image_carries_the_pinned_digest_or_is_the_loaded_archive() {
     let mut host = Host::healthy();
     host.image = image_json(&[INSTANCE_DIGEST]);
     let run = host.run();
@@ -525,10 +566,8 @@ fn an_image_without_the_pinned_digest_fails() {
     let mut host = Host::healthy();
     host.set("imageDigest", Value::Null);
     host.run().assert_failed(&["image-pinned"]);
-}
 
-#[test]
-fn a_loaded_archive_is_the_pin_when_its_image_id_runs() {
+    // A loaded archive is the pin when its image ID runs, and only then.
     require("tar", "tar");
     let dir = TempDir::new("archive");
     dir.file(
@@ -588,8 +627,9 @@ fn a_config_from_another_generation_or_a_writable_mount_fails() {
     );
 }
 
+/// No watchdog metrics fail every watchdog check; an unreachable source fails the source's checks.
 #[test]
-fn no_watchdog_metrics_fail_every_watchdog_check() {
+fn no_watchdog_metrics_or_an_unreachable_source_fail() {
     let mut host = Host::healthy();
     host.textfile = None;
     let run = host.run();
@@ -600,6 +640,12 @@ fn no_watchdog_metrics_fail_every_watchdog_check() {
         "fail",
         "systemctl start powersync-slot-watchdog",
     );
+
+    // An unreachable source.
+    let mut host = Host::healthy();
+    host.textfile = Some(textfile(T0 - 60, 0, &[]));
+    host.run()
+        .assert_failed(&["source-up", "slot-active", "slot-wal"]);
 }
 
 #[test]
@@ -624,15 +670,7 @@ fn a_stale_watchdog_run_fails() {
 }
 
 #[test]
-fn an_unreachable_source_fails() {
-    let mut host = Host::healthy();
-    host.textfile = Some(textfile(T0 - 60, 0, &[]));
-    host.run()
-        .assert_failed(&["source-up", "slot-active", "slot-wal"]);
-}
-
-#[test]
-fn an_inactive_or_missing_slot_fails() {
+fn an_inactive_or_missing_slot_or_retained_wal_over_the_limit_fails() {
     let mut host = Host::healthy();
     host.textfile = Some(textfile(T0 - 60, 1, &[(SLOT, 0, 1024)]));
     let run = host.run();
@@ -653,10 +691,8 @@ fn an_inactive_or_missing_slot_fails() {
         "fail",
         "no slot named powersync_selfhost_*",
     );
-}
 
-#[test]
-fn retained_wal_over_the_limit_fails() {
+    // Retained WAL over the limit.
     let mut host = Host::healthy();
     host.textfile = Some(textfile(T0 - 60, 1, &[(SLOT, 1, 2 * 1024 * 1024 * 1024)]));
     let run = host.run();
@@ -692,12 +728,15 @@ fn an_absent_or_high_lag_gauge_or_no_metrics_endpoint_fails() {
 /// OpenTelemetry Prometheus exporter, at the versions it declares), read by verify.sh over real HTTP.
 struct ServiceMetrics {
     child: std::process::Child,
-    url: String,
+    /// One endpoint per case, each its own exporter: http://127.0.0.1:PORT/metrics.
+    urls: Vec<String>,
 }
 
 impl ServiceMetrics {
-    /// `lag`: the gauge's value as a JavaScript number; None: nothing observed (replication not connected).
-    fn start(lag: Option<&str>) -> ServiceMetrics {
+    /// One endpoint per `lags` item: the gauge's value as a JavaScript number; None: nothing observed
+    /// (replication not connected). One Node.js process serves them all (its start costs more CPU than
+    /// everything else a case does).
+    fn start(lags: &[Option<&str>]) -> ServiceMetrics {
         require("node", "nodejs");
         let oracle = repo().join("tests/oracle");
         assert!(
@@ -706,11 +745,14 @@ impl ServiceMetrics {
                 .is_file(),
             "the exporter is not installed: npm ci --prefix tests/oracle --no-audit --no-fund"
         );
-        let port = free_port();
+        let ports: Vec<u16> = lags.iter().map(|_| free_port()).collect();
+        let endpoints = ports.iter().zip(lags).map(|(port, lag)| match lag {
+            Some(lag) => format!("{port}={lag}"),
+            None => port.to_string(),
+        });
         let mut child = Command::new("node")
             .arg(oracle.join("serve-metrics.mjs"))
-            .arg(port.to_string())
-            .args(lag)
+            .args(endpoints)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -723,7 +765,10 @@ impl ServiceMetrics {
         assert_eq!(ready, "listening\n", "serve-metrics.mjs did not start");
         ServiceMetrics {
             child,
-            url: format!("http://127.0.0.1:{port}/metrics"),
+            urls: ports
+                .iter()
+                .map(|port| format!("http://127.0.0.1:{port}/metrics"))
+                .collect(),
         }
     }
 }
@@ -739,7 +784,7 @@ impl Drop for ServiceMetrics {
 /// (1.5e-7, 2e+21); a gauge that observed nothing is missing from the text.
 #[test]
 fn the_lag_is_read_as_the_services_exporter_prints_it() {
-    for (lag, status, detail) in [
+    let cases = [
         (Some("0"), "pass", "0 s, alert at 300 s"),
         (Some("20"), "pass", "20 s, alert at 300 s"),
         (Some("0.000015"), "pass", "0.000015 s"),
@@ -748,13 +793,15 @@ fn the_lag_is_read_as_the_services_exporter_prints_it() {
         (Some("300"), "fail", "300 s, at or above"),
         (Some("2e21"), "fail", "2e+21 s, at or above"),
         (None, "fail", "replication has not connected"),
-    ] {
-        let service = ServiceMetrics::start(lag);
+    ];
+    let lags: Vec<Option<&str>> = cases.iter().map(|(lag, _, _)| *lag).collect();
+    let service = ServiceMetrics::start(&lags);
+    for ((_, status, detail), url) in cases.iter().zip(&service.urls) {
         let mut host = Host::healthy();
-        host.set("metricsUrls", json!([service.url]));
+        host.set("metricsUrls", json!([url]));
         let run = host.run();
-        run.assert_status("lag", &service.url, status, detail);
-        let expected: &[&str] = if status == "fail" { &["lag"] } else { &[] };
+        run.assert_status("lag", url, status, detail);
+        let expected: &[&str] = if *status == "fail" { &["lag"] } else { &[] };
         run.assert_failed(expected);
     }
 }
@@ -863,8 +910,8 @@ fn every_value_the_module_passes_is_required() {
     assert!(names.len() >= 18, "{names:?}");
     let host = Host::healthy();
     let dir = TempDir::new("required");
-    let pg = Postgres::start();
-    let env = host.world(&dir, &pg, "http://127.0.0.1:1/metrics");
+    // Each run stops at the manifest, before anything is checked: no server is needed.
+    let env = host.world(&dir, None, "http://127.0.0.1:1/metrics");
     let manifest: serde_json::Map<String, Value> =
         serde_json::from_str(&fs::read_to_string(dir.path("manifest.json")).unwrap()).unwrap();
     let mut keys: Vec<&str> = manifest.keys().map(String::as_str).collect();
@@ -926,6 +973,8 @@ fn an_unreadable_manifest_is_a_configuration_error() {
     }
 }
 
+/// Service errors in the journal fail without showing the password, scrubbed even when the env files that
+/// name it cannot be read.
 #[test]
 fn service_errors_in_the_journal_fail_without_showing_the_password() {
     let mut host = Host::healthy();
@@ -941,10 +990,8 @@ fn service_errors_in_the_journal_fail_without_showing_the_password() {
         "fail",
         "PSYNC_S1141 ×2 since start; first: [PSYNC_S1141] could not connect to <redacted>",
     );
-}
 
-#[test]
-fn the_password_is_scrubbed_even_when_the_env_files_cannot_be_read() {
+    // The password is scrubbed even when the env files cannot be read.
     let mut host = Host::healthy();
     host.set("secretFiles", json!(["/nonexistent/source.env"]));
     host.journal += &format!("[PSYNC_S1141] postgresql://u:{PASSWORD}@h/db password={PASSWORD}\n");
@@ -952,7 +999,8 @@ fn the_password_is_scrubbed_even_when_the_env_files_cannot_be_read() {
 }
 
 #[test]
-fn the_lock_alone_warns_and_client_auth_errors_do_not_count() {
+fn the_lock_alone_warns_and_a_journal_without_slot_creation_or_resumption_fails() {
+    // The lock alone warns, and client authentication errors do not count.
     let mut host = Host::healthy();
     host.journal = format!(
         "[PSYNC_S1003] Sync rules: {SLOT} [powersync_1] locked by another process\n\
@@ -963,10 +1011,8 @@ fn the_lock_alone_warns_and_client_auth_errors_do_not_count() {
     run.assert_failed(&[]);
     run.assert_status("journal-errors", UNIT, "warn", "PSYNC_S1003 ×1");
     run.assert_status("journal-slot", "journal", "pass", "slot resumed");
-}
 
-#[test]
-fn a_journal_without_slot_creation_or_resumption_fails() {
+    // A journal without slot creation or resumption fails.
     let mut host = Host::healthy();
     host.journal = "Booting PowerSync Service v1.26.1\n[other_prefix_1_ab12] Created replication slot other_prefix_1_ab12\n".into();
     host.run().assert_failed(&["journal-slot"]);

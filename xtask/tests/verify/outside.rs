@@ -490,7 +490,7 @@ fn a_refused_token_or_a_stream_without_checkpoint_fails() {
 fn ssh_stand_in(dir: &TempDir, host: &Host, pg: &Postgres) -> (PathBuf, PathBuf) {
     let env = host.world(
         dir,
-        pg,
+        Some(pg),
         &format!("http://127.0.0.1:{}/metrics", free_port()),
     );
     let exports: String = env
