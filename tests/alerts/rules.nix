@@ -1,5 +1,5 @@
 # The alert rules as services.powersync installs them with its option defaults, as JSON text for promtool:
-# `cargo xtask test --only alerts` checks them and runs tests/alerts/powersync.test.yml against them.
+# `cargo xtask test --only alerts` checks them and runs the tests in tests/alerts/*.test.yml against them.
 let
   lib = import ../../lib;
   inherit (lib.defaults) operations;
