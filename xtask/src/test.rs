@@ -27,6 +27,7 @@ impl flags::Test {
         forget_cargo_run_vars();
         let mut scratch = env::Scratch::on_tmpfs();
         env::python_scripts_first(sh);
+        env::postgres_programs_first();
         let (side, main): (Vec<Step>, Vec<Step>) = if steps.contains(&Step::CargoTest) {
             steps.iter().partition(|step| is_side_step(**step))
         } else {

@@ -1,5 +1,5 @@
-//! Where the tests' processes run: their scratch files on tmpfs and the Python checkers without shims. Both
-//! change only how fast the same commands run, never which programs or files they use.
+//! Where the tests' processes run: their scratch files on tmpfs, the Python checkers without shims and
+//! PostgreSQL's programs without Debian's wrapper. Each changes only how fast the same programs run.
 
 use std::{
     fs,
@@ -100,9 +100,56 @@ pub fn python_scripts_first(sh: &Shell) {
     }
 }
 
+/// Puts the newest PostgreSQL's own programs (`/usr/lib/postgresql/<major>/bin`, Debian's layout) first on PATH.
+/// Debian's `psql` on PATH is pg_wrapper, a Perl script that picks a cluster and costs ~45 ms per call; the
+/// scripts under test call psql hundreds of times, and on a NixOS host they get the binary itself.
+pub fn postgres_programs_first() {
+    let Some(bin) = newest_postgres_bin(Path::new("/usr/lib/postgresql")) else {
+        // Not Debian's layout, or no PostgreSQL: the tests that need it say how to install it.
+        return;
+    };
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::iter::once(bin).chain(std::env::split_paths(&path));
+    if let Ok(path) = std::env::join_paths(dirs) {
+        // Still single-threaded: nothing else reads the environment yet.
+        std::env::set_var("PATH", path);
+    }
+}
+
+/// `<root>/<major>/bin` of the highest major version that has psql.
+fn newest_postgres_bin(root: &Path) -> Option<PathBuf> {
+    fs::read_dir(root)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let major: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("psql").is_file().then_some((major, bin))
+        })
+        .max_by_key(|(major, _)| *major)
+        .map(|(_, bin)| bin)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::mounts_tmpfs;
+    use super::{mounts_tmpfs, newest_postgres_bin};
+
+    #[test]
+    fn the_newest_postgresql_with_psql_is_chosen_by_number() {
+        let root = std::env::temp_dir().join(format!("xtask-pg-layout-{}", std::process::id()));
+        for (major, psql) in [("9", true), ("15", true), ("16", false), ("main", true)] {
+            let bin = root.join(major).join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            if psql {
+                std::fs::write(bin.join("psql"), "").unwrap();
+            }
+        }
+        let chosen = newest_postgres_bin(&root);
+        let _ = std::fs::remove_dir_all(&root);
+        // 15 over 9 (a string order would pick 9); 16 has no psql; "main" is no version.
+        assert_eq!(chosen, Some(root.join("15/bin")));
+        assert_eq!(newest_postgres_bin(&root.join("absent")), None);
+    }
 
     const MOUNTS: &str = "/dev/vda / ext4 rw,relatime 0 0\n\
                           tmpfs /dev/shm tmpfs rw,relatime,size=24683792k 0 0\n\
