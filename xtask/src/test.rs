@@ -58,10 +58,11 @@ impl flags::Test {
     }
 }
 
-/// The steps that run no cargo and read only the tree: they run beside cargo-test, which mostly waits on
-/// clocks, servers and child processes, instead of after it.
+/// The steps that build nothing and read only the tree: they run beside cargo-test, which mostly waits on
+/// clocks, servers and child processes, instead of before or after it. (Clippy builds: it goes first, so
+/// that it and the tests' build do not wait on each other's lock.)
 fn is_side_step(step: Step) -> bool {
-    !matches!(step, Step::Rustfmt | Step::Clippy | Step::CargoTest)
+    !matches!(step, Step::Clippy | Step::CargoTest)
 }
 
 /// Runs `step` in a process of its own (`xtask test --side-step`) with its output held, so that it does not
