@@ -1,6 +1,7 @@
 # The Prometheus alert rules of services.powersync.operations, builtins only, so promtool can check and
 # unit-test them offline (tests/alerts) exactly as the module installs them.
 let
+  inherit (import ./topology.nix) compaction;
   rule = alert: expr: for: summary: {
     inherit alert expr for;
     labels.severity = "warning";
@@ -52,9 +53,9 @@ in rec {
           ]
           ++ optionals compact [
             (rule "PowerSyncCompactionStale" "time() - powersync_compact_last_success_timestamp_seconds > 2 * 86400" "10m"
-              "PowerSync storage compaction has not succeeded for two days: bucket storage grows with every update. See journalctl -u powersync-compact.service and docs/runbook.md#compaction.")
+              "PowerSync storage compaction has not succeeded for two days: bucket storage grows with every update. See journalctl -u ${compaction.unit} and docs/runbook.md#compaction.")
             (rule "PowerSyncCompactionNeverSucceeded" "absent(powersync_compact_last_success_timestamp_seconds)" "2d"
-              "PowerSync storage compaction has not succeeded once in two days (no success recorded). See journalctl -u powersync-compact.service and docs/runbook.md#compaction.")
+              "PowerSync storage compaction has not succeeded once in two days (no success recorded). See journalctl -u ${compaction.unit} and docs/runbook.md#compaction.")
           ]
           ++ optionals watchdog [
             # An orphan is inactive too, but the watchdog rightly does not restart for it: it has its own alert.

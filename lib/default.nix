@@ -29,7 +29,7 @@ in {
   inherit (systemd) escapeSystemdExecArg escapeSystemdExecArgs escapeSystemdEnvironmentValue isHttpUrl;
   # The public vhost's directives (the module's services.nginx values).
   nginx = {inherit (nginx) defaults frontend streamCapacity workerConnectionsNeeded clientTimeoutSeconds retryAfterSeconds;};
-  inherit (topology) runners replicatingRunner tearsDown decommissionedFile haltedWhenDecommissioned compactUnit servingRunners containerSpec compactArguments checkTopology heapMiB nodeOptions;
+  inherit (topology) runners replicatingRunner tearsDown decommissionedFile haltedWhenDecommissioned compaction compactUnit servingRunners containerSpec compactArguments checkTopology heapMiB nodeOptions;
   # The config file a host's instance (hosts/<host>/modules/powersync/instance.nix) runs with.
   renderInstance = i: settings.renderConfig (instance.instanceSettings i);
 }

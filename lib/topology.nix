@@ -107,6 +107,14 @@ in rec {
   # The [Unit] settings of those units: a start is skipped (not failed) while the file exists.
   haltedWhenDecommissioned = {ConditionPathExists = "!${decommissionedFile}";};
 
+  # The daily compaction's names: its container, script, unit and timer are `name`; `unit` is what teardown
+  # stops and the alerts point at; `textfile` its outcome for Prometheus, beside the watchdog's.
+  compaction = rec {
+    name = "powersync-compact";
+    unit = "${name}.service";
+    textfile = "${name}.prom";
+  };
+
   # The daily compaction's unit. It orders after the runners, whose units pull or load the image, but never
   # wants or requires them: starting them would undo a teardown (a new slot on the source, a full resync).
   compactUnit = {
@@ -176,7 +184,7 @@ in rec {
   in
     [
       "--rm"
-      "--name=powersync-compact"
+      "--name=${compaction.name}"
       "--user=${container.user}"
       "--network=${container.network}"
     ]

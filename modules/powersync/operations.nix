@@ -113,7 +113,7 @@
   );
 
   # What the teardown stops: every runner, and a compaction that may be running (it would race the wipe).
-  teardownUnits = map (r: r.unit) runners ++ lib.optional cfg.compact.enable "powersync-compact.service";
+  teardownUnits = map (r: r.unit) runners ++ lib.optional cfg.compact.enable pure.compaction.unit;
   # The command operators type: the image's teardown with exactly the service's config, env and network.
   teardown = pure.shellApplication pkgs {
     name = "powersync-teardown";

@@ -55,10 +55,10 @@
   };
 
   compactScript = pure.shellApplication pkgs {
-    name = "powersync-compact";
+    inherit (pure.compaction) name;
     source = ./runners/compact.sh;
     runtimeInputs = [pkgs.coreutils pkgs.gnused podman];
-    runtimeEnv.TEXTFILE = "${dirOf cfg.operations.watchdog.textfile}/powersync-compact.prom";
+    runtimeEnv.TEXTFILE = "${dirOf cfg.operations.watchdog.textfile}/${pure.compaction.textfile}";
   };
   compactArguments = pure.compactArguments {
     inherit (cfg) image;
@@ -121,10 +121,10 @@ in {
         default = cfg.runners.mode != "api";
         defaultText = lib.literalExpression ''services.powersync.runners.mode != "api"'';
         description = ''
-          Run the image's `compact` daily (`powersync-compact.timer`). Compaction folds the operations clients
+          Run the image's `compact` daily (`${pure.compaction.name}.timer`). Compaction folds the operations clients
           have already been sent into fewer rows, so bucket storage stops growing with every update; PowerSync
           recommends it daily. It reads and writes storage only, never the source, and is safe while the
-          service runs. Its outcome goes to `powersync-compact.prom` beside the watchdog's textfile. Off by
+          service runs. Its outcome goes to `${pure.compaction.textfile}` beside the watchdog's textfile. Off by
           default on API-only hosts: the replicating host compacts the shared storage.
         '';
       };
@@ -201,7 +201,7 @@ in {
     })
 
     (mkIf cfg.compact.enable {
-      systemd.services.powersync-compact =
+      systemd.services.${pure.compaction.name} =
         pure.compactUnit {
           inherit runners;
           inherit (cfg.runners) needs;
@@ -214,7 +214,7 @@ in {
             TimeoutStartSec = "2h";
           };
         };
-      systemd.timers.powersync-compact = {
+      systemd.timers.${pure.compaction.name} = {
         wantedBy = ["timers.target"];
         timerConfig = {
           OnCalendar = cfg.compact.schedule;
