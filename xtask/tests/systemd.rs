@@ -9,14 +9,9 @@
 //! Needs (Debian): systemd (systemd-analyze), nix-bin (nix-instantiate). A missing one fails the test.
 
 mod common;
-use common::{nix_eval, require, text, TempDir};
+use common::{lib_eval, require, text, TempDir};
 
-use std::{
-    fs,
-    os::unix::fs::PermissionsExt,
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{fs, os::unix::fs::PermissionsExt, path::Path, process::Command};
 
 /// URIs an operator can write: percent-encoded octets (specifier syntax to systemd), `%` pairs that are
 /// specifiers (`%n`, `%i`), `$`, `;`, `&`, quotes and a space.
@@ -30,18 +25,10 @@ const URIS: [&str; 7] = [
     "https://auth.example.org/;",
 ];
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 /// `lib.<function>` applied to each value, evaluated by nix-instantiate with the repository's lib.
 fn evaluate(function: &str, values: &[String]) -> Vec<String> {
-    serde_json::from_value(nix_eval(&format!(
-        "let lib = import {}; in map ({function}) (builtins.fromJSON {})",
-        repo().join("lib").display(),
+    serde_json::from_value(lib_eval(&format!(
+        "map ({function}) (builtins.fromJSON {})",
         serde_json::to_string(&serde_json::to_string(values).unwrap()).unwrap()
     )))
     .unwrap()

@@ -6,14 +6,14 @@
 
 mod common;
 use common::{
-    assert_contains,
+    assert_contains, lib_eval,
     ops::{assert_no_secret, script, PASSWORD},
     require, text, TempDir,
 };
 use std::{
     fs,
     io::Write,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Stdio},
 };
 
@@ -214,18 +214,10 @@ fn every_value_the_module_passes_is_required() {
 fn after_a_teardown_systemd_skips_every_guarded_unit() {
     require("unshare", "util-linux");
     require("systemd-analyze", "systemd");
-    require("nix-instantiate", "nix-bin");
-    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lib");
-    let output = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "--expr"])
-        .arg(format!(
-            "let l = import {}; in [l.decommissionedFile l.haltedWhenDecommissioned.ConditionPathExists]",
-            lib.display()
-        ))
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", text(&output));
-    let [mark, condition]: [String; 2] = serde_json::from_slice(&output.stdout).unwrap();
+    let [mark, condition]: [String; 2] = serde_json::from_value(lib_eval(
+        "[lib.decommissionedFile lib.haltedWhenDecommissioned.ConditionPathExists]",
+    ))
+    .unwrap();
     assert!(mark.starts_with("/var/lib/"), "{mark}");
 
     let teardown = Teardown::new();

@@ -121,6 +121,12 @@ pub fn nix_eval(expr: &str) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// What `expr` evaluates to with `lib` bound to the repository's builtins-only lib (the flake's `lib`).
+pub fn lib_eval(expr: &str) -> serde_json::Value {
+    let lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../lib");
+    nix_eval(&format!("let lib = import {}; in {expr}", lib.display()))
+}
+
 /// Runs a command that must succeed (network namespace and nftables set-up), failing with its stderr.
 pub fn run_ok(program: &str, args: &[&str]) {
     let output = std::process::Command::new(program)

@@ -3,14 +3,14 @@
 
 use std::{
     fs,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
 use super::ops::{assert_no_secret, script, PASSWORD};
-use super::{require, text, TempDir};
+use super::{text, TempDir};
 
 /// A real PostgreSQL on 127.0.0.1 with logical decoding on and a plain LOGIN role `watcher` that
 /// authenticates with PASSWORD (scram), plus the pg_recvlogical consumers a test starts.
@@ -278,18 +278,7 @@ pub fn series(name: &str) -> String {
 
 /// The watchdog defaults of lib/instance.nix (what the module's options default to), read with real Nix.
 pub fn watchdog_defaults() -> serde_json::Value {
-    require("nix-instantiate", "nix-bin");
-    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lib");
-    let output = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "--expr"])
-        .arg(format!(
-            "(import {}).defaults.operations.watchdog",
-            lib.display()
-        ))
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", text(&output));
-    serde_json::from_slice(&output.stdout).unwrap()
+    super::lib_eval("lib.defaults.operations.watchdog")
 }
 
 /// The watchdog's limits as the module passes them by default (its options default to lib's values).
@@ -316,20 +305,12 @@ pub fn module_limits() -> Vec<(&'static str, String)> {
 
 /// RESTART_CMD and LIVE_CMD as the module passes them for this unit (lib.watchdogCommands), read with real Nix.
 pub fn watchdog_commands(unit: &str) -> Vec<(String, String)> {
-    require("nix-instantiate", "nix-bin");
-    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lib");
-    let output = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "--expr"])
-        .arg(format!(
-            "(import {}).watchdogCommands {}",
-            lib.display(),
-            serde_json::to_string(unit).unwrap()
-        ))
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", text(&output));
     let commands: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&output.stdout).unwrap();
+        serde_json::from_value(super::lib_eval(&format!(
+            "lib.watchdogCommands {}",
+            serde_json::to_string(unit).unwrap()
+        )))
+        .unwrap();
     commands
         .into_iter()
         .map(|(var, command)| (var, command.as_str().unwrap().to_owned()))
