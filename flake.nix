@@ -46,7 +46,7 @@
       ];
     };
 
-    # Keep the names of non-VM checks in sync with NOT_VM_TESTS in xtask/src/vm_test.rs.
+    # The VM tests are the entries of tests/vm/scripts.nix (tests/vm/default.nix); the rest are other checks.
     checks = eachSystem (pkgs:
       {
         # The same Nix unit tests `cargo xtask test` runs, so `nix flake check` covers them too.

@@ -3,6 +3,8 @@
 {
   pkgs,
   vm,
+  # xtask, which the tests that run the load probe or verify take
+  ...
 }: let
   pooler = "postgresql://powersync_repl.abcdefghijklmnopqrst:${vm.replicationPassword}@aws-0-eu-central-1.pooler.supabase.com:5432/postgres";
   replicationDatabase = "${vm.dsnWith vm.replicationPassword}?replication=database";

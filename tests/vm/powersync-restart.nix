@@ -3,6 +3,8 @@
 {
   pkgs,
   vm,
+  # xtask, which the tests that run the load probe or verify take
+  ...
 }: let
   spec = vm.scripts.powersync-restart;
 in

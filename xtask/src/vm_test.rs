@@ -8,15 +8,13 @@ use xshell::{cmd, Shell};
 
 use crate::{flags, flake};
 
-/// Checks that are not VM tests. Keep in sync with `checks` in flake.nix.
-const NOT_VM_TESTS: [&str; 2] = ["unit-tests", "render-web-arm"];
-
 impl flags::VmTest {
     pub fn run(self, sh: &Shell) -> Result<()> {
         let flake_dir = self.flake.clone().unwrap_or_else(|| sh.current_dir());
         let system = flake::current_system(sh)?;
         let hashes = image_hashes(sh, &flake_dir, &system)?;
-        let available = vm_tests(sh, &flake_dir, &system)?;
+        let declared = declared_vm_tests(sh, &flake_dir)?;
+        let available = vm_tests(sh, &flake_dir, &system, &declared)?;
         if self.list {
             if available.is_empty() {
                 println!("no VM tests in checks.{system}");
@@ -24,9 +22,8 @@ impl flags::VmTest {
             if let Some(hashes) = &hashes {
                 println!("{}", hashes.summary());
             }
-            let wall_times = wall_times(sh, &flake_dir)?;
             for name in &available {
-                match wall_times.get(name).and_then(|t| t.as_str()) {
+                match declared.get(name).and_then(|t| t.as_str()) {
                     Some(wall_time) => println!("{name:<24} wall time: {wall_time}"),
                     None => println!("{name}"),
                 }
@@ -169,7 +166,14 @@ fn image_hashes(sh: &Shell, flake_dir: &Path, system: &str) -> Result<Option<Ima
     }))
 }
 
-fn vm_tests(sh: &Shell, flake_dir: &Path, system: &str) -> Result<Vec<String>> {
+/// The checks of this system that are VM tests: those `tests/vm/scripts.nix` declares (the flake builds its
+/// VM tests from that file, so no second list of names exists to drift).
+fn vm_tests(
+    sh: &Shell,
+    flake_dir: &Path,
+    system: &str,
+    declared: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<String>> {
     // `or {}`: a flake without checks for this system has no VM tests, which --list should say plainly.
     let apply = format!("checks: builtins.attrNames (checks.\"{system}\" or {{}})");
     let names: Vec<String> =
@@ -177,12 +181,16 @@ fn vm_tests(sh: &Shell, flake_dir: &Path, system: &str) -> Result<Vec<String>> {
             .context("check names are not strings")?;
     Ok(names
         .into_iter()
-        .filter(|name| !NOT_VM_TESTS.contains(&name.as_str()))
+        .filter(|name| declared.contains_key(name))
         .collect())
 }
 
-/// Each test's recorded wall time from `tests/vm/scripts.nix` (builtins only, so offline), if the flake has one.
-fn wall_times(sh: &Shell, flake_dir: &Path) -> Result<serde_json::Map<String, serde_json::Value>> {
+/// The VM tests `tests/vm/scripts.nix` declares, each with its recorded wall time (builtins only, so
+/// offline); none for a flake without that file.
+fn declared_vm_tests(
+    sh: &Shell,
+    flake_dir: &Path,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
     let file = flake_dir.join("tests/vm/scripts.nix");
     if !file.exists() {
         return Ok(serde_json::Map::new());
@@ -194,8 +202,8 @@ fn wall_times(sh: &Shell, flake_dir: &Path) -> Result<serde_json::Map<String, se
     )
     .quiet()
     .read()
-    .context("read the wall times in tests/vm/scripts.nix")?;
-    serde_json::from_str(&json).context("the wall times are not a JSON object")
+    .context("read the VM tests in tests/vm/scripts.nix")?;
+    serde_json::from_str(&json).context("tests/vm/scripts.nix does not give an object")
 }
 
 fn build(sh: &Shell, flake_dir: &Path, system: &str, name: &str) -> Result<()> {
@@ -251,8 +259,9 @@ mod fixture_tests {
         let flake = Scratch::fixture("flakes/hosts");
         let sh = Shell::new().unwrap();
         let system = flake::current_system(&sh).unwrap();
+        let declared = declared_vm_tests(&sh, &flake.root).unwrap();
         assert_eq!(
-            vm_tests(&sh, &flake.root, &system).unwrap(),
+            vm_tests(&sh, &flake.root, &system, &declared).unwrap(),
             vec!["failing", "passing"]
         );
         vm_test(&flake, &[], true, false).unwrap();
@@ -261,7 +270,7 @@ mod fixture_tests {
     #[test]
     fn list_reads_the_recorded_wall_times_of_this_repository() {
         let sh = Shell::new().unwrap();
-        let times = wall_times(&sh, &crate::util::project_root()).unwrap();
+        let times = declared_vm_tests(&sh, &crate::util::project_root()).unwrap();
         assert!(times.contains_key("powersync-e2e"), "{times:?}");
         assert!(times.values().all(|t| t.is_string()), "{times:?}");
     }

@@ -2,7 +2,7 @@
 
 use std::{
     fs,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::atomic::{AtomicUsize, Ordering},
 };
 
@@ -29,10 +29,7 @@ impl Scratch {
         let source = crate::project_root()
             .join("xtask/tests/fixtures")
             .join(name);
-        for entry in fs::read_dir(&source).unwrap() {
-            let path = entry.unwrap().path();
-            fs::copy(&path, scratch.root.join(path.file_name().unwrap())).unwrap();
-        }
+        copy_tree(&source, &scratch.root);
         scratch
     }
 
@@ -67,5 +64,19 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Copies the files and folders under `from` into `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            fs::create_dir_all(&target).unwrap();
+            copy_tree(&path, &target);
+        } else {
+            fs::copy(&path, &target).unwrap();
+        }
     }
 }
