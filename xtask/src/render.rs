@@ -185,6 +185,24 @@ telemetry:
         run(&scratch, "example", true).unwrap();
     }
 
+    /// docs/commands.md shows the start of web-arm's config, up to its `…`: it must be what render prints.
+    #[test]
+    fn the_documented_render_of_web_arm_is_what_render_prints() {
+        let root = project_root();
+        let docs = fs::read_to_string(root.join("docs/commands.md")).unwrap();
+        let shown = docs
+            .split_once("$ cargo xtask render web-arm\n")
+            .and_then(|(_, rest)| rest.split_once("…\n"))
+            .expect("docs/commands.md shows `cargo xtask render web-arm` up to a `…` line")
+            .0;
+        let instance = root.join(format!("hosts/web-arm/{INSTANCE}"));
+        let text = render(&Shell::new().unwrap(), &root, &instance).unwrap();
+        assert!(
+            shown.lines().count() >= 3 && text.starts_with(shown),
+            "docs/commands.md shows:\n{shown}\nrender prints:\n{text}"
+        );
+    }
+
     #[test]
     fn an_unknown_host_lists_the_hosts_with_an_instance() {
         let scratch = repo_with("{ }");
