@@ -1,7 +1,7 @@
 //! The Nix checks of `cargo xtask test`: parse, deadnix, unit tests, flake `lib`. Each takes the repository
 //! root so the tests below can point it at a scratch repository.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -60,27 +60,11 @@ pub fn deadnix(sh: &Shell, root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The unit-test files: every `.nix` file directly under `tests/unit/`.
-pub fn unit_test_files(root: &Path) -> Result<Vec<PathBuf>> {
-    let dir = root.join("tests/unit");
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("read {}", dir.display()))? {
-        let path = entry
-            .with_context(|| format!("read {}", dir.display()))?
-            .path();
-        if path.extension().is_some_and(|ext| ext == "nix") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
 /// Evaluates each unit-test file with `tests/run-unit.nix` and reports every failing case with expected and
 /// actual values. `runner` is the repository's runner; `root` is where the test files are.
 pub fn unit_tests(sh: &Shell, runner: &Path, root: &Path) -> Result<()> {
     tools::NIX_INSTANTIATE.require()?;
-    let files = unit_test_files(root)?;
+    let files = crate::util::nix_files_in(&root.join("tests/unit"))?;
     if files.is_empty() {
         bail!("no unit-test files under {}/tests/unit", root.display());
     }
@@ -256,6 +240,7 @@ pub fn eval_file_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
     use xtask_testkit::Scratch;
 
     use crate::util::project_root;

@@ -15,7 +15,7 @@ use crate::tools;
 /// Renders every `tests/schema/configs/*.nix` (each evaluates to the config text) and validates them all.
 pub fn check_configs(sh: &Shell, root: &Path) -> Result<()> {
     tools::NIX_INSTANTIATE.require()?;
-    let configs = config_files(root)?;
+    let configs = crate::util::nix_files_in(&root.join("tests/schema/configs"))?;
     if configs.is_empty() {
         bail!("no configs to validate under tests/schema/configs");
     }
@@ -53,21 +53,6 @@ pub fn validate(sh: &Shell, root: &Path, files: &[PathBuf]) -> Result<()> {
     cmd!(sh, "node {script} {files...}")
         .run()
         .context("a rendered config does not match @powersync/service-schema (details above)")
-}
-
-fn config_files(root: &Path) -> Result<Vec<PathBuf>> {
-    let dir = root.join("tests/schema/configs");
-    let mut files = Vec::new();
-    for entry in fs::read_dir(&dir).with_context(|| format!("read {}", dir.display()))? {
-        let path = entry
-            .with_context(|| format!("read {}", dir.display()))?
-            .path();
-        if path.extension().is_some_and(|ext| ext == "nix") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
 }
 
 #[cfg(test)]

@@ -48,6 +48,21 @@ pub fn known_files(sh: &Shell, root: &Path, patterns: &[&str]) -> Result<Vec<Pat
     Ok(files)
 }
 
+/// The `.nix` files directly in `dir`, sorted: the unit-test files, the schema's configs.
+pub fn nix_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
+        let path = entry
+            .with_context(|| format!("read {}", dir.display()))?
+            .path();
+        if path.extension().is_some_and(|ext| ext == "nix") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// Replace `path`'s content in one step: write a sibling temporary file, flush it to disk, then rename it over
 /// the original, so a reader (or a crash) never sees half a file and a failure leaves the original as it was.
 /// A symlink stays one: the file it points to is what gets replaced, in its own directory.
