@@ -15,6 +15,7 @@ let
   systemd = import ./systemd.nix;
   nginx = import ./nginx.nix;
   script = import ./script.nix;
+  nftables = import ./nftables.nix;
 in {
   inherit (yaml) toYAML env envNumber envBoolean isEnv;
   inherit (settings) generatedSettings mergeSettings renderConfig configPath syncConfigPath prometheusPort;
@@ -26,6 +27,8 @@ in {
   inherit (storage) remoteStorageSettings storageConnectionsPerProcess storageProxyLimit proxydConnectionsMaxFor;
   inherit (watchdog) watchdogTlsProblems watchdogCommands;
   inherit (script) scriptText shellApplication;
+  # Tables of our own beside the host's firewall (the v6egress guard, the vhost's connection cap).
+  nftables = {inherit (nftables) ownTable loaderServiceConfig;};
   inherit (systemd) escapeSystemdExecArg escapeSystemdExecArgs escapeSystemdEnvironmentValue isHttpUrl;
   # The public vhost's directives (the module's services.nginx values).
   nginx = {inherit (nginx) defaults frontend streamCapacity workerConnectionsNeeded clientTimeoutSeconds retryAfterSeconds;};

@@ -80,28 +80,22 @@ in rec {
   connectionCap = {
     tcpConnectionsPerClient,
     ports,
-  }: rec {
-    family = "inet";
-    table = "powersync_nginx";
-    content = let
-      dports = "tcp dport { ${concatStringsSep ", " (map toString ports)} } ct state new";
-    in ''
-      set clients4 { type ipv4_addr; size 65535; flags dynamic; }
-      set clients6 { type ipv6_addr; size 65535; flags dynamic; }
-      chain input {
-        type filter hook input priority filter; policy accept;
-        ${dports} add @clients4 { ip saddr ct count over ${toString tcpConnectionsPerClient} } reject with tcp reset
-        ${dports} add @clients6 { ip6 saddr & ffff:ffff:ffff:ffff:: ct count over ${toString tcpConnectionsPerClient} } reject with tcp reset
-      }
-    '';
-    # A file for `nft -f` that replaces the table atomically (create, delete, create afresh).
-    ruleset = ''
-      table ${family} ${table}
-      delete table ${family} ${table}
-      table ${family} ${table} {
-      ${content}}
-    '';
-  };
+  }:
+    (import ./nftables.nix).ownTable {
+      family = "inet";
+      table = "powersync_nginx";
+      content = let
+        dports = "tcp dport { ${concatStringsSep ", " (map toString ports)} } ct state new";
+      in ''
+        set clients4 { type ipv4_addr; size 65535; flags dynamic; }
+        set clients6 { type ipv6_addr; size 65535; flags dynamic; }
+        chain input {
+          type filter hook input priority filter; policy accept;
+          ${dports} add @clients4 { ip saddr ct count over ${toString tcpConnectionsPerClient} } reject with tcp reset
+          ${dports} add @clients6 { ip6 saddr & ffff:ffff:ffff:ffff:: ct count over ${toString tcpConnectionsPerClient} } reject with tcp reset
+        }
+      '';
+    };
 
   # Everything the nixpkgs nginx options take, for one vhost in front of `runners`:
   #   upstreams          services.nginx.upstreams

@@ -163,11 +163,10 @@ in {
       # Wanted, not required: nginx serves even if the cap cannot be loaded.
       wantedBy = ["multi-user.target" "nginx.service"];
       before = ["nginx.service"];
-      serviceConfig = {
-        Type = "oneshot";
-        RemainAfterExit = true;
-        ExecStart = "${pkgs.nftables}/bin/nft -f ${pkgs.writeText "powersync-nginx-cap.nft" nftables.ruleset}";
-        ExecStop = "${pkgs.nftables}/bin/nft delete table ${nftables.family} ${nftables.table}";
+      serviceConfig = pure.nftables.loaderServiceConfig {
+        nft = "${pkgs.nftables}/bin/nft";
+        rulesetFile = pkgs.writeText "powersync-nginx-cap.nft" nftables.ruleset;
+        table = nftables;
       };
     };
 

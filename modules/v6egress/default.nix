@@ -136,11 +136,10 @@ in {
       wantedBy = ["multi-user.target"];
       before = ["network-pre.target"];
       wants = ["network-pre.target"];
-      serviceConfig = {
-        Type = "oneshot";
-        RemainAfterExit = true;
-        ExecStart = "${pkgs.nftables}/bin/nft -f ${pkgs.writeText "v6egress-guard.nft" guard.ruleset}";
-        ExecStop = "${pkgs.nftables}/bin/nft delete table ${guard.family} ${guard.table}";
+      serviceConfig = pure.nftables.loaderServiceConfig {
+        nft = "${pkgs.nftables}/bin/nft";
+        rulesetFile = pkgs.writeText "v6egress-guard.nft" guard.ruleset;
+        table = guard;
       };
     };
 

@@ -16,24 +16,15 @@
 # It lives in a table of its own, beside netavark's `inet netavark` and whatever the host firewall uses: a
 # packet crosses every base chain on the forward hook, and a drop in any one of them is final, so this works
 # next to both the iptables-based and the nftables-based NixOS firewall and is never undone by netavark.
-{interfaceName}: rec {
+{interfaceName}:
+(import ../../lib/nftables.nix).ownTable {
   family = "inet";
   table = "v6egress_guard";
-
   content = ''
     chain forward {
       type filter hook forward priority filter; policy accept;
       oifname "${interfaceName}" ct status dnat accept
       oifname "${interfaceName}" iifname != "${interfaceName}" ct state new drop
     }
-  '';
-
-  # A file for `nft -f`, replacing the table atomically on every load (the idiom of nixpkgs' nftables.nix:
-  # create it if missing so the delete cannot fail, delete it, create it afresh).
-  ruleset = ''
-    table ${family} ${table}
-    delete table ${family} ${table}
-    table ${family} ${table} {
-    ${content}}
   '';
 }

@@ -26,14 +26,20 @@ const PORT: u16 = 9464;
 
 use common::run_ok as run;
 
-/// The guard's `nft -f` file, rendered by the module's own function.
-fn ruleset() -> String {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules/v6egress/forward-guard.nix");
+/// The guard's `nft -f` file (`ruleset`) and the ExecStart and ExecStop of the unit that loads it from `file`
+/// (with the iptables-based firewall), rendered by the module's own functions.
+fn guard(file: &Path) -> (String, String, String) {
+    let guard = Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules/v6egress/forward-guard.nix");
     let expr = format!(
-        "(import {} {{ interfaceName = \"{BRIDGE}\"; }}).ruleset",
+        "let guard = import {} {{ interfaceName = \"{BRIDGE}\"; }}; \
+         unit = lib.nftables.loaderServiceConfig {{ nft = \"nft\"; rulesetFile = \"{}\"; table = guard; }}; \
+         in [guard.ruleset unit.ExecStart unit.ExecStop]",
+        guard.display(),
         file.display()
     );
-    serde_json::from_value(common::nix_eval(&expr)).unwrap()
+    let [ruleset, start, stop]: [String; 3] =
+        serde_json::from_value(common::lib_eval(&expr)).unwrap();
+    (ruleset, start, stop)
 }
 
 /// Three namespaces, removed (with the listeners) on drop.
@@ -247,34 +253,36 @@ impl World {
         }
     }
 
-    fn load_guard(&self) {
-        let file = std::env::temp_dir().join(format!("xtask-guard-{}.nft", std::process::id()));
-        std::fs::write(&file, ruleset()).unwrap();
-        // Twice: a reload must replace the table, not fail or duplicate it.
-        for _ in 0..2 {
-            run(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    &self.host,
-                    "nft",
-                    "-f",
-                    file.to_str().unwrap(),
-                ],
-            );
-        }
-        let _ = std::fs::remove_file(&file);
+    /// Runs one of the guard unit's commands (ExecStart, ExecStop) in the host's namespace.
+    fn unit_command(&self, command: &str) {
+        let mut args = vec!["netns", "exec", &self.host];
+        args.extend(command.split(' '));
+        run("ip", &args);
+    }
+
+    /// How many guard tables the host's nftables holds.
+    fn guard_tables(&self) -> usize {
         let listed = Command::new("ip")
             .args(["netns", "exec", &self.host, "nft", "list", "ruleset"])
             .output()
             .unwrap();
-        let listed = String::from_utf8_lossy(&listed.stdout);
-        assert_eq!(
-            listed.matches("table inet v6egress_guard").count(),
-            1,
-            "{listed}"
-        );
+        String::from_utf8_lossy(&listed.stdout)
+            .matches("table inet v6egress_guard")
+            .count()
+    }
+
+    /// Starts the guard's unit as systemd would, twice: a restart must replace the table, not fail or
+    /// duplicate it. Returns its ExecStop.
+    fn load_guard(&self) -> String {
+        let file = std::env::temp_dir().join(format!("xtask-guard-{}.nft", std::process::id()));
+        let (ruleset, start, stop) = guard(&file);
+        std::fs::write(&file, ruleset).unwrap();
+        for _ in 0..2 {
+            self.unit_command(&start);
+        }
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(self.guard_tables(), 1);
+        stop
     }
 }
 
@@ -311,7 +319,7 @@ fn the_lan_cannot_open_connections_into_the_container_network_and_the_containers
         "the model is wrong: no IPv6 path to the container"
     );
 
-    world.load_guard();
+    let stop = world.load_guard();
 
     assert!(
         !world.connects(&lan, CONTAINER_V4),
@@ -332,5 +340,13 @@ fn the_lan_cannot_open_connections_into_the_container_network_and_the_containers
     assert!(
         world.reaches(&host, CONTAINER_V4),
         "the host can no longer reach the container"
+    );
+
+    // Stopping the unit removes the table, and with it the guard.
+    world.unit_command(&stop);
+    assert_eq!(world.guard_tables(), 0);
+    assert!(
+        world.connects(&lan, CONTAINER_V4),
+        "the LAN is still cut off after the guard's unit stopped"
     );
 }
