@@ -38,12 +38,18 @@ impl Postgres {
     pub fn start(setup: Setup) -> Postgres {
         require("psql", "postgresql");
         require("setpriv", "util-linux");
+        // The highest major by number, as `cargo xtask test` puts its psql first on PATH (xtask/src/test/env.rs).
         let bin = fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL server binaries are missing: apt-get install postgresql")
-            .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
-            .filter(|bin| bin.join("postgres").is_file())
-            .max()
-            .expect("no /usr/lib/postgresql/*/bin/postgres: apt-get install postgresql");
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                let major: u32 = entry.file_name().to_str()?.parse().ok()?;
+                let bin = entry.path().join("bin");
+                bin.join("postgres").is_file().then_some((major, bin))
+            })
+            .max_by_key(|(major, _)| *major)
+            .map(|(_, bin)| bin)
+            .expect("no /usr/lib/postgresql/<major>/bin/postgres: apt-get install postgresql");
         let dir = TempDir::new("pg");
         let status = Command::new("chown")
             .arg("postgres:postgres")
