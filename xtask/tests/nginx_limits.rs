@@ -41,24 +41,21 @@ use common::run_ok as run;
 /// What lib/nginx.nix renders for `mode` with the option defaults the module uses, `overrides` (a Nix
 /// attribute set) applied on top; workerConnections is the module's default for those values.
 fn render(mode: &str, api_runners: u32, overrides: &str) -> Value {
-    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lib");
     let expr = format!(
         r#"let
-          l = import {lib};
-          d = l.nginx.defaults;
+          d = lib.nginx.defaults;
           args = {{
-            runners = l.runners {{ mode = "{mode}"; apiRunners = {api_runners}; listenPort = {LISTEN_PORT}; metricsPort = 9464; }};
+            runners = lib.runners {{ mode = "{mode}"; apiRunners = {api_runners}; listenPort = {LISTEN_PORT}; metricsPort = 9464; }};
             maxConnsPerRunner = d.maxConnsPerRunner "{mode}";
             inherit (d) streamsPerClient requestsPerSecondPerClient tcpConnectionsPerClient;
             exposeAdminApi = false;
             ports = [ 80 443 ];
           }} // {overrides};
-        in l.nginx.frontend (args // {{
-          workerConnections = l.nginx.workerConnectionsNeeded {{ inherit (args) runners maxConnsPerRunner tcpConnectionsPerClient; }};
+        in lib.nginx.frontend (args // {{
+          workerConnections = lib.nginx.workerConnectionsNeeded {{ inherit (args) runners maxConnsPerRunner tcpConnectionsPerClient; }};
         }})"#,
-        lib = lib.display()
     );
-    common::nix_eval(&expr)
+    common::lib_eval(&expr)
 }
 
 /// nginx.conf as nixpkgs' nginx module writes it (nixos/modules/services/web-servers/nginx/default.nix):

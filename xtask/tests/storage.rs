@@ -8,7 +8,7 @@
 
 mod common;
 use common::{
-    free_port, nix_eval, require, script::assert_shellcheck_clean, text, wait_for_port, TempDir,
+    free_port, lib_eval, require, script::assert_shellcheck_clean, text, wait_for_port, TempDir,
 };
 
 use std::{
@@ -214,12 +214,10 @@ mod proxy {
     /// runner and the compaction at the service's default pool size) and the `--connections-max` the proxy
     /// unit passes for it.
     fn module_limit() -> (u32, u32) {
-        let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lib");
-        let [limit, flag]: [u32; 2] = serde_json::from_value(nix_eval(&format!(
-            "let l = import {}; limit = l.storageProxyLimit {{ processes = 2; maxPoolSize = null; }}; \
-             in [limit (l.proxydConnectionsMaxFor limit)]",
-            lib.display()
-        )))
+        let [limit, flag]: [u32; 2] = serde_json::from_value(lib_eval(
+            "let limit = lib.storageProxyLimit { processes = 2; maxPoolSize = null; }; \
+             in [limit (lib.proxydConnectionsMaxFor limit)]",
+        ))
         .unwrap();
         (limit, flag)
     }

@@ -20,9 +20,8 @@ pub fn repo() -> PathBuf {
 
 /// `lib.scriptText source`: the text the module gives writeShellApplication for this script.
 pub fn script_text(source: &Path) -> String {
-    serde_json::from_value(super::nix_eval(&format!(
-        "(import {}).scriptText {}",
-        repo().join("lib").display(),
+    serde_json::from_value(super::lib_eval(&format!(
+        "lib.scriptText {}",
         source.display()
     )))
     .unwrap()
